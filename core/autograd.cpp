@@ -1,0 +1,198 @@
+// The reverse-mode engine. Scheduling follows libtorch: count, for every node, how many consumers
+// will send it a gradient; run a node once all of them have (its count reaches zero). That is a
+// reverse topological order without recursion, so deep graphs cannot overflow the stack.
+#include "core/autograd.h"
+
+#include <sstream>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "core/ops.h"
+
+namespace mg {
+
+namespace {
+thread_local bool g_grad_enabled = true;
+}
+
+bool grad_enabled() { return g_grad_enabled; }
+NoGradGuard::NoGradGuard() : prev_(g_grad_enabled) { g_grad_enabled = false; }
+NoGradGuard::~NoGradGuard() { g_grad_enabled = prev_; }
+
+void record(const char* name, Tensor& out, const std::vector<Tensor>& inputs, BackwardFn backward,
+            const std::vector<Tensor>& saved) {
+  if (!g_grad_enabled) return;
+  bool any = false;
+  for (const Tensor& t : inputs) any = any || (t.defined() && t.requires_grad());
+  if (!any) return;
+
+  auto node = std::make_shared<Node>();
+  node->name = name;
+  for (const Tensor& t : inputs) {
+    Node::Edge e;
+    if (t.defined() && t.requires_grad()) {
+      if (t.grad_fn())
+        e.fn = t.grad_fn();
+      else
+        e.leaf = t.impl_ptr();
+    }
+    node->next.push_back(e);
+    node->input_shapes.push_back(t.defined() ? t.shape() : Shape{});
+  }
+  for (const Tensor& s : saved)
+    if (s.defined()) node->saved.emplace_back(s, s.version());
+  node->backward = std::move(backward);
+  out.impl().grad_fn = node;
+  out.impl().requires_grad = true;
+}
+
+Tensor sum_to(const Tensor& grad, const Shape& shape) {
+  if (grad.shape() == shape) return grad;
+  // Leading dims that broadcasting added are summed away; dims that were 1 are summed, kept.
+  int64_t lead = grad.dim() - static_cast<int64_t>(shape.size());
+  std::vector<int64_t> dims;
+  for (int64_t d = 0; d < grad.dim(); ++d)
+    if (d < lead || (shape[d - lead] == 1 && grad.size(d) != 1)) dims.push_back(d);
+  Tensor r = dims.empty() ? grad : sum(grad, dims, /*keepdim=*/true);
+  return r.reshape(shape);
+}
+
+static void accumulate(Tensor& slot, const Tensor& g) {
+  // Out of place: a gradient tensor may be shared by several edges (add passes it through).
+  slot = slot.defined() ? add(slot, g) : g;
+}
+
+void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
+  NoGradGuard no_grad;  // backward formulas are ordinary ops, not recorded
+
+  // 1. Count the consumers of every node reachable from the root.
+  std::unordered_map<Node*, int> pending;
+  std::vector<Node*> stack{root.grad_fn().get()};
+  std::unordered_set<Node*> seen{stack.back()};
+  while (!stack.empty()) {
+    Node* n = stack.back();
+    stack.pop_back();
+    for (const Node::Edge& e : n->next) {
+      if (!e.fn) continue;
+      ++pending[e.fn.get()];
+      if (seen.insert(e.fn.get()).second) stack.push_back(e.fn.get());
+    }
+  }
+
+  // 2. Run nodes whose consumers have all delivered, passing gradients down the edges.
+  std::unordered_map<Node*, Tensor> grads{{root.grad_fn().get(), grad}};
+  std::vector<std::shared_ptr<Node>> ready{root.grad_fn()};
+  while (!ready.empty()) {
+    std::shared_ptr<Node> node = ready.back();
+    ready.pop_back();
+    Tensor g = std::move(grads[node.get()]);
+    grads.erase(node.get());
+    MG_CHECK(node->backward, "backward",
+             "the graph through '", node->name,
+             "' was already freed by an earlier backward(); pass retain_graph=true to the first call");
+    for (const auto& [t, v] : node->saved)
+      MG_CHECK(t.version() == v, "backward",
+               "a tensor ", t.info(), " saved by '", node->name,
+               "' was modified in place after it was saved (version ", v, " -> ", t.version(),
+               "); make the in-place update outside the graph or use an out-of-place op");
+
+    std::vector<Tensor> in_grads = node->backward(g);
+    MG_CHECK(in_grads.size() == node->next.size(), "backward",
+             "'", node->name, "' returned ", in_grads.size(), " gradients for ", node->next.size(), " inputs");
+    for (size_t i = 0; i < node->next.size(); ++i) {
+      const Node::Edge& e = node->next[i];
+      if (!e.fn && !e.leaf) continue;
+      Tensor& gi = in_grads[i];
+      MG_CHECK(gi.defined(), "backward", "'", node->name, "' gave no gradient for input ", i);
+      MG_CHECK(gi.shape() == node->input_shapes[i], "backward", "'", node->name, "' gave a gradient of shape ",
+               gi.shape_str(), " for input ", i, " of shape ", shape_str(node->input_shapes[i]));
+      if (e.leaf) {
+        Tensor leaf(e.leaf);
+        Tensor acc = leaf.grad();
+        accumulate(acc, gi.dtype() == leaf.dtype() ? gi : gi.to(leaf.dtype()));
+        leaf.set_grad(acc.contiguous());
+      } else {
+        accumulate(grads[e.fn.get()], gi);
+        if (--pending[e.fn.get()] == 0) ready.push_back(e.fn);
+      }
+    }
+    if (!retain_graph) {  // free what the node saved: this is what releases the activations
+      node->backward = nullptr;
+      node->saved.clear();
+    }
+  }
+}
+
+// ---- printing the graph ----
+
+namespace {
+std::string leaf_label(const TensorImpl& t) {
+  return cat(t.name.empty() ? "leaf" : t.name, " ", dtype_name(t.dtype), shape_str(t.shape));
+}
+}  // namespace
+
+std::string graph_to_string(const Tensor& t) {
+  std::ostringstream o;
+  if (!t.grad_fn()) {
+    o << leaf_label(t.impl()) << (t.requires_grad() ? " (requires grad)" : " (no graph)") << "\n";
+    return o.str();
+  }
+  std::unordered_set<Node*> shown;
+  // (node, depth) pairs, depth-first; a node already shown is printed once more as a reference.
+  std::vector<std::pair<Node*, int>> stack{{t.grad_fn().get(), 0}};
+  while (!stack.empty()) {
+    auto [n, depth] = stack.back();
+    stack.pop_back();
+    o << std::string(2 * depth, ' ') << n->name;
+    if (!shown.insert(n).second) {
+      o << " (see above)\n";
+      continue;
+    }
+    o << "\n";
+    for (auto it = n->next.rbegin(); it != n->next.rend(); ++it) {
+      if (it->fn) stack.push_back({it->fn.get(), depth + 1});
+      else if (it->leaf)
+        o << std::string(2 * depth + 2, ' ') << leaf_label(*it->leaf) << "\n";
+    }
+  }
+  return o.str();
+}
+
+std::string graph_to_dot(const Tensor& t) {
+  std::ostringstream o;
+  o << "digraph autograd {\n  rankdir=BT;\n  node [shape=box, fontname=\"monospace\"];\n";
+  if (t.grad_fn()) {
+    std::unordered_map<const void*, int> id;
+    auto get_id = [&](const void* p, bool& fresh) {
+      auto [it, ins] = id.emplace(p, static_cast<int>(id.size()));
+      fresh = ins;
+      return it->second;
+    };
+    std::vector<Node*> stack{t.grad_fn().get()};
+    bool fresh;
+    o << "  n" << get_id(stack.back(), fresh) << " [label=\"" << stack.back()->name << "\"];\n";
+    while (!stack.empty()) {
+      Node* n = stack.back();
+      stack.pop_back();
+      int me = id[n];
+      for (const Node::Edge& e : n->next) {
+        if (e.fn) {
+          int c = get_id(e.fn.get(), fresh);
+          if (fresh) {
+            o << "  n" << c << " [label=\"" << e.fn->name << "\"];\n";
+            stack.push_back(e.fn.get());
+          }
+          o << "  n" << c << " -> n" << me << ";\n";
+        } else if (e.leaf) {
+          int c = get_id(e.leaf.get(), fresh);
+          if (fresh) o << "  n" << c << " [label=\"" << leaf_label(*e.leaf) << "\", style=filled, fillcolor=lightblue];\n";
+          o << "  n" << c << " -> n" << me << ";\n";
+        }
+      }
+    }
+  }
+  o << "}\n";
+  return o.str();
+}
+
+}  // namespace mg

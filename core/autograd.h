@@ -1,0 +1,64 @@
+// The autograd engine: Node (one recorded op), record() (how an op joins the graph) and the
+// backward pass. Read core/autograd.cpp top to bottom: it fits on two screens.
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace mg {
+
+// dL/d(output) -> dL/d(each input), in the order the inputs were given to record().
+// An entry may be left undefined when that input does not need a gradient.
+using BackwardFn = std::function<std::vector<Tensor>(const Tensor& grad_output)>;
+
+class Node {
+ public:
+  // Where one input's gradient goes: into the node that produced it, or, for a leaf,
+  // straight into its .grad. Both null: that input does not need a gradient.
+  struct Edge {
+    std::shared_ptr<Node> fn;
+    std::shared_ptr<TensorImpl> leaf;
+  };
+
+  std::string name;           // the op, e.g. "mul"
+  std::vector<Edge> next;     // one per input of the op
+  std::vector<Shape> input_shapes;  // to check what backward returns
+  BackwardFn backward;        // cleared once run, unless retain_graph
+  // Tensors the backward closure reads, with their storage version at forward time.
+  std::vector<std::pair<Tensor, uint64_t>> saved;
+};
+
+// Grad mode is per thread, like PyTorch's: NoGradGuard turns recording off in a scope.
+bool grad_enabled();
+class NoGradGuard {
+ public:
+  NoGradGuard();
+  ~NoGradGuard();
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+ private:
+  bool prev_;
+};
+
+// Makes `out` the result of op `name` applied to `inputs` when any input requires grad (and grad
+// mode is on). `saved` lists the tensors `backward` captured, so that an in-place write into one
+// of them before backward() is reported instead of silently giving a wrong gradient.
+void record(const char* name, Tensor& out, const std::vector<Tensor>& inputs, BackwardFn backward,
+            const std::vector<Tensor>& saved = {});
+
+// Sums a broadcast gradient back to the shape of the input it was broadcast from.
+Tensor sum_to(const Tensor& grad, const Shape& shape);
+
+// The engine itself (Tensor::backward calls this).
+void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph);
+
+// The recorded graph below `t`, one node per line, indented by depth; and the same as Graphviz DOT.
+std::string graph_to_string(const Tensor& t);
+std::string graph_to_dot(const Tensor& t);
+
+}  // namespace mg

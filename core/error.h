@@ -1,0 +1,43 @@
+// One exception type for every user error (bad shape, dtype, index, file): the message names the
+// op, the shapes and what would fit, so a user can fix the call without reading the source.
+#pragma once
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace mg {
+
+struct Error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+inline std::string shape_str(const std::vector<int64_t>& s) {
+  std::ostringstream o;
+  o << '[';
+  for (size_t i = 0; i < s.size(); ++i) o << (i ? ", " : "") << s[i];
+  o << ']';
+  return o.str();
+}
+
+namespace detail {
+inline void cat_into(std::ostringstream&) {}
+template <typename A, typename... R> void cat_into(std::ostringstream& o, const A& a, const R&... r) {
+  o << a;
+  cat_into(o, r...);
+}
+}  // namespace detail
+
+template <typename... A> std::string cat(const A&... a) {
+  std::ostringstream o;
+  detail::cat_into(o, a...);
+  return o.str();
+}
+
+}  // namespace mg
+
+// MG_CHECK(cond, "op", parts...): throws mg::Error("op: parts...") when cond is false.
+#define MG_CHECK(COND, OP, ...) \
+  do {                          \
+    if (!(COND)) throw ::mg::Error(::mg::cat(OP, ": ", __VA_ARGS__)); \
+  } while (0)

@@ -1,0 +1,69 @@
+// map1 / map2: out[i] = f(a[i]) or f(a[i], b[i]) over any strides, with a flat, vectorisable loop
+// when every operand is contiguous (the common case) and the strided row walk otherwise.
+#pragma once
+#include "core/kernels/loops.h"
+#include "core/tensor.h"
+
+namespace mg::kernels {
+
+template <typename T, typename F> Tensor map1(const Tensor& a, F f) {
+  Tensor out = Tensor::empty(a.shape(), a.dtype());
+  T* o = out.data<T>();
+  const T* p = a.data<T>();
+  if (a.is_contiguous()) {
+    parallel_for(a.numel(), 16384, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) o[i] = f(p[i]);
+    });
+    return out;
+  }
+  for_each_row<2>(a.shape(), {out.strides(), a.strides()},
+                  [&](const std::array<int64_t, 2>& off, int64_t n, const std::array<int64_t, 2>& st) {
+                    for (int64_t i = 0; i < n; ++i) o[off[0] + i] = f(p[off[1] + i * st[1]]);
+                  });
+  return out;
+}
+
+// a and b must already be expanded (or equal) to `shape`.
+template <typename T, typename F> Tensor map2(const Tensor& a, const Tensor& b, F f) {
+  Tensor out = Tensor::empty(a.shape(), a.dtype());
+  T* o = out.data<T>();
+  const T* p = a.data<T>();
+  const T* q = b.data<T>();
+  if (a.is_contiguous() && b.is_contiguous()) {
+    parallel_for(a.numel(), 16384, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) o[i] = f(p[i], q[i]);
+    });
+    return out;
+  }
+  for_each_row<3>(a.shape(), {out.strides(), a.strides(), b.strides()},
+                  [&](const std::array<int64_t, 3>& off, int64_t n, const std::array<int64_t, 3>& st) {
+                    if (st[1] == 1 && st[2] == 1) {
+                      for (int64_t i = 0; i < n; ++i) o[off[0] + i] = f(p[off[1] + i], q[off[2] + i]);
+                    } else if (st[1] == 1 && st[2] == 0) {  // row of a against one value of b (bias)
+                      const T bv = q[off[2]];
+                      for (int64_t i = 0; i < n; ++i) o[off[0] + i] = f(p[off[1] + i], bv);
+                    } else {
+                      for (int64_t i = 0; i < n; ++i) o[off[0] + i] = f(p[off[1] + i * st[1]], q[off[2] + i * st[2]]);
+                    }
+                  });
+  return out;
+}
+
+}  // namespace mg::kernels
+
+namespace mg::kernels {
+
+// out[i] = f(a[i], b[i], c[i]) for three tensors of one shape (made contiguous): the shape of most
+// activation backwards, f(x, y, grad).
+template <typename T, typename F> Tensor map3(const Tensor& a_, const Tensor& b_, const Tensor& c_, F f) {
+  Tensor a = a_.contiguous(), b = b_.contiguous(), c = c_.contiguous();
+  Tensor out = Tensor::empty(a.shape(), a.dtype());
+  T* o = out.data<T>();
+  const T *p = a.data<T>(), *q = b.data<T>(), *r = c.data<T>();
+  parallel_for(a.numel(), 16384, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) o[i] = f(p[i], q[i], r[i]);
+  });
+  return out;
+}
+
+}  // namespace mg::kernels

@@ -1,0 +1,185 @@
+// conv2d, forward and backward. Three paths, chosen by the shape of the problem:
+//   depthwise (groups == C == O): direct loops (core/kernels/conv.cpp), no GEMM;
+//   1x1, stride 1, no padding:     the NCHW sample is already a (C, H*W) matrix, so y = W @ x;
+//   anything else:                 im2col, then a GEMM per sample and group.
+// Samples run in parallel. Weight gradients are summed over fixed groups of samples, then over the
+// groups in order, so the result does not depend on the thread count.
+#include <vector>
+
+#include "core/autograd.h"
+#include "core/factory.h"
+#include "core/kernels/conv.h"
+#include "core/kernels/gemm.h"
+#include "core/ops.h"
+#include "core/parallel.h"
+
+namespace mg {
+
+namespace {
+
+struct ConvArgs {
+  int64_t n, c, h, w, o, kh, kw, stride, pad, groups, ho, wo;
+  bool depthwise() const { return groups == c && groups == o && groups > 1; }
+  bool pointwise() const { return kh == 1 && kw == 1 && stride == 1 && pad == 0 && groups == 1; }
+  kernels::ConvGeom geom() const { return {c / groups, h, w, kh, kw, stride, pad, ho, wo}; }
+};
+
+constexpr int64_t kSamplesPerGroup = 8;  // weight-gradient partial sums: fixed, for determinism
+
+// y (n, o, ho, wo)
+template <typename T> void forward(const ConvArgs& a, const T* x, const T* w, const T* bias, T* y) {
+  const auto g = a.geom();
+  const int64_t og = a.o / a.groups, cg = a.c / a.groups, ck = cg * a.kh * a.kw, hw_out = a.ho * a.wo;
+  if (a.depthwise()) {
+    parallel_for(a.n * a.c, 16, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        const int64_t s = i / a.c, ch = i % a.c;
+        kernels::depthwise_forward(x + s * a.c * a.h * a.w, w, bias, g, ch, ch + 1, y + s * a.o * hw_out);
+      }
+    });
+    return;
+  }
+  parallel_for(a.n, 1, [&](int64_t s0, int64_t s1) {
+    std::vector<T> col(a.pointwise() ? 0 : static_cast<size_t>(ck * hw_out));
+    for (int64_t s = s0; s < s1; ++s) {
+      const T* xs = x + s * a.c * a.h * a.w;
+      T* ys = y + s * a.o * hw_out;
+      for (int64_t gi = 0; gi < a.groups; ++gi) {
+        const T* src = xs + gi * cg * a.h * a.w;
+        if (!a.pointwise()) kernels::im2col(src, g, col.data()), src = col.data();
+        T* yg = ys + gi * og * hw_out;
+        T beta = 0;
+        if (bias) {
+          for (int64_t o = 0; o < og; ++o) std::fill(yg + o * hw_out, yg + (o + 1) * hw_out, bias[gi * og + o]);
+          beta = 1;
+        }
+        kernels::gemm<T>(false, false, og, hw_out, ck, T(1), w + gi * og * ck, ck, src, hw_out, beta, yg, hw_out);
+      }
+    }
+  });
+}
+
+// gx (n, c, h, w) from gy (n, o, ho, wo)
+template <typename T> void backward_input(const ConvArgs& a, const T* gy, const T* w, T* gx) {
+  const auto g = a.geom();
+  const int64_t og = a.o / a.groups, cg = a.c / a.groups, ck = cg * a.kh * a.kw, hw_out = a.ho * a.wo;
+  if (a.depthwise()) {
+    parallel_for(a.n * a.c, 16, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        const int64_t s = i / a.c, ch = i % a.c;
+        kernels::depthwise_backward_input(gy + s * a.o * hw_out, w, g, ch, ch + 1, gx + s * a.c * a.h * a.w);
+      }
+    });
+    return;
+  }
+  parallel_for(a.n, 1, [&](int64_t s0, int64_t s1) {
+    std::vector<T> col(a.pointwise() ? 0 : static_cast<size_t>(ck * hw_out));
+    for (int64_t s = s0; s < s1; ++s) {
+      for (int64_t gi = 0; gi < a.groups; ++gi) {
+        const T* gys = gy + (s * a.o + gi * og) * hw_out;
+        T* gxs = gx + (s * a.c + gi * cg) * a.h * a.w;
+        // col = W_g^T (ck, og) @ gy_g (og, hw_out); for 1x1 col is gx itself
+        T* dst = a.pointwise() ? gxs : col.data();
+        kernels::gemm<T>(true, false, ck, hw_out, og, T(1), w + gi * og * ck, ck, gys, hw_out, T(0), dst, hw_out);
+        if (!a.pointwise()) {
+          std::fill(gxs, gxs + cg * a.h * a.w, T(0));
+          kernels::col2im(col.data(), g, gxs);
+        }
+      }
+    }
+  });
+}
+
+// gw (o, c/groups, kh, kw) from gy and x
+template <typename T> void backward_weight(const ConvArgs& a, const T* gy, const T* x, T* gw) {
+  const auto g = a.geom();
+  const int64_t og = a.o / a.groups, cg = a.c / a.groups, ck = cg * a.kh * a.kw, hw_out = a.ho * a.wo;
+  if (a.depthwise()) {
+    // Per channel the sum over samples is sequential already: no partials needed.
+    parallel_for(a.c, 4, [&](int64_t c0, int64_t c1) {
+      std::fill(gw + c0 * ck, gw + c1 * ck, T(0));
+      for (int64_t s = 0; s < a.n; ++s)
+        kernels::depthwise_backward_weight(gy + s * a.o * hw_out, x + s * a.c * a.h * a.w, g, c0, c1, gw);
+    });
+    return;
+  }
+  const int64_t wsize = a.o * ck, n_parts = (a.n + kSamplesPerGroup - 1) / kSamplesPerGroup;
+  std::vector<T> partial(static_cast<size_t>(n_parts * wsize), T(0));
+  parallel_for(n_parts, 1, [&](int64_t p0, int64_t p1) {
+    std::vector<T> col(a.pointwise() ? 0 : static_cast<size_t>(ck * hw_out));
+    for (int64_t p = p0; p < p1; ++p) {
+      T* acc = partial.data() + p * wsize;
+      for (int64_t s = p * kSamplesPerGroup; s < std::min(a.n, (p + 1) * kSamplesPerGroup); ++s)
+        for (int64_t gi = 0; gi < a.groups; ++gi) {
+          const T* src = x + (s * a.c + gi * cg) * a.h * a.w;
+          if (!a.pointwise()) kernels::im2col(src, g, col.data()), src = col.data();
+          // gw_g (og, ck) += gy_g (og, hw_out) @ col^T (hw_out, ck)
+          kernels::gemm<T>(false, true, og, ck, hw_out, T(1), gy + (s * a.o + gi * og) * hw_out, hw_out, src, hw_out,
+                           T(1), acc + gi * og * ck, ck);
+        }
+    }
+  });
+  parallel_for(wsize, 4096, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      T s = 0;
+      for (int64_t p = 0; p < n_parts; ++p) s += partial[p * wsize + i];
+      gw[i] = s;
+    }
+  });
+}
+
+}  // namespace
+
+Tensor conv2d(const Tensor& x_in, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding,
+              int64_t groups) {
+  MG_CHECK(x_in.dim() == 4, "conv2d", "input must be (N, C, H, W), got ", x_in.info());
+  MG_CHECK(weight.dim() == 4, "conv2d", "weight must be (out_channels, in_channels/groups, kh, kw), got ",
+           weight.info());
+  MG_CHECK(x_in.dtype() == weight.dtype(), "conv2d", "dtype mismatch: input ", x_in.info(), ", weight ",
+           weight.info());
+  MG_CHECK(stride >= 1 && padding >= 0 && groups >= 1, "conv2d", "invalid stride ", stride, ", padding ", padding,
+           " or groups ", groups);
+  ConvArgs a{x_in.size(0), x_in.size(1), x_in.size(2), x_in.size(3), weight.size(0), weight.size(2), weight.size(3),
+             stride, padding, groups, 0, 0};
+  MG_CHECK(a.c % groups == 0 && a.o % groups == 0, "conv2d", "in_channels ", a.c, " and out_channels ", a.o,
+           " must both be divisible by groups ", groups);
+  MG_CHECK(weight.size(1) * groups == a.c, "conv2d", "weight ", weight.info(), " expects ", weight.size(1) * groups,
+           " input channels (", weight.size(1), " per group x ", groups, " groups), but input ", x_in.info(),
+           " has ", a.c);
+  MG_CHECK(!bias.defined() || (bias.dim() == 1 && bias.size(0) == a.o), "conv2d", "bias ", bias.info(),
+           " must be [", a.o, "]");
+  a.ho = (a.h + 2 * padding - a.kh) / stride + 1;
+  a.wo = (a.w + 2 * padding - a.kw) / stride + 1;
+  MG_CHECK(a.h + 2 * padding >= a.kh && a.w + 2 * padding >= a.kw, "conv2d", "kernel ", a.kh, "x", a.kw,
+           " is larger than the padded input ", a.h + 2 * padding, "x", a.w + 2 * padding, " of ", x_in.info());
+
+  Tensor x = x_in.detach().contiguous(), w = weight.detach().contiguous();
+  Tensor b = bias.defined() ? bias.detach().contiguous() : Tensor();
+  Tensor y = Tensor::empty({a.n, a.o, a.ho, a.wo}, x.dtype());
+  MG_DISPATCH_FLOAT(x.dtype(), "conv2d", [&] {
+    forward<scalar_t>(a, x.data<scalar_t>(), w.data<scalar_t>(), b.defined() ? b.data<scalar_t>() : nullptr,
+                      y.data<scalar_t>());
+  });
+
+  const bool need_x = x_in.requires_grad(), need_w = weight.requires_grad();
+  const bool need_b = bias.defined() && bias.requires_grad();
+  record("conv2d", y, {x_in, weight, bias}, [a, x, w, need_x, need_w, need_b](const Tensor& g_in) {
+    Tensor g = g_in.contiguous();
+    Tensor gx, gw, gb;
+    MG_DISPATCH_FLOAT(g.dtype(), "conv2d backward", [&] {
+      if (need_x) {
+        gx = Tensor::empty(x.shape(), x.dtype());
+        backward_input<scalar_t>(a, g.data<scalar_t>(), w.data<scalar_t>(), gx.data<scalar_t>());
+      }
+      if (need_w) {
+        gw = Tensor::empty(w.shape(), w.dtype());
+        backward_weight<scalar_t>(a, g.data<scalar_t>(), x.data<scalar_t>(), gw.data<scalar_t>());
+      }
+    });
+    if (need_b) gb = sum(g, {0, 2, 3});
+    return std::vector<Tensor>{gx, gw, gb};
+  }, {x, w});
+  return y;
+}
+
+}  // namespace mg
