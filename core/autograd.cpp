@@ -138,22 +138,31 @@ std::string graph_to_string(const Tensor& t) {
     return o.str();
   }
   std::unordered_set<Node*> shown;
-  // (node, depth) pairs, depth-first; a node already shown is printed once more as a reference.
-  std::vector<std::pair<Node*, int>> stack{{t.grad_fn().get(), 0}};
+  // Depth-first with an explicit stack of (node or leaf, depth). Leaves go on the stack like nodes,
+  // and children are pushed last-input-first, so they print in input order: mul(a, b) shows a, b.
+  // A node already shown is printed once more as a reference.
+  struct Item {
+    Node* fn;
+    const TensorImpl* leaf;
+    int depth;
+  };
+  std::vector<Item> stack{{t.grad_fn().get(), nullptr, 0}};
   while (!stack.empty()) {
-    auto [n, depth] = stack.back();
+    Item it = stack.back();
     stack.pop_back();
-    o << std::string(2 * depth, ' ') << n->name;
-    if (!shown.insert(n).second) {
+    o << std::string(2 * it.depth, ' ');
+    if (it.leaf) {
+      o << leaf_label(*it.leaf) << "\n";
+      continue;
+    }
+    o << it.fn->name;
+    if (!shown.insert(it.fn).second) {
       o << " (see above)\n";
       continue;
     }
     o << "\n";
-    for (auto it = n->next.rbegin(); it != n->next.rend(); ++it) {
-      if (it->fn) stack.push_back({it->fn.get(), depth + 1});
-      else if (it->leaf)
-        o << std::string(2 * depth + 2, ' ') << leaf_label(*it->leaf) << "\n";
-    }
+    for (auto e = it.fn->next.rbegin(); e != it.fn->next.rend(); ++e)
+      if (e->fn || e->leaf) stack.push_back({e->fn.get(), e->leaf.get(), it.depth + 1});
   }
   return o.str();
 }

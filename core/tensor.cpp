@@ -267,14 +267,20 @@ Tensor& Tensor::mul_(double v) {
 // ---- printing, in PyTorch's layout ----
 
 namespace {
-void print_rec(std::ostream& os, const Tensor& t, Shape& idx, int64_t d, int width, int prec, bool fixed) {
+// Like PyTorch: a tensor of more than 1000 elements is summarised, showing 3 entries at each end
+// of every longer dim; rows of an n-d tensor are separated by n - d - 1 newlines (blank lines
+// between the 2-d blocks of a 3-d tensor).
+void print_rec(std::ostream& os, const Tensor& t, Shape& idx, int64_t d, int width, int prec, bool fixed,
+               bool summarise) {
   const int64_t n = t.shape()[d];
   const bool last = d == t.dim() - 1;
-  const int64_t edge = 3;  // like PyTorch: elide the middle of long dims
+  const int64_t edge = 3;
+  const std::string row_sep = "," + std::string(static_cast<size_t>(t.dim() - d - 1), '\n') +
+                              std::string(static_cast<size_t>(d + 8), ' ');
   os << '[';
   for (int64_t i = 0; i < n; ++i) {
-    if (n > 2 * edge + 2 && i == edge) {
-      os << (last ? "..., " : "...,\n" + std::string(static_cast<size_t>(d + 8), ' '));
+    if (summarise && n > 2 * edge && i == edge) {
+      os << (last ? " ..., " : "..." + row_sep);
       i = n - edge - 1;
       continue;
     }
@@ -290,9 +296,9 @@ void print_rec(std::ostream& os, const Tensor& t, Shape& idx, int64_t d, int wid
         s << std::scientific << std::setprecision(prec) << v;
       os << std::setw(width) << s.str();
     } else {
-      print_rec(os, t, idx, d + 1, width, prec, fixed);
+      print_rec(os, t, idx, d + 1, width, prec, fixed, summarise);
     }
-    if (i + 1 < n) os << (last ? ", " : ",\n" + std::string(static_cast<size_t>(d + 8), ' '));
+    if (i + 1 < n) os << (last ? ", " : row_sep);
   }
   os << ']';
 }
@@ -325,7 +331,7 @@ std::ostream& operator<<(std::ostream& os, const Tensor& t) {
       width = std::max(width, static_cast<int>(s.str().size()));
     }
     Shape idx(c.dim(), 0);
-    print_rec(os, c, idx, 0, width, 4, fixed);
+    print_rec(os, c, idx, 0, width, 4, fixed, c.numel() > 1000);
   }
   if (t.dtype() != DType::Float32) os << ", dtype=" << dtype_name(t.dtype());
   if (t.grad_fn())

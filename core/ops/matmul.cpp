@@ -23,21 +23,21 @@ bool as_blas_matrix(const Tensor& t, MatrixView& mv) {
   return false;
 }
 
-// Batch strides of t's leading dims when they can be walked as one flat batch index.
+// The stride between consecutive matrices when t's batch dims can be walked as one flat index
+// (size-1 dims are skipped: their strides are arbitrary; stride 0 means a broadcast operand).
 bool flat_batch_stride(const Tensor& t, int64_t& stride) {
-  int64_t nb = t.dim() - 2;
-  if (nb == 0) return stride = 0, true;
-  // Walk batch dims from the innermost: each must step by (inner size * inner stride), or be 0-stride all.
-  int64_t expect = t.strides()[nb - 1];
-  int64_t size = 1;
-  bool all_zero = true;
-  for (int64_t d = nb - 1; d >= 0; --d) {
+  stride = 0;
+  int64_t inner = 0;  // elements of the batch dims seen so far (0: none of size > 1 yet)
+  for (int64_t d = t.dim() - 3; d >= 0; --d) {
     if (t.size(d) == 1) continue;
-    if (t.strides()[d] != 0) all_zero = false;
-    if (t.strides()[d] != expect * size) return false;
-    size *= t.size(d);
+    if (inner == 0) {
+      stride = t.strides()[d];
+      inner = t.size(d);
+    } else {
+      if (t.strides()[d] != stride * inner) return false;
+      inner *= t.size(d);
+    }
   }
-  stride = all_zero ? 0 : expect;
   return true;
 }
 

@@ -1,0 +1,41 @@
+// BatchNorm2d in PyTorch's convention:
+//   running = (1 - momentum) * running + momentum * batch_statistic      (default momentum 0.1)
+//
+// TensorFlow/Keras write the same update with a decay d = 1 - momentum:
+//   moving = d * moving + (1 - d) * batch
+// so Keras's 0.99 is PyTorch's 0.01. torchvision's MaxViT once shipped momentum=0.99 in PyTorch's
+// convention: the TensorFlow number pasted in, which makes the running statistics follow the last
+// batch almost entirely. To keep that from happening again, a TensorFlow decay is accepted only
+// through the named conversion BatchNormOptions::from_tensorflow_decay, and a PyTorch momentum
+// above 0.5 prints a one-time warning.
+#pragma once
+#include <optional>
+
+#include "nn/module.h"
+
+namespace mg::nn {
+
+struct BatchNormOptions {
+  double eps = 1e-5;
+  // PyTorch convention. std::nullopt: a cumulative average over num_batches_tracked.
+  std::optional<double> momentum = 0.1;
+
+  static BatchNormOptions pytorch(double momentum, double eps = 1e-5) { return {eps, momentum}; }
+  // TensorFlow/Keras decay d (e.g. 0.99) -> PyTorch momentum 1 - d (0.01).
+  static BatchNormOptions from_tensorflow_decay(double decay, double eps = 1e-3) { return {eps, 1.0 - decay}; }
+  static BatchNormOptions cumulative_average(double eps = 1e-5) { return {eps, std::nullopt}; }
+};
+
+class BatchNorm2d : public Module {
+ public:
+  explicit BatchNorm2d(int64_t channels, BatchNormOptions options = {});
+  // x (N, C, H, W). Training: batch statistics, and the running ones updated; eval: running ones.
+  Tensor forward(const Tensor& x) override;
+
+  Tensor weight, bias;                      // (C), 1 and 0
+  Tensor running_mean, running_var;         // (C), 0 and 1
+  Tensor num_batches_tracked;               // int64 scalar, +1 per training forward
+  BatchNormOptions options;
+};
+
+}  // namespace mg::nn

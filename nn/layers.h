@@ -1,0 +1,120 @@
+// The layers MaxViT needs, with torch.nn's names, arguments and parameter names.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/factory.h"
+#include "nn/module.h"
+
+namespace mg::nn {
+
+// y = x W^T + b.  weight (out, in), bias (out). Default init as torch.nn.Linear: U(-1/sqrt(in), 1/sqrt(in)).
+class Linear : public Module {
+ public:
+  Linear(int64_t in_features, int64_t out_features, bool bias, Generator& gen);
+  Tensor forward(const Tensor& x) override { return linear(x, weight, bias); }
+  Tensor weight, bias;
+};
+
+// weight (out, in/groups, k, k), bias (out). Default init as torch.nn.Conv2d.
+class Conv2d : public Module {
+ public:
+  Conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel_size, int64_t stride, int64_t padding,
+         int64_t groups, bool bias, Generator& gen);
+  Tensor forward(const Tensor& x) override { return conv2d(x, weight, bias, stride, padding, groups); }
+  Tensor weight, bias;
+  int64_t stride, padding, groups;
+};
+
+// LayerNorm over the last dim; weight 1, bias 0.
+class LayerNorm : public Module {
+ public:
+  explicit LayerNorm(int64_t features, double eps = 1e-5);
+  Tensor forward(const Tensor& x) override { return layer_norm(x, weight, bias, eps); }
+  Tensor weight, bias;
+  double eps;
+};
+
+class GELU : public Module {
+ public:
+  Tensor forward(const Tensor& x) override { return gelu(x); }
+};
+class SiLU : public Module {
+ public:
+  Tensor forward(const Tensor& x) override { return silu(x); }
+};
+class Sigmoid : public Module {
+ public:
+  Tensor forward(const Tensor& x) override { return sigmoid(x); }
+};
+class Tanh : public Module {
+ public:
+  Tensor forward(const Tensor& x) override { return tanh(x); }
+};
+class Identity : public Module {
+ public:
+  Tensor forward(const Tensor& x) override { return x; }
+};
+class Flatten : public Module {  // torch.nn.Flatten(): dims 1..-1
+ public:
+  Tensor forward(const Tensor& x) override { return x.flatten(1); }
+};
+
+class AvgPool2d : public Module {
+ public:
+  AvgPool2d(int64_t kernel, int64_t stride, int64_t padding, bool count_include_pad = true)
+      : kernel(kernel), stride(stride), padding(padding), count_include_pad(count_include_pad) {}
+  Tensor forward(const Tensor& x) override { return avg_pool2d(x, kernel, stride, padding, count_include_pad); }
+  int64_t kernel, stride, padding;
+  bool count_include_pad;
+};
+
+class AdaptiveAvgPool2d : public Module {
+ public:
+  explicit AdaptiveAvgPool2d(int64_t output_size) : output_size(output_size) {}
+  Tensor forward(const Tensor& x) override { return adaptive_avg_pool2d(x, output_size); }
+  int64_t output_size;
+};
+
+// Random layers draw from a Generator the owner supplies (and can seed, save and restore).
+class Dropout : public Module {
+ public:
+  Dropout(double p, std::shared_ptr<Generator> gen) : p(p), gen(std::move(gen)) {}
+  Tensor forward(const Tensor& x) override { return p == 0 ? x : dropout(x, p, is_training(), *gen); }
+  double p;
+  std::shared_ptr<Generator> gen;
+};
+
+// torchvision.ops.StochasticDepth(p, mode="row"): drops whole samples of a residual branch.
+class StochasticDepth : public Module {
+ public:
+  StochasticDepth(double p, std::shared_ptr<Generator> gen) : p(p), gen(std::move(gen)) {}
+  Tensor forward(const Tensor& x) override { return p == 0 ? x : drop_path(x, p, is_training(), *gen); }
+  double p;
+  std::shared_ptr<Generator> gen;
+};
+
+// Children named "0", "1", ... (or given names), applied in order.
+class Sequential : public Module {
+ public:
+  Sequential() = default;
+  void push_back(ModulePtr m) { add(std::to_string(layers_.size()), std::move(m)); }
+  void add(const std::string& name, ModulePtr m) { layers_.push_back(register_module(name, std::move(m))); }
+  Tensor forward(const Tensor& x) override;
+  const ModulePtr& operator[](size_t i) const { return layers_.at(i); }
+  size_t size() const { return layers_.size(); }
+
+ private:
+  std::vector<ModulePtr> layers_;
+};
+
+// torchvision.ops.SqueezeExcitation: x * sigmoid(fc2(act(fc1(avgpool(x))))), fc1/fc2 1x1 convs.
+class SqueezeExcitation : public Module {
+ public:
+  SqueezeExcitation(int64_t channels, int64_t squeeze_channels, Generator& gen);
+  Tensor forward(const Tensor& x) override;
+  std::shared_ptr<Conv2d> fc1, fc2;
+};
+
+}  // namespace mg::nn

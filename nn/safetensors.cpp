@@ -1,0 +1,550 @@
+// safetensors reading and writing; see safetensors.h for the layout. The checks mirror
+// shared/tools/safetensors_io.py (itself mirroring huggingface/safetensors), so a file one accepts
+// the other accepts, and their messages read alike.
+#include "nn/safetensors.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <set>
+#include <sstream>
+
+namespace mg::safetensors {
+namespace {
+
+constexpr uint64_t kMaxHeader = 100ull << 20;  // the reference implementation's limit
+constexpr int kMaxDepth = 64;                  // bounds the parser's recursion; real headers nest 3 deep
+constexpr const char* kSupported = "F64, F32, F16, BF16, I64, I32, I16, I8, U64, U32, U16, U8, BOOL";
+
+struct DTypeInfo {
+  DType t;
+  const char* name;
+  size_t size;
+};
+constexpr DTypeInfo kDTypes[] = {  // in enum order
+    {DType::F64, "F64", 8},  {DType::F32, "F32", 4}, {DType::F16, "F16", 2}, {DType::BF16, "BF16", 2},
+    {DType::I64, "I64", 8},  {DType::I32, "I32", 4}, {DType::I16, "I16", 2}, {DType::I8, "I8", 1},
+    {DType::U64, "U64", 8},  {DType::U32, "U32", 4}, {DType::U16, "U16", 2}, {DType::U8, "U8", 1},
+    {DType::BOOL, "BOOL", 1}};
+
+const DTypeInfo* find_dtype(const std::string& s) {
+  for (const DTypeInfo& d : kDTypes)
+    if (s == d.name) return &d;
+  return nullptr;
+}
+
+template <typename... A> std::string cat(const A&... a) {
+  std::ostringstream o;
+  (o << ... << a);
+  return o.str();
+}
+
+// Names and header text come from untrusted files: show control bytes escaped and cut long text short.
+std::string quote(const std::string& s, size_t max = 200) {
+  std::string out = "'";
+  for (size_t i = 0; i < s.size() && i < max; ++i) {
+    char buf[8];
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    out += c < 0x20 || c == 0x7f ? (std::snprintf(buf, sizeof buf, "\\x%02x", c), buf) : std::string(1, s[i]);
+  }
+  return out + (s.size() > max ? "...'" : "'");
+}
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + "]";
+}
+
+// Byte size of a shape, or false if a dim is negative or the size exceeds `cap`; checking before
+// each multiply keeps a hostile shape like [2^40, 2^40] from overflowing.
+bool byte_size(const std::vector<int64_t>& shape, size_t item, uint64_t cap, uint64_t& out) {
+  out = std::find(shape.begin(), shape.end(), 0) == shape.end() ? item : 0;
+  for (int64_t d : shape) {
+    if (d < 0 || (out && out > cap / static_cast<uint64_t>(d))) return false;
+    out *= static_cast<uint64_t>(d);
+  }
+  return out <= cap;
+}
+
+uint64_t load_le(const unsigned char* p, size_t n) {  // byte by byte, so it works on any host
+  uint64_t v = 0;
+  for (size_t i = n; i-- > 0;) v = (v << 8) | p[i];
+  return v;
+}
+
+template <typename F, typename Bits> F from_bits(Bits b) {
+  static_assert(sizeof(F) == sizeof(Bits), "same width");
+  F v;
+  std::memcpy(&v, &b, sizeof v);
+  return v;
+}
+
+// Decodes one code point strictly (no overlong forms, no surrogates, at most U+10FFFF); -1 if invalid.
+int32_t next_utf8(const unsigned char*& p, const unsigned char* end) {
+  uint32_t c = *p++, cp, min;
+  int n;
+  if (c < 0x80) return static_cast<int32_t>(c);
+  if ((c & 0xE0) == 0xC0)
+    n = 1, cp = c & 0x1F, min = 0x80;
+  else if ((c & 0xF0) == 0xE0)
+    n = 2, cp = c & 0x0F, min = 0x800;
+  else if ((c & 0xF8) == 0xF0)
+    n = 3, cp = c & 0x07, min = 0x10000;
+  else
+    return -1;
+  if (end - p < n) return -1;
+  for (int i = 0; i < n; ++i, ++p) {
+    if ((*p & 0xC0) != 0x80) return -1;
+    cp = (cp << 6) | (*p & 0x3F);
+  }
+  return cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF) ? -1 : static_cast<int32_t>(cp);
+}
+
+bool valid_utf8(const std::string& s) {
+  auto p = reinterpret_cast<const unsigned char*>(s.data()), end = p + s.size();
+  while (p < end)
+    if (next_utf8(p, end) < 0) return false;
+  return true;
+}
+
+void append_utf8(std::string& out, uint32_t cp) {
+  static const unsigned char lead[] = {0x00, 0xC0, 0xE0, 0xF0};
+  int n = cp < 0x80 ? 0 : cp < 0x800 ? 1 : cp < 0x10000 ? 2 : 3;  // continuation bytes
+  out += static_cast<char>(lead[n] | (cp >> (6 * n)));
+  for (int k = n - 1; k >= 0; --k) out += static_cast<char>(0x80 | ((cp >> (6 * k)) & 0x3F));
+}
+
+// A parsed JSON value. Objects keep members in file order, duplicates included, so the header
+// checks can name a duplicate; [begin, end) locates the value's text for error messages.
+struct Json {
+  enum Kind { Null, Scalar, Uint, String, Array, Object } kind = Null;  // Scalar: a bool or other number
+  int64_t integer = 0;  // Uint: an integer literal in [0, 2^63), the only numbers a header may hold
+  std::string str;
+  std::vector<Json> items;
+  std::vector<std::pair<std::string, Json>> members;
+  size_t begin = 0, end = 0;
+};
+
+// Strict RFC 8259: no comments, trailing commas, NaN or lone surrogates.
+class JsonParser {
+ public:
+  JsonParser(const std::string& text, const std::string& what) : s_(text), what_(what) {}
+
+  Json document() {
+    Json v = value(0);
+    ws();  // the writer pads with spaces; any JSON whitespace is allowed, as json.loads does
+    if (i_ != s_.size()) fail("unexpected data after the JSON object");
+    return v;
+  }
+
+ private:
+  [[noreturn]] void fail(const std::string& why) const {
+    throw Error(cat(what_, ": header is not well-formed JSON: ", why, " at byte ", i_, " of the header"));
+  }
+  bool at(const char* set) const { return i_ < s_.size() && std::strchr(set, s_[i_]) && s_[i_] != '\0'; }
+  bool eat(char c) { return i_ < s_.size() && s_[i_] == c ? (++i_, true) : false; }
+  void ws() {
+    while (at(" \t\n\r")) ++i_;
+  }
+  void expect(char c) {
+    if (!eat(c)) fail(cat("expected '", c, "'"));
+  }
+  size_t digits() {
+    size_t n = 0;
+    for (; at("0123456789"); ++n) ++i_;
+    return n;
+  }
+
+  Json value(int depth) {
+    if (depth > kMaxDepth) fail(cat("values nested deeper than ", kMaxDepth, " levels"));
+    ws();
+    Json v;
+    v.begin = i_;
+    if (eat('{')) {
+      v.kind = Json::Object;
+      if (ws(), !eat('}')) {
+        do {
+          ws();
+          if (!at("\"")) fail("expected a string key");
+          std::string key = string();
+          ws(), expect(':');
+          v.members.emplace_back(std::move(key), value(depth + 1));
+        } while (ws(), eat(','));
+        expect('}');
+      }
+    } else if (eat('[')) {
+      v.kind = Json::Array;
+      if (ws(), !eat(']')) {
+        do v.items.push_back(value(depth + 1));
+        while (ws(), eat(','));
+        expect(']');
+      }
+    } else if (at("\"")) {
+      v.kind = Json::String, v.str = string();
+    } else if (s_.compare(i_, 4, "null") == 0) {
+      v.kind = Json::Null, i_ += 4;
+    } else if (s_.compare(i_, 4, "true") == 0 || s_.compare(i_, 5, "false") == 0) {
+      v.kind = Json::Scalar, i_ += s_[i_] == 't' ? 4 : 5;
+    } else {
+      number(v);
+    }
+    v.end = i_;
+    return v;
+  }
+
+  void number(Json& v) {  // -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+    bool neg = eat('-');
+    size_t start = i_;
+    if (!at("0123456789")) fail(i_ < s_.size() ? "unexpected character " + quote(s_.substr(i_, 1)) : "unexpected end");
+    if (!eat('0')) digits();
+    std::string integer = s_.substr(start, i_ - start);
+    bool integral = true;
+    if (eat('.')) {
+      integral = false;
+      if (!digits()) fail("expected a digit after '.'");
+    }
+    if (at("eE")) {
+      ++i_, integral = false;
+      if (!eat('+')) eat('-');
+      if (!digits()) fail("expected a digit in the exponent");
+    }
+    // Without leading zeros, comparing lengths then text compares values. "-0" is 0, as in Python.
+    bool fits = integer.size() < 19 || (integer.size() == 19 && integer <= "9223372036854775807");
+    v.kind = integral && fits && (!neg || integer == "0") ? Json::Uint : Json::Scalar;
+    if (v.kind == Json::Uint) v.integer = std::stoll(integer);
+  }
+
+  uint32_t hex4() {
+    std::string h = s_.substr(i_, 4);
+    if (h.size() != 4 || h.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) fail("bad \\u escape");
+    i_ += 4;
+    return static_cast<uint32_t>(std::stoul(h, nullptr, 16));
+  }
+
+  std::string string() {  // at the opening quote; the header was checked to be UTF-8 before parsing
+    static const std::string from = "\"\\/bfnrt", to = "\"\\/\b\f\n\r\t";
+    std::string out;
+    for (++i_;;) {
+      if (i_ >= s_.size()) fail("unterminated string");
+      char c = s_[i_++];
+      if (c == '"') return out;
+      if (static_cast<unsigned char>(c) < 0x20) fail("control character in a string");
+      if (c != '\\') {
+        out += c;
+        continue;
+      }
+      size_t k = i_ < s_.size() ? from.find(s_[i_]) : std::string::npos;
+      if (k != std::string::npos) {
+        out += to[k], ++i_;
+        continue;
+      }
+      if (!eat('u')) fail("bad escape in a string");
+      uint32_t cp = hex4(), lo = 0;
+      bool high = cp >= 0xD800 && cp <= 0xDBFF;
+      if (high && eat('\\') && eat('u')) lo = hex4();
+      if (high && lo >= 0xDC00 && lo <= 0xDFFF)
+        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+      else if (cp >= 0xD800 && cp <= 0xDFFF)
+        fail("unpaired surrogate in a \\u escape");
+      append_utf8(out, cp);
+    }
+  }
+
+  const std::string& s_;
+  const std::string& what_;
+  size_t i_ = 0;
+};
+
+uint64_t check_prefix(const unsigned char* p, size_t got, uint64_t size, const std::string& what) {
+  if (got < 8) throw Error(cat(what, ": file is ", size, " bytes, too short for the 8-byte header length"));
+  uint64_t n = load_le(p, 8);
+  if (n > kMaxHeader) throw Error(cat(what, ": header length ", n, " exceeds the ", kMaxHeader, "-byte limit"));
+  if (n > size - 8) throw Error(cat(what, ": header length ", n, " runs past the end of the file (", size, " bytes)"));
+  return n;
+}
+
+struct Layout {
+  File file;                         // entries with empty bytes, in the order of their data
+  std::vector<uint64_t> begin, end;  // each entry's byte range, relative to the start of the data
+};
+
+// Parses and checks the header of a file whose data (after the header) is data_len bytes.
+Layout parse_header(const std::string& h, uint64_t data_len, const std::string& what) {
+  if (!valid_utf8(h)) throw Error(what + ": header is not valid UTF-8");
+  if (h.empty() || h[0] != '{')
+    throw Error(cat(what, ": header does not start with '{' (got ", quote(h, 20), "); not a safetensors file?"));
+  Json root = JsonParser(h, what).document();
+  auto src = [&](const Json& v) { return quote(h.substr(v.begin, v.end - v.begin)); };
+
+  struct Placed {
+    Entry e;
+    uint64_t begin, end;
+  };
+  std::vector<Placed> placed;
+  std::set<std::string> seen;
+  Layout lay;
+  for (const auto& [key, v] : root.members) {
+    if (!seen.insert(key).second) throw Error(cat(what, ": header has duplicate tensor name ", quote(key)));
+    if (key == "__metadata__") {
+      if (v.kind == Json::Null) continue;  // json.loads and serde both read null as no metadata
+      bool ok = v.kind == Json::Object;
+      for (const auto& [k, s] : v.members)
+        ok = ok && s.kind == Json::String && lay.file.metadata.emplace(k, s.str).second;
+      if (!ok) throw Error(cat(what, ": __metadata__ must map distinct keys to strings, got ", src(v)));
+      continue;
+    }
+    std::string where = cat(what, ": entry ", quote(key));
+    if (v.kind != Json::Object) throw Error(where + " is not an object");
+    const Json *dtype = nullptr, *shape = nullptr, *offs = nullptr;
+    for (const auto& [k, f] : v.members) {
+      const Json** slot = k == "dtype" ? &dtype : k == "shape" ? &shape : k == "data_offsets" ? &offs : nullptr;
+      if (slot && *slot) throw Error(cat(where, " has a duplicate field ", quote(k)));
+      if (slot) *slot = &f;  // other fields are ignored, as the reference implementation does
+    }
+    if (!dtype || !shape || !offs)
+      throw Error(cat(where, " lacks", dtype ? "" : " dtype", shape ? "" : " shape", offs ? "" : " data_offsets"));
+    const DTypeInfo* dt = dtype->kind == Json::String ? find_dtype(dtype->str) : nullptr;
+    std::string shown = dtype->kind == Json::String ? quote(dtype->str) : src(*dtype);
+    if (!dt) throw Error(cat(where, " has unsupported dtype ", shown, " (supported: ", kSupported, ")"));
+    Placed p{Entry{key, dt->t, {}, {}}, 0, 0};
+    bool ok = shape->kind == Json::Array;
+    for (const Json& d : shape->items) {
+      ok = ok && d.kind == Json::Uint;
+      p.e.shape.push_back(d.integer);
+    }
+    if (!ok) throw Error(cat(where, " has invalid shape ", src(*shape)));
+    const std::vector<Json>& o = offs->items;
+    if (offs->kind != Json::Array || o.size() != 2 || o[0].kind != Json::Uint || o[1].kind != Json::Uint)
+      throw Error(cat(where, " has invalid data_offsets ", src(*offs)));
+    p.begin = static_cast<uint64_t>(o[0].integer), p.end = static_cast<uint64_t>(o[1].integer);
+    std::string range = cat("[", p.begin, ", ", p.end, "]");
+    if (p.end < p.begin) throw Error(cat(where, " has data_offsets ", range, " with end < begin"));
+    if (p.end > data_len)
+      throw Error(cat(where, " has data_offsets ", range, " beyond the end of the data (", data_len,
+                      " bytes after the header)"));
+    std::string desc = cat(where, " (", dt->name, ", shape ", shape_str(p.e.shape), ") needs ");
+    uint64_t want = 0;
+    if (!byte_size(p.e.shape, dt->size, UINT64_MAX, want)) throw Error(desc + "more than 2^64 bytes (overflow)");
+    if (p.end - p.begin != want)
+      throw Error(cat(desc, want, " bytes, but data_offsets ", range, " span ", p.end - p.begin));
+    placed.push_back(std::move(p));
+  }
+  // The byte ranges must tile [0, data_len) exactly (the reference implementation's rule).
+  std::stable_sort(placed.begin(), placed.end(), [](const Placed& a, const Placed& b) {
+    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+  });
+  uint64_t pos = 0;
+  for (Placed& p : placed) {
+    if (p.begin != pos)
+      throw Error(cat(what, ": entry ", quote(p.e.name), " starts at ", p.begin, " but the previous data ends at ", pos,
+                      ": it ",
+                      p.begin < pos ? "overlaps the previous tensor" : cat("leaves a gap of ", p.begin - pos, " bytes"),
+                      " (safetensors requires contiguous data)"));
+    pos = p.end;
+    lay.begin.push_back(p.begin);
+    lay.end.push_back(p.end);
+    lay.file.tensors.push_back(std::move(p.e));
+  }
+  if (pos != data_len)
+    throw Error(cat(what, ": the tensors cover ", pos, " bytes but the file holds ", data_len,
+                    " bytes after the header (trailing or missing data)"));
+  return lay;
+}
+
+// Throws unless e.bytes holds exactly its shape's worth of data.
+void check_entry_size(const Entry& e, const std::string& what) {
+  uint64_t want = 0;
+  if (!byte_size(e.shape, itemsize(e.dtype), e.bytes.size(), want) || want != e.bytes.size())
+    throw Error(cat(what, ": entry ", quote(e.name), " (", name(e.dtype), ", shape ", shape_str(e.shape),
+                    ") does not match its ", e.bytes.size(), " bytes"));
+}
+
+// A JSON string as Python's json.dumps writes it (ensure_ascii), so our files match the reference byte for byte.
+void put_string(std::string& out, const std::string& s, const std::string& what, const char* role) {
+  if (!valid_utf8(s)) throw Error(cat(what, ": ", role, " ", quote(s), " is not valid UTF-8"));
+  static const std::string plain = "\"\\\n\r\t\b\f", escaped = "\"\\nrtbf";
+  auto hex = [&out](uint32_t u) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(u));
+    out += buf;
+  };
+  out += '"';
+  auto p = reinterpret_cast<const unsigned char*>(s.data()), end = p + s.size();
+  while (p < end) {
+    uint32_t cp = static_cast<uint32_t>(next_utf8(p, end));
+    size_t k = cp < 0x80 ? plain.find(static_cast<char>(cp)) : std::string::npos;
+    if (k != std::string::npos) {
+      out += {'\\', escaped[k]};
+    } else if (cp >= 0x20 && cp < 0x7f) {
+      out += static_cast<char>(cp);
+    } else if (cp < 0x10000) {
+      hex(cp);
+    } else {  // a UTF-16 surrogate pair
+      hex(0xD800 + ((cp - 0x10000) >> 10));
+      hex(0xDC00 + (cp & 0x3FF));
+    }
+  }
+  out += '"';
+}
+
+// Checks f, orders the entries for writing and returns the header with its length prefix.
+std::string make_header(const File& f, const std::string& what, std::vector<const Entry*>& order) {
+  for (const Entry& e : f.tensors) {
+    if (e.name.empty() || e.name == "__metadata__")
+      throw Error(cat(what, ": ", quote(e.name), " cannot be a tensor name"));
+    check_entry_size(e, what);
+    order.push_back(&e);
+  }
+  // Decreasing item size keeps every tensor aligned to its item size, given the 8-byte-aligned data start.
+  std::sort(order.begin(), order.end(), [](const Entry* a, const Entry* b) {
+    size_t sa = itemsize(a->dtype), sb = itemsize(b->dtype);
+    return sa != sb ? sa > sb : a->name < b->name;  // std::string compares bytes unsigned: code point order
+  });
+  for (size_t i = 1; i < order.size(); ++i)
+    if (order[i]->name == order[i - 1]->name) throw Error(cat(what, ": duplicate tensor name ", quote(order[i]->name)));
+  std::string h = "{";
+  if (!f.metadata.empty()) {
+    h += "\"__metadata__\":{";
+    for (const auto& [k, v] : f.metadata) {
+      if (h.back() != '{') h += ',';
+      put_string(h, k, what, "metadata key");
+      h += ':';
+      put_string(h, v, what, "metadata value");
+    }
+    h += '}';
+  }
+  uint64_t offset = 0;
+  for (const Entry* e : order) {
+    if (h.size() > 1) h += ',';
+    put_string(h, e->name, what, "tensor name");
+    h += cat(":{\"dtype\":\"", name(e->dtype), "\",\"shape\":[");
+    for (size_t i = 0; i < e->shape.size(); ++i) h += cat(i ? "," : "", e->shape[i]);
+    h += cat("],\"data_offsets\":[", offset, ",", offset + e->bytes.size(), "]}");
+    offset += e->bytes.size();
+  }
+  h += '}';
+  h.append((8 - h.size() % 8) % 8, ' ');
+  std::string prefix(8, '\0');
+  for (size_t i = 0; i < 8; ++i) prefix[i] = static_cast<char>((h.size() >> (8 * i)) & 0xFF);
+  return prefix + h;
+}
+
+double load_float(const unsigned char* p, DType t) {  // t is F16, BF16, F32 or F64
+  if (t == DType::F16) return f16_to_float(static_cast<uint16_t>(load_le(p, 2)));
+  if (t == DType::BF16) return bf16_to_float(static_cast<uint16_t>(load_le(p, 2)));
+  if (t == DType::F32) return from_bits<float>(static_cast<uint32_t>(load_le(p, 4)));
+  return from_bits<double>(load_le(p, 8));
+}
+
+// Going through double is exact for F16/BF16/F32, so to_float32 rounds only F64, once.
+template <typename Out> std::vector<Out> widen(const Entry& e, const char* fn) {
+  if (e.dtype != DType::F16 && e.dtype != DType::BF16 && e.dtype != DType::F32 && e.dtype != DType::F64)
+    throw Error(cat(fn, ": entry ", quote(e.name), " has dtype ", name(e.dtype),
+                    "; only F16, BF16, F32 and F64 convert to floating point"));
+  check_entry_size(e, fn);
+  size_t item = itemsize(e.dtype);
+  std::vector<Out> out(e.bytes.size() / item);
+  for (size_t i = 0; i < out.size(); ++i) out[i] = static_cast<Out>(load_float(e.bytes.data() + i * item, e.dtype));
+  return out;
+}
+
+}  // namespace
+
+size_t itemsize(DType t) { return kDTypes[static_cast<int>(t)].size; }
+const char* name(DType t) { return kDTypes[static_cast<int>(t)].name; }
+
+DType dtype_from_name(const std::string& s) {
+  if (const DTypeInfo* d = find_dtype(s)) return d->t;
+  throw Error(cat("safetensors: unknown dtype ", quote(s), " (supported: ", kSupported, ")"));
+}
+
+const Entry* File::find(const std::string& n) const {  // linear: files hold hundreds of tensors, not millions
+  for (const Entry& e : tensors)
+    if (e.name == n) return &e;
+  return nullptr;
+}
+
+File parse(const unsigned char* data, size_t size, const std::string& what) {
+  uint64_t n = check_prefix(data, size, size, what);
+  Layout lay = parse_header(std::string(reinterpret_cast<const char*>(data) + 8, n), size - 8 - n, what);
+  const unsigned char* base = data + 8 + n;
+  for (size_t i = 0; i < lay.file.tensors.size(); ++i)
+    lay.file.tensors[i].bytes.assign(base + lay.begin[i], base + lay.end[i]);
+  return std::move(lay.file);
+}
+
+File read(const std::string& path) {
+  std::unique_ptr<FILE, int (*)(FILE*)> fp(std::fopen(path.c_str(), "rb"), &std::fclose);
+  if (!fp) throw Error(cat(path, ": cannot open for reading: ", std::strerror(errno)));
+  struct stat st;
+  if (fstat(fileno(fp.get()), &st) != 0 || !S_ISREG(st.st_mode)) throw Error(path + ": not a regular file");
+  auto read_exact = [&](void* dst, size_t n) {
+    if (n && std::fread(dst, 1, n, fp.get()) != n)
+      throw Error(cat(path, ": read failed, or the file shrank while being read: ", std::strerror(errno)));
+  };
+  uint64_t size = static_cast<uint64_t>(st.st_size);
+  unsigned char prefix[8];
+  uint64_t n = check_prefix(prefix, std::fread(prefix, 1, 8, fp.get()), size, path);
+  std::string header(n, '\0');
+  read_exact(header.data(), n);
+  // Memory for the data is allocated only now that every size has been checked against the file's.
+  Layout lay = parse_header(header, size - 8 - n, path);
+  for (size_t i = 0; i < lay.file.tensors.size(); ++i) {  // the entries tile the data in this order
+    std::vector<unsigned char>& bytes = lay.file.tensors[i].bytes;
+    bytes.resize(lay.end[i] - lay.begin[i]);
+    read_exact(bytes.data(), bytes.size());
+  }
+  return std::move(lay.file);
+}
+
+std::vector<unsigned char> serialize(const File& f) {
+  std::vector<const Entry*> order;
+  std::string h = make_header(f, "safetensors::serialize", order);
+  std::vector<unsigned char> out(h.begin(), h.end());
+  for (const Entry* e : order) out.insert(out.end(), e->bytes.begin(), e->bytes.end());
+  return out;
+}
+
+void write(const std::string& path, const File& f) {
+  std::vector<const Entry*> order;
+  std::string h = make_header(f, path, order);
+  std::string tmp = cat(path, ".tmp", getpid());  // same directory, so rename() cannot cross filesystems
+  FILE* fp = std::fopen(tmp.c_str(), "wb");
+  if (!fp) throw Error(cat(path, ": cannot create ", tmp, ": ", std::strerror(errno)));
+  bool ok = std::fwrite(h.data(), 1, h.size(), fp) == h.size();
+  for (const Entry* e : order)
+    ok = ok && (e->bytes.empty() || std::fwrite(e->bytes.data(), 1, e->bytes.size(), fp) == e->bytes.size());
+  ok = ok && std::fflush(fp) == 0 && fsync(fileno(fp)) == 0;  // on disk before the rename publishes it
+  int err = errno;
+  if (std::fclose(fp) != 0 && ok) ok = false, err = errno;
+  if (ok && std::rename(tmp.c_str(), path.c_str()) != 0) ok = false, err = errno;
+  if (!ok) {
+    std::remove(tmp.c_str());
+    throw Error(cat(path, ": writing failed: ", std::strerror(err)));
+  }
+}
+
+float f16_to_float(uint16_t h) {
+  uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16, exp = (h >> 10) & 0x1F, man = h & 0x3FF;
+  if (exp == 0) {  // zero or subnormal: man * 2^-24, exact in float
+    float v = std::ldexp(static_cast<float>(man), -24);
+    return sign ? -v : v;
+  }
+  // Rebias the exponent (15 -> 127); all-ones stays all-ones: inf, or nan keeping its payload.
+  uint32_t fexp = exp == 31 ? 0xFFu : exp + 127 - 15;
+  return from_bits<float>(sign | (fexp << 23) | (man << 13));
+}
+
+float bf16_to_float(uint16_t h) { return from_bits<float>(static_cast<uint32_t>(h) << 16); }  // top half of a float32
+
+std::vector<float> to_float32(const Entry& e) { return widen<float>(e, "safetensors::to_float32"); }
+std::vector<double> to_float64(const Entry& e) { return widen<double>(e, "safetensors::to_float64"); }
+
+}  // namespace mg::safetensors
