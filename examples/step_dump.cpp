@@ -5,12 +5,14 @@
 //             [--mode train|eval] [--lr 0.1] [--steps 1]
 #include <iostream>
 
+#include "core/blas_select.h"
 #include "examples/common/model_flags.h"
 #include "nn/serialize.h"
 
 using namespace mg;
 
 int main(int argc, char** argv) {
+  select_blas_kernels(argc, argv);
   cli::ModelFlags mf;
   std::optional<std::string> weights, batch, out, mode;
   std::optional<double> lr;

@@ -1,0 +1,81 @@
+// bench: training or inference throughput of a MaxViT on random data (shared/spec/cli.md).
+//   bench [model flags] [--batch 128] [--steps 10] [--warmup 2] [--mode train|eval]
+// The last line of stdout is one JSON object; ms_per_step is the median over the timed steps.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+
+#include "core/parallel.h"
+#include "core/blas_select.h"
+#include "examples/common/model_flags.h"
+#include "nn/optim.h"
+
+using namespace mg;
+
+int main(int argc, char** argv) {
+  select_blas_kernels(argc, argv);
+  cli::ModelFlags mf;
+  std::optional<int64_t> batch, steps, warmup;
+  std::optional<std::string> mode;
+  cli::Flags flags("bench", "[model flags] [--batch 128] [--steps 10] [--warmup 2] [--mode train|eval]");
+  mf.add_to(flags);
+  flags.add_int("batch", "images per step [128]", &batch, 1, 1 << 20);
+  flags.add_int("steps", "timed steps [10]", &steps, 1, 1 << 20);
+  flags.add_int("warmup", "untimed steps first [2]", &warmup, 0, 1 << 20);
+  flags.add_string("mode", "train (forward, loss, backward, AdamW) or eval (forward only) [train]", &mode,
+                   {"train", "eval"});
+  flags.parse_or_exit(argc, argv);
+  models::MaxVitConfig cfg;
+  try {
+    cfg = mf.config(0.1);
+  } catch (const cli::UsageError& e) {
+    std::cerr << "bench: " << e.what() << "\n\n" << flags.usage();
+    return 2;
+  }
+  mf.apply_threads();
+  const bool train = mode.value_or("train") == "train";
+  const int64_t n = batch.value_or(128);
+  try {
+    const DType dt = mf.tensor_dtype();
+    models::MaxVit model(cfg, 0);
+    model.to(dt);
+    Generator gen(1);
+    Tensor x = randn({n, 3, cfg.input_h, cfg.input_w}, gen, dt);
+    std::vector<int64_t> labels(static_cast<size_t>(n));
+    for (auto& l : labels) l = gen.randint(cfg.num_classes);
+    Tensor y = Tensor::from_vector_i64(labels, {n});
+    nn::AdamW opt(model.parameters(), 1e-4, 0.9, 0.999, 1e-8, 0.05);
+    model.train(train);
+
+    auto one_step = [&] {
+      if (train) {
+        opt.zero_grad();
+        Tensor loss = cross_entropy(model(x), y);
+        loss.backward();
+        opt.step();
+      } else {
+        NoGradGuard no_grad;
+        model(x);
+      }
+    };
+    for (int64_t i = 0; i < warmup.value_or(2); ++i) one_step();
+    std::vector<double> ms;
+    for (int64_t i = 0; i < steps.value_or(10); ++i) {
+      auto t0 = std::chrono::steady_clock::now();
+      one_step();
+      ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+      std::fprintf(stderr, "step %lld: %.1f ms\n", static_cast<long long>(i), ms.back());
+    }
+    std::sort(ms.begin(), ms.end());
+    const double med = ms.size() % 2 ? ms[ms.size() / 2] : 0.5 * (ms[ms.size() / 2 - 1] + ms[ms.size() / 2]);
+    std::printf("{\"preset\":\"%s\",\"mode\":\"%s\",\"batch\":%lld,\"threads\":%d,\"ms_per_step\":%.3f,"
+                "\"img_per_s\":%.3f,\"gflop_per_img\":%.4f}\n",
+                mf.preset.value_or("cifar").c_str(), train ? "train" : "eval", static_cast<long long>(n),
+                get_num_threads(), med, 1000.0 * static_cast<double>(n) / med, model.flops_per_image() / 1e9);
+  } catch (const std::exception& e) {
+    std::cerr << "bench: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

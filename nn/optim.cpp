@@ -1,0 +1,174 @@
+#include "nn/optim.h"
+
+#include <cmath>
+
+#include "core/factory.h"
+#include "core/parallel.h"
+
+namespace mg::nn {
+
+void Optimizer::zero_grad() {
+  for (Tensor& p : params_) p.zero_grad();
+}
+
+namespace {
+// Runs f(p, g, i) over the elements of a contiguous parameter p and its gradient g.
+template <typename T, typename F> void for_elements(Tensor& p, const Tensor& g_in, F f) {
+  Tensor g = g_in.dtype() == p.dtype() ? g_in.contiguous() : g_in.to(p.dtype()).contiguous();
+  T* pp = p.data<T>();
+  const T* pg = g.data<T>();
+  parallel_for(p.numel(), 16384, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) f(pp, pg, i);
+  });
+}
+
+void load_slots(const NamedTensors& s, const std::string& prefix, const std::vector<Tensor>& params,
+                std::vector<Tensor>& slots, bool optional_slots) {
+  std::vector<Tensor> loaded(params.size());
+  for (size_t i = 0; i < params.size(); ++i) {
+    const std::string key = prefix + "." + std::to_string(i);
+    for (const auto& [n, t] : s)
+      if (n == key) loaded[i] = t;
+    MG_CHECK(loaded[i].defined() || optional_slots, "optimizer load_state", "missing '", key, "'");
+    MG_CHECK(!loaded[i].defined() || loaded[i].shape() == params[i].shape(), "optimizer load_state", "'", key,
+             "' has shape ", loaded[i].shape_str(), " but parameter ", i, " is ", params[i].info());
+  }
+  slots.assign(params.size(), Tensor());
+  for (size_t i = 0; i < params.size(); ++i)
+    if (loaded[i].defined()) slots[i] = loaded[i].to(params[i].dtype()).clone();
+}
+
+double scalar_entry(const NamedTensors& s, const std::string& key) {
+  for (const auto& [n, t] : s)
+    if (n == key) return t.item();
+  throw Error("optimizer load_state: missing '" + key + "'");
+}
+}  // namespace
+
+// ---- SGD ----
+
+SGD::SGD(std::vector<Tensor> params, double lr, double momentum, double weight_decay, bool nesterov, double dampening)
+    : Optimizer(std::move(params), lr), momentum(momentum), weight_decay(weight_decay), dampening(dampening),
+      nesterov(nesterov), buf_(params_.size()) {
+  MG_CHECK(!nesterov || (momentum > 0 && dampening == 0), "SGD", "Nesterov momentum needs momentum > 0 and dampening 0");
+}
+
+void SGD::step() {
+  NoGradGuard no_grad;
+  for (size_t k = 0; k < params_.size(); ++k) {
+    Tensor& p = params_[k];
+    Tensor g = p.grad();
+    if (!g.defined()) continue;
+    const bool first = !buf_[k].defined();
+    if (momentum != 0 && first) buf_[k] = zeros(p.shape(), p.dtype());
+    Tensor b = buf_[k];
+    const double mu = momentum, wd = weight_decay, damp = dampening, rate = lr;
+    const bool nest = nesterov;
+    MG_DISPATCH_FLOAT(p.dtype(), "SGD", [&] {
+      using T = scalar_t;
+      T* buf = b.defined() ? b.data<T>() : nullptr;
+      for_elements<T>(p, g, [&](T* pp, const T* pg, int64_t i) {
+        T d = pg[i] + static_cast<T>(wd) * pp[i];
+        if (mu != 0) {
+          buf[i] = first ? d : static_cast<T>(mu) * buf[i] + static_cast<T>(1 - damp) * d;
+          d = nest ? d + static_cast<T>(mu) * buf[i] : buf[i];
+        }
+        pp[i] -= static_cast<T>(rate) * d;
+      });
+    });
+  }
+}
+
+NamedTensors SGD::state() const {
+  NamedTensors s;
+  for (size_t i = 0; i < buf_.size(); ++i)
+    if (buf_[i].defined()) s.emplace_back("momentum_buffer." + std::to_string(i), buf_[i]);
+  return s;
+}
+
+void SGD::load_state(const NamedTensors& s) { load_slots(s, "momentum_buffer", params_, buf_, true); }
+
+// ---- AdamW ----
+
+AdamW::AdamW(std::vector<Tensor> params, double lr, double beta1, double beta2, double eps, double weight_decay)
+    : Optimizer(std::move(params), lr), beta1(beta1), beta2(beta2), eps(eps), weight_decay(weight_decay) {
+  MG_CHECK(lr >= 0 && eps >= 0 && beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1, "AdamW",
+           "invalid hyper-parameters lr ", lr, ", betas (", beta1, ", ", beta2, "), eps ", eps);
+  for (const Tensor& p : params_) {
+    exp_avg_.push_back(zeros(p.shape(), p.dtype()));
+    exp_avg_sq_.push_back(zeros(p.shape(), p.dtype()));
+  }
+}
+
+void AdamW::step() {
+  NoGradGuard no_grad;
+  ++step_;
+  const double bc1 = 1 - std::pow(beta1, static_cast<double>(step_));
+  const double bc2 = 1 - std::pow(beta2, static_cast<double>(step_));
+  const double step_size = lr / bc1, bc2_sqrt = std::sqrt(bc2), decay = 1 - lr * weight_decay;
+  for (size_t k = 0; k < params_.size(); ++k) {
+    Tensor& p = params_[k];
+    Tensor g = p.grad();
+    if (!g.defined()) continue;
+    MG_DISPATCH_FLOAT(p.dtype(), "AdamW", [&] {
+      using T = scalar_t;
+      T* m = exp_avg_[k].data<T>();
+      T* v = exp_avg_sq_[k].data<T>();
+      const T b1 = static_cast<T>(beta1), b2 = static_cast<T>(beta2);
+      for_elements<T>(p, g, [&](T* pp, const T* pg, int64_t i) {
+        pp[i] *= static_cast<T>(decay);
+        m[i] = b1 * m[i] + (1 - b1) * pg[i];
+        v[i] = b2 * v[i] + (1 - b2) * pg[i] * pg[i];
+        const T denom = std::sqrt(v[i]) / static_cast<T>(bc2_sqrt) + static_cast<T>(eps);
+        pp[i] -= static_cast<T>(step_size) * m[i] / denom;
+      });
+    });
+  }
+}
+
+NamedTensors AdamW::state() const {
+  NamedTensors s{{"step", Tensor::scalar(static_cast<double>(step_), DType::Float64)}};
+  for (size_t i = 0; i < params_.size(); ++i) {
+    s.emplace_back("exp_avg." + std::to_string(i), exp_avg_[i]);
+    s.emplace_back("exp_avg_sq." + std::to_string(i), exp_avg_sq_[i]);
+  }
+  return s;
+}
+
+void AdamW::load_state(const NamedTensors& s) {
+  const double st = scalar_entry(s, "step");
+  std::vector<Tensor> m, v;
+  load_slots(s, "exp_avg", params_, m, false);
+  load_slots(s, "exp_avg_sq", params_, v, false);
+  exp_avg_ = m, exp_avg_sq_ = v, step_ = static_cast<int64_t>(st);
+}
+
+// ---- schedule and clipping ----
+
+double warmup_cosine_lr(double base_lr, int64_t step, int64_t warmup_steps, int64_t total_steps) {
+  if (step < warmup_steps) return base_lr * static_cast<double>(step + 1) / static_cast<double>(warmup_steps);
+  const double span = static_cast<double>(std::max<int64_t>(1, total_steps - warmup_steps));
+  return base_lr * 0.5 * (1 + std::cos(M_PI * static_cast<double>(step - warmup_steps) / span));
+}
+
+double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
+  double total = 0;
+  for (const Tensor& p : params)
+    if (p.grad().defined()) {
+      const Tensor g = p.grad();
+      total += sum(mul(g, g)).item();
+    }
+  const double norm = std::sqrt(total);
+  const double scale = max_norm / (norm + 1e-6);
+  if (scale < 1) {
+    NoGradGuard no_grad;
+    for (const Tensor& p : params)
+      if (p.grad().defined()) {
+        Tensor t = p;
+        t.set_grad(mul(p.grad(), scale));  // out of place: a gradient tensor may be shared
+      }
+  }
+  return norm;
+}
+
+}  // namespace mg::nn

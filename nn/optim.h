@@ -1,0 +1,70 @@
+// Optimisers with PyTorch's update formulas (torch.optim.SGD and torch.optim.AdamW), a warm-up +
+// cosine learning-rate schedule, and gradient clipping by global norm.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "nn/module.h"
+
+namespace mg::nn {
+
+class Optimizer {
+ public:
+  explicit Optimizer(std::vector<Tensor> params, double lr) : params_(std::move(params)), lr(lr) {}
+  virtual ~Optimizer() = default;
+  virtual void step() = 0;  // parameters without a gradient are skipped, as in PyTorch
+  void zero_grad();
+  // State as named tensors ("exp_avg.3", ...) plus the step count, for checkpoints.
+  virtual NamedTensors state() const = 0;
+  virtual void load_state(const NamedTensors& s) = 0;  // strict: throws, changing nothing, on a mismatch
+  const std::vector<Tensor>& params() const { return params_; }
+
+ protected:
+  std::vector<Tensor> params_;
+
+ public:
+  double lr;
+};
+
+// PyTorch's SGD: g = grad + wd * p; b = mu * b + (1 - dampening) * g (b = g at the first step);
+// nesterov: g = g + mu * b, else g = b; p -= lr * g.
+class SGD : public Optimizer {
+ public:
+  SGD(std::vector<Tensor> params, double lr, double momentum = 0, double weight_decay = 0, bool nesterov = false,
+      double dampening = 0);
+  void step() override;
+  NamedTensors state() const override;
+  void load_state(const NamedTensors& s) override;
+  double momentum, weight_decay, dampening;
+  bool nesterov;
+
+ private:
+  std::vector<Tensor> buf_;  // undefined until the first step
+};
+
+// PyTorch's AdamW (decoupled weight decay): p *= 1 - lr * wd; m = b1 m + (1-b1) g;
+// v = b2 v + (1-b2) g^2; p -= lr / (1 - b1^t) * m / (sqrt(v / (1 - b2^t)) + eps).
+class AdamW : public Optimizer {
+ public:
+  AdamW(std::vector<Tensor> params, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8,
+        double weight_decay = 1e-2);
+  void step() override;
+  NamedTensors state() const override;
+  void load_state(const NamedTensors& s) override;
+  double beta1, beta2, eps, weight_decay;
+  int64_t step_count() const { return step_; }
+
+ private:
+  std::vector<Tensor> exp_avg_, exp_avg_sq_;
+  int64_t step_ = 0;
+};
+
+// Linear warm-up from base_lr / warmup_steps to base_lr over warmup_steps, then cosine to 0 at
+// total_steps (torch_cifar_ref.py's schedule, per step). step counts from 0.
+double warmup_cosine_lr(double base_lr, int64_t step, int64_t warmup_steps, int64_t total_steps);
+
+// Scales all gradients so that their global L2 norm is at most max_norm; returns the norm before
+// clipping (torch.nn.utils.clip_grad_norm_).
+double clip_grad_norm(const std::vector<Tensor>& params, double max_norm);
+
+}  // namespace mg::nn
