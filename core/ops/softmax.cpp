@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/autograd.h"
+#include "core/kernels/fast_math.h"
 #include "core/ops.h"
 #include "core/parallel.h"
 
@@ -31,7 +32,7 @@ Tensor softmax_last(const Tensor& x, bool log) {
       scalar_t m = in[0];
       for (int64_t i = 1; i < n; ++i) m = std::max(m, in[i]);
       scalar_t s = 0;
-      for (int64_t i = 0; i < n; ++i) s += (out[i] = std::exp(in[i] - m));
+      for (int64_t i = 0; i < n; ++i) s += (out[i] = kernels::exp_(in[i] - m));
       if (log) {
         scalar_t ls = std::log(s);
         for (int64_t i = 0; i < n; ++i) out[i] = in[i] - m - ls;

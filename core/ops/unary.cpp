@@ -4,9 +4,13 @@
 
 #include "core/autograd.h"
 #include "core/kernels/elementwise.h"
+#include "core/kernels/fast_math.h"
 #include "core/ops.h"
 
 namespace mg {
+
+using kernels::erf_;
+using kernels::exp_;
 
 namespace {
 // Fwd: x -> y.  Bwd: (x, y, g) -> dx.
@@ -23,7 +27,7 @@ template <typename Fwd, typename Bwd> Tensor unary(const char* name, const Tenso
 
 // y = e^x;  dx = g * y
 Tensor exp(const Tensor& x) {
-  return unary("exp", x, [](auto v) { return std::exp(v); }, [](auto, auto y, auto g) { return g * y; });
+  return unary("exp", x, [](auto v) { return exp_(v); }, [](auto, auto y, auto g) { return g * y; });
 }
 
 // y = ln x;  dx = g / x
@@ -58,7 +62,7 @@ Tensor tanh(const Tensor& x) {
 
 // y = 1 / (1 + e^-x);  dx = g y (1 - y)
 Tensor sigmoid(const Tensor& x) {
-  return unary("sigmoid", x, [](auto v) { return 1 / (1 + std::exp(-v)); },
+  return unary("sigmoid", x, [](auto v) { return 1 / (1 + exp_(-v)); },
                [](auto, auto y, auto g) { return g * y * (1 - y); });
 }
 
@@ -70,20 +74,20 @@ Tensor relu(const Tensor& x) {
 
 // y = x sigmoid(x);  dx = g s (1 + x (1 - s)),  s = sigmoid(x)
 Tensor silu(const Tensor& x) {
-  return unary("silu", x, [](auto v) { return v / (1 + std::exp(-v)); },
+  return unary("silu", x, [](auto v) { return v / (1 + exp_(-v)); },
                [](auto x, auto, auto g) {
-                 auto s = 1 / (1 + std::exp(-x));
+                 auto s = 1 / (1 + exp_(-x));
                  return g * s * (1 + x * (1 - s));
                });
 }
 
 // y = x Phi(x) = x/2 (1 + erf(x/sqrt2));  dx = g (Phi(x) + x phi(x)),  phi = e^(-x^2/2)/sqrt(2 pi)
 Tensor gelu(const Tensor& x) {
-  return unary("gelu", x, [](auto v) { return v * static_cast<decltype(v)>(0.5) * (1 + std::erf(v * static_cast<decltype(v)>(M_SQRT1_2))); },
+  return unary("gelu", x, [](auto v) { return v * static_cast<decltype(v)>(0.5) * (1 + erf_(v * static_cast<decltype(v)>(M_SQRT1_2))); },
                [](auto x, auto, auto g) {
                  using T = decltype(x);
-                 T cdf = T(0.5) * (1 + std::erf(x * T(M_SQRT1_2)));
-                 T pdf = std::exp(T(-0.5) * x * x) * T(0.5 * M_2_SQRTPI * M_SQRT1_2);
+                 T cdf = T(0.5) * (1 + erf_(x * T(M_SQRT1_2)));
+                 T pdf = exp_(T(-0.5) * x * x) * T(0.5 * M_2_SQRTPI * M_SQRT1_2);
                  return g * (cdf + x * pdf);
                });
 }

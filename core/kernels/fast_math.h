@@ -1,0 +1,58 @@
+// Vectorisable float exp and erf. glibc's expf/erff are scalar calls the compiler cannot vectorise,
+// and GELU's erf was the largest single cost of a MaxViT training step. These are branch-free
+// polynomials (Cephes' expf; the rational erf used by Eigen and XLA), so loops over them compile
+// to SIMD. Accuracy, measured over [-10, 10] against glibc (tests/test_fast_math.cpp):
+// exp relative error < 1e-7, erf absolute error < 5e-7. float64 keeps std::exp / std::erf, so
+// float64 runs (gradcheck, golden cases) use the exact library functions.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+namespace mg::kernels {
+
+inline float fast_exp(float x) {
+  x = std::fmin(std::fmax(x, -87.3f), 88.3f);
+  const float n = std::nearbyint(x * 1.44269504088896341f);  // x = n ln2 + r, |r| <= ln2/2
+  float r = x - n * 0.693359375f;                              // ln2 in two parts keeps r exact
+  r = r - n * -2.12194440e-4f;
+  const float z = r * r;
+  float y = 1.9875691500e-4f;
+  y = y * r + 1.3981999507e-3f;
+  y = y * r + 8.3334519073e-3f;
+  y = y * r + 4.1665795894e-2f;
+  y = y * r + 1.6666665459e-1f;
+  y = y * r + 5.0000001201e-1f;
+  y = y * z + r + 1.0f;
+  int32_t bits;  // multiply by 2^n through the exponent field
+  std::memcpy(&bits, &y, 4);
+  bits += static_cast<int32_t>(n) * (1 << 23);
+  std::memcpy(&y, &bits, 4);
+  return y;
+}
+
+inline float fast_erf(float x) {
+  x = std::fmin(std::fmax(x, -4.0f), 4.0f);  // erf(4) rounds to 1 in float
+  const float x2 = x * x;
+  float p = -2.72614225801306e-10f;
+  p = p * x2 + 2.77068142495902e-08f;
+  p = p * x2 + -2.10102402082508e-06f;
+  p = p * x2 + -5.69250639462346e-05f;
+  p = p * x2 + -7.34990630326855e-04f;
+  p = p * x2 + -2.95459980854025e-03f;
+  p = p * x2 + -1.60960333262415e-02f;
+  float q = -1.45660718464996e-05f;
+  q = q * x2 + -2.13374055278905e-04f;
+  q = q * x2 + -1.68282697438203e-03f;
+  q = q * x2 + -7.37332916720468e-03f;
+  q = q * x2 + -1.42647390514189e-02f;
+  return x * p / q;
+}
+
+// exp_ and erf_: the fast version for float, the library one for double.
+inline float exp_(float x) { return fast_exp(x); }
+inline double exp_(double x) { return std::exp(x); }
+inline float erf_(float x) { return fast_erf(x); }
+inline double erf_(double x) { return std::erf(x); }
+
+}  // namespace mg::kernels
