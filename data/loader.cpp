@@ -1,0 +1,149 @@
+#include "data/loader.h"
+
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+
+#include <algorithm>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include "data/random.h"
+
+namespace mg::data {
+
+std::vector<int64_t> epoch_permutation(int64_t n, uint64_t seed, int64_t epoch) {
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  std::iota(order.begin(), order.end(), int64_t{0});
+  // Sample index ~0 is one no image has, so the shuffle stream is never an image's augmentation stream.
+  SplitMix64 rng(stream_key(seed, static_cast<uint64_t>(epoch), ~uint64_t{0}));
+  for (int64_t i = n - 1; i > 0; --i)
+    std::swap(order[static_cast<size_t>(i)], order[rng.below(static_cast<uint64_t>(i) + 1)]);
+  return order;
+}
+
+DataLoader::DataLoader(const Dataset& dataset, LoaderOptions options) : dataset_(dataset), options_(options) {
+  if (options_.batch_size <= 0)
+    throw std::invalid_argument("DataLoader: batch_size must be positive, got " + std::to_string(options_.batch_size));
+  if (options_.pad < 0 || options_.num_prefetch < 0)
+    throw std::invalid_argument("DataLoader: pad and num_prefetch must be >= 0");
+  if (dataset_.shape().channels > 3)
+    throw std::invalid_argument("DataLoader: normalisation statistics exist for at most 3 channels, dataset has " +
+                                std::to_string(dataset_.shape().channels));
+}
+
+DataLoader::~DataLoader() { stop_worker(); }
+
+int64_t DataLoader::batches_per_epoch() const {
+  const int64_t n = dataset_.size(), bs = options_.batch_size;
+  return options_.drop_last ? n / bs : (n + bs - 1) / bs;
+}
+
+std::vector<int64_t> DataLoader::epoch_order(int64_t epoch) const {
+  if (options_.shuffle) return epoch_permutation(dataset_.size(), options_.seed, epoch);
+  std::vector<int64_t> order(static_cast<size_t>(dataset_.size()));
+  std::iota(order.begin(), order.end(), int64_t{0});
+  return order;
+}
+
+void DataLoader::start_epoch(int64_t epoch, int64_t first_batch) {
+  stop_worker();
+  if (first_batch < 0 || first_batch > batches_per_epoch())
+    throw std::out_of_range("DataLoader::start_epoch: first_batch " + std::to_string(first_batch) + " outside [0, " +
+                            std::to_string(batches_per_epoch()) + "]");
+  epoch_ = epoch;
+  order_ = epoch_order(epoch);
+  next_batch_ = first_batch;
+  end_batch_ = batches_per_epoch();
+  if (options_.num_prefetch > 0) worker_ = std::thread(&DataLoader::produce, this, first_batch, end_batch_);
+}
+
+void DataLoader::make_batch(int64_t batch_index, Batch& out) const {
+  const ImageShape s = dataset_.shape();
+  const int64_t begin = batch_index * options_.batch_size;
+  const int64_t n = std::min(options_.batch_size, dataset_.size() - begin);
+  const int64_t numel = s.numel();
+  out.n = n, out.c = s.channels, out.h = s.height, out.w = s.width;
+  out.epoch = epoch_, out.batch_index = batch_index;
+  out.x.resize(static_cast<size_t>(n * numel));
+  out.y.resize(static_cast<size_t>(n));
+  out.indices.assign(order_.begin() + begin, order_.begin() + begin + n);
+  // Each image is independent (its randomness is keyed by its dataset index), so any split over threads
+  // gives the same batch.
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, n), [&](const tbb::blocked_range<int64_t>& r) {
+    std::vector<uint8_t> raw(static_cast<size_t>(numel)), augmented(static_cast<size_t>(numel));
+    for (int64_t i = r.begin(); i < r.end(); ++i) {
+      const int64_t index = out.indices[static_cast<size_t>(i)];
+      dataset_.load(index, raw.data());
+      const uint8_t* img = raw.data();
+      if (options_.augment) {
+        const AugmentDraw d = draw_augment(options_.seed, epoch_, index, options_.pad);
+        crop_flip(raw.data(), s.channels, s.height, s.width, options_.pad, d, augmented.data());
+        img = augmented.data();
+      }
+      normalize(img, s.channels, s.height, s.width, options_.norm, out.x.data() + i * numel);
+      out.y[static_cast<size_t>(i)] = dataset_.label(index);
+    }
+  });
+}
+
+void DataLoader::produce(int64_t first, int64_t end) {
+  for (int64_t b = first; b < end; ++b) {
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      changed_.wait(lock, [&] { return stop_ || static_cast<int64_t>(ready_.size()) < options_.num_prefetch; });
+      if (stop_) return;
+    }
+    Slot slot;
+    try {
+      make_batch(b, slot.batch);
+    } catch (...) {
+      slot.error = std::current_exception();
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    const bool failed = slot.error != nullptr;
+    ready_.push_back(std::move(slot));
+    changed_.notify_all();
+    if (failed) return;  // the consumer rethrows; later batches are not attempted
+  }
+}
+
+bool DataLoader::next(Batch& out) {
+  if (epoch_ < 0) throw std::logic_error("DataLoader::next: call start_epoch(epoch) first");
+  if (next_batch_ >= end_batch_) return false;
+  if (options_.num_prefetch == 0) {
+    make_batch(next_batch_++, out);
+    return true;
+  }
+  Slot slot;
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    changed_.wait(lock, [&] { return !ready_.empty(); });
+    slot = std::move(ready_.front());
+    ready_.pop_front();
+    changed_.notify_all();
+  }
+  if (slot.error) {
+    next_batch_ = end_batch_;  // the worker stopped; the epoch cannot go on
+    std::rethrow_exception(slot.error);
+  }
+  out = std::move(slot.batch);
+  ++next_batch_;
+  return true;
+}
+
+void DataLoader::stop_worker() {
+  if (worker_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    changed_.notify_all();
+    worker_.join();
+  }
+  ready_.clear();
+  stop_ = false;
+}
+
+}  // namespace mg::data

@@ -1,0 +1,93 @@
+// Batches from a Dataset: a seeded per-epoch shuffle, decoding and augmentation spread over oneTBB's threads,
+// and a background thread that prepares the next batches while the caller trains on the current one.
+//
+//   DataLoader loader(train_set, {/*batch_size=*/128, /*shuffle=*/true, /*drop_last=*/true, /*seed=*/0,
+//                                 /*augment=*/true});
+//   for (int64_t epoch = 0; epoch < epochs; ++epoch) {
+//     loader.start_epoch(epoch);
+//     for (Batch b; loader.next(b);) train_step(b.x /* (N,3,32,32) */, b.y /* (N) */);
+//   }
+//
+// Everything random is a function of (seed, epoch, sample index), so the batches are identical whatever the
+// thread count, prefetch depth or batch timing, and start_epoch(e, b) resumes exactly at batch b of epoch e.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "data/dataset.h"
+#include "data/transforms.h"
+
+namespace mg::data {
+
+struct LoaderOptions {
+  int64_t batch_size = 128;
+  bool shuffle = true;
+  bool drop_last = false;  // drop the last partial batch (the recipe does, so every step has batch_size)
+  uint64_t seed = 0;
+  bool augment = false;  // random crop from a `pad`-pixel zero-padded image + horizontal flip (p 0.5)
+  int64_t pad = 4;
+  Normalization norm = kCifar10Norm;
+  int64_t num_prefetch = 2;  // batches prepared ahead by a background thread; 0 prepares inside next()
+};
+
+struct Batch {
+  int64_t n = 0, c = 0, h = 0, w = 0;
+  std::vector<float> x;          // (N,C,H,W), normalised
+  std::vector<int64_t> y;        // (N) labels
+  std::vector<int64_t> indices;  // (N) dataset index of each image
+  int64_t epoch = 0, batch_index = 0;
+};
+
+// The order an epoch visits a dataset of n items: a Fisher-Yates shuffle drawn from (seed, epoch).
+std::vector<int64_t> epoch_permutation(int64_t n, uint64_t seed, int64_t epoch);
+
+class DataLoader {
+ public:
+  // `dataset` is borrowed: it must outlive the loader.
+  DataLoader(const Dataset& dataset, LoaderOptions options);
+  ~DataLoader();
+  DataLoader(const DataLoader&) = delete;
+  DataLoader& operator=(const DataLoader&) = delete;
+
+  int64_t batches_per_epoch() const;
+  // Begins an epoch at batch `first_batch` (0 for a fresh epoch, the saved position when resuming).
+  // Stops any prefetching left over from the previous epoch.
+  void start_epoch(int64_t epoch, int64_t first_batch = 0);
+  // Fills `out` with the next batch and returns true, or returns false at the end of the epoch.
+  // An error while preparing the batch (e.g. a corrupt image) is rethrown here.
+  bool next(Batch& out);
+
+  // The dataset indices of an epoch, in visiting order.
+  std::vector<int64_t> epoch_order(int64_t epoch) const;
+  const LoaderOptions& options() const { return options_; }
+
+ private:
+  void make_batch(int64_t batch_index, Batch& out) const;
+  void produce(int64_t first, int64_t end);
+  void stop_worker();
+
+  const Dataset& dataset_;
+  LoaderOptions options_;
+  int64_t epoch_ = -1;
+  std::vector<int64_t> order_;
+  int64_t next_batch_ = 0, end_batch_ = 0;
+
+  // Prefetch queue, filled by worker_ and drained by next().
+  struct Slot {
+    Batch batch;
+    std::exception_ptr error;
+  };
+  std::thread worker_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<Slot> ready_;
+  bool stop_ = false;
+};
+
+}  // namespace mg::data

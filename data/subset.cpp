@@ -1,0 +1,33 @@
+#include "data/subset.h"
+
+#include <stdexcept>
+#include <string>
+
+namespace mg::data {
+
+Subset::Subset(const Dataset& base, std::vector<int64_t> indices) : base_(base), indices_(std::move(indices)) {
+  for (int64_t i : indices_)
+    if (i < 0 || i >= base_.size())
+      throw std::out_of_range("Subset: index " + std::to_string(i) + " outside the base dataset's [0, " +
+                              std::to_string(base_.size()) + ")");
+}
+
+int64_t Subset::base_index(int64_t i) const {
+  if (i < 0 || i >= size())
+    throw std::out_of_range("Subset: index " + std::to_string(i) + " outside [0, " + std::to_string(size()) + ")");
+  return indices_[static_cast<size_t>(i)];
+}
+
+Subset first_per_class(const Dataset& base, int64_t per_class) {
+  std::vector<int64_t> taken(base.classes().size(), 0), indices;
+  for (int64_t i = 0; i < base.size(); ++i) {
+    const auto c = static_cast<size_t>(base.label(i));
+    if (c < taken.size() && taken[c] < per_class) {
+      ++taken[c];
+      indices.push_back(i);
+    }
+  }
+  return Subset(base, std::move(indices));
+}
+
+}  // namespace mg::data
