@@ -11,9 +11,14 @@
 
 namespace mg::kernels {
 
+// Plain comparisons and the 1.5 * 2^23 rounding trick, not fmin/fmax/nearbyint: those are library
+// calls unless -ffast-math, and a call in the loop stops the compiler from vectorising it.
+inline float clamp_(float x, float lo, float hi) { return x < lo ? lo : (x > hi ? hi : x); }
+inline float round_(float x) { return (x + 12582912.0f) - 12582912.0f; }  // nearest, |x| < 2^22
+
 inline float fast_exp(float x) {
-  x = std::fmin(std::fmax(x, -87.3f), 88.3f);
-  const float n = std::nearbyint(x * 1.44269504088896341f);  // x = n ln2 + r, |r| <= ln2/2
+  x = clamp_(x, -87.3f, 88.3f);
+  const float n = round_(x * 1.44269504088896341f);  // x = n ln2 + r, |r| <= ln2/2
   float r = x - n * 0.693359375f;                              // ln2 in two parts keeps r exact
   r = r - n * -2.12194440e-4f;
   const float z = r * r;
@@ -32,7 +37,7 @@ inline float fast_exp(float x) {
 }
 
 inline float fast_erf(float x) {
-  x = std::fmin(std::fmax(x, -4.0f), 4.0f);  // erf(4) rounds to 1 in float
+  x = clamp_(x, -4.0f, 4.0f);  // erf(4) rounds to 1 in float
   const float x2 = x * x;
   float p = -2.72614225801306e-10f;
   p = p * x2 + 2.77068142495902e-08f;
