@@ -61,9 +61,17 @@ void Flags::add_switch(const std::string& name, const std::string& help, bool* o
   flags_.push_back({name, help, "", false, [out](const std::string&) { *out = true; }});
 }
 
+void Flags::add_positional(const std::string& name, const std::string& help, std::vector<std::string>* out) {
+  positional_name_ = name, positional_help_ = help, positional_ = out;
+}
+
 void Flags::parse(const std::vector<std::string>& args) {
   for (size_t i = 0; i < args.size(); ++i) {
     std::string a = args[i];
+    if (a.rfind("--", 0) != 0 && positional_) {
+      positional_->push_back(a);
+      continue;
+    }
     if (a.rfind("--", 0) != 0) throw UsageError("unexpected argument '" + a + "' (flags start with --)");
     std::string name = a.substr(2), value;
     bool has_inline = false;
@@ -107,6 +115,10 @@ std::string Flags::usage() const {
   for (const Flag& f : flags_) {
     std::string left = "  --" + f.name + (f.kind.empty() ? "" : " " + f.kind);
     o << left << std::string(left.size() < 34 ? 34 - left.size() : 1, ' ') << f.help << "\n";
+  }
+  if (positional_) {
+    const std::string left = "  " + positional_name_;
+    o << left << std::string(left.size() < 34 ? 34 - left.size() : 1, ' ') << positional_help_ << "\n";
   }
   return o.str();
 }

@@ -24,6 +24,9 @@ class Flags {
   void add_int(const std::string& name, const std::string& help, std::optional<int64_t>* out, int64_t lo, int64_t hi);
   void add_double(const std::string& name, const std::string& help, std::optional<double>* out, double lo, double hi);
   void add_switch(const std::string& name, const std::string& help, bool* out);
+  // Arguments that are not flags (e.g. predict's image files) are collected in *out; without this
+  // call they are a usage error.
+  void add_positional(const std::string& name, const std::string& help, std::vector<std::string>* out);
 
   // Throws UsageError; parse_or_exit prints it with the usage text and exits with status 2.
   void parse(const std::vector<std::string>& args);
@@ -38,6 +41,8 @@ class Flags {
   };
   std::string program_, synopsis_;
   std::vector<Flag> flags_;
+  std::string positional_name_, positional_help_;
+  std::vector<std::string>* positional_ = nullptr;
 };
 
 // "1,2,3" -> {1, 2, 3}; throws UsageError naming the flag when malformed.
