@@ -38,6 +38,24 @@ void load_slots(const NamedTensors& s, const std::string& prefix, const std::vec
     if (loaded[i].defined()) slots[i] = loaded[i].to(params[i].dtype()).clone();
 }
 
+// Every key of s must be one this optimiser writes: a state from another optimiser (or from a
+// model with more parameters) is an error, not something to half-load.
+void check_known(const NamedTensors& s, const std::vector<std::string>& prefixes, size_t n_params, bool has_step,
+                 const std::string& who) {
+  std::string unknown;
+  for (const auto& [key, t] : s) {
+    bool ok = has_step && key == "step";
+    for (const std::string& p : prefixes)
+      if (!ok && key.size() > p.size() + 1 && key.compare(0, p.size() + 1, p + ".") == 0) {
+        const std::string idx = key.substr(p.size() + 1);
+        ok = idx.find_first_not_of("0123456789") == std::string::npos && std::stoull(idx) < n_params;
+      }
+    if (!ok) unknown += (unknown.empty() ? "'" : ", '") + key + "'";
+  }
+  MG_CHECK(unknown.empty(), who + " load_state", "unexpected entries ", unknown, " (this optimiser has ", n_params,
+           " parameters; is the state from another optimiser or model?)");
+}
+
 double scalar_entry(const NamedTensors& s, const std::string& key) {
   for (const auto& [n, t] : s)
     if (n == key) return t.item();
@@ -86,7 +104,10 @@ NamedTensors SGD::state() const {
   return s;
 }
 
-void SGD::load_state(const NamedTensors& s) { load_slots(s, "momentum_buffer", params_, buf_, true); }
+void SGD::load_state(const NamedTensors& s) {
+  check_known(s, {"momentum_buffer"}, params_.size(), false, "SGD");
+  load_slots(s, "momentum_buffer", params_, buf_, true);
+}
 
 // ---- AdamW ----
 
@@ -136,7 +157,10 @@ NamedTensors AdamW::state() const {
 }
 
 void AdamW::load_state(const NamedTensors& s) {
+  check_known(s, {"exp_avg", "exp_avg_sq"}, params_.size(), true, "AdamW");
   const double st = scalar_entry(s, "step");
+  MG_CHECK(st >= 0 && st <= 0x1p53 && st == std::floor(st), "AdamW load_state",
+           "'step' must be a whole number in [0, 2^53], got ", st);
   std::vector<Tensor> m, v;
   load_slots(s, "exp_avg", params_, m, false);
   load_slots(s, "exp_avg_sq", params_, v, false);

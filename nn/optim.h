@@ -14,9 +14,13 @@ class Optimizer {
   virtual ~Optimizer() = default;
   virtual void step() = 0;  // parameters without a gradient are skipped, as in PyTorch
   void zero_grad();
-  // State as named tensors ("exp_avg.3", ...) plus the step count, for checkpoints.
+  // "SGD", "AdamW": checkpoints record it, so a state is never loaded into the wrong kind of optimiser.
+  virtual std::string name() const = 0;
+  // State as named tensors ("exp_avg.3", ...: the number is the parameter's index) plus the step
+  // count, for checkpoints. The tensors are the live ones: clone them to keep a snapshot.
   virtual NamedTensors state() const = 0;
-  virtual void load_state(const NamedTensors& s) = 0;  // strict: throws, changing nothing, on a mismatch
+  // Strict: a missing, unknown or mis-shaped entry throws naming it, and nothing is changed.
+  virtual void load_state(const NamedTensors& s) = 0;
   const std::vector<Tensor>& params() const { return params_; }
 
  protected:
@@ -33,6 +37,7 @@ class SGD : public Optimizer {
   SGD(std::vector<Tensor> params, double lr, double momentum = 0, double weight_decay = 0, bool nesterov = false,
       double dampening = 0);
   void step() override;
+  std::string name() const override { return "SGD"; }
   NamedTensors state() const override;
   void load_state(const NamedTensors& s) override;
   double momentum, weight_decay, dampening;
@@ -49,6 +54,7 @@ class AdamW : public Optimizer {
   AdamW(std::vector<Tensor> params, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8,
         double weight_decay = 1e-2);
   void step() override;
+  std::string name() const override { return "AdamW"; }
   NamedTensors state() const override;
   void load_state(const NamedTensors& s) override;
   double beta1, beta2, eps, weight_decay;

@@ -1,0 +1,140 @@
+#include "examples/common/train_flags.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <sstream>
+
+namespace mg::cli {
+
+void TrainFlags::add_to(Flags& f) {
+  model.add_to(f);
+  f.add_string("data",
+               "CIFAR-10: binary batches, train/ and test/ folders, or their .tar.gz "
+               "[$MAXGRAD_DATA, ./data/cifar10, else synthetic]",
+               &data);
+  f.add_switch("synthetic", "train on the built-in synthetic 10-class set even when CIFAR-10 is there", &synthetic);
+  f.add_int("epochs", "training epochs [12]", &epochs, 1, 100000);
+  f.add_int("batch", "images per step; the last partial batch is dropped [128]", &batch, 1, 1 << 20);
+  f.add_double("lr", "peak learning rate of AdamW [2e-3]", &lr, 0.0, 10.0);
+  f.add_double("weight-decay", "AdamW's decoupled weight decay, on all parameters [0.05]", &weight_decay, 0.0, 10.0);
+  f.add_double("label-smoothing", "cross-entropy label smoothing [0.1]", &label_smoothing, 0.0, 0.99);
+  f.add_double("warmup-epochs", "linear warm-up from lr/steps to lr, then cosine to 0 per step [1]", &warmup_epochs,
+               0.0, 100000.0);
+  f.add_int("seed", "weight init, data order, augmentation and drop-path draws [0]", &seed, 0, (int64_t{1} << 62));
+  f.add_int("subset", "train on the first N images of each class; 0 = all [0]", &subset, 0, 1 << 30);
+  f.add_int("eval-subset", "evaluate on the first N test images of each class; 0 = all [0]", &eval_subset, 0, 1 << 30);
+  f.add_string("out", "folder for last.safetensors, prev.safetensors, log.csv, curves.png [runs/cifar]", &out);
+  f.add_switch("resume", "continue from OUT/last.safetensors, with its configuration", &resume);
+  f.add_int("max-steps", "stop (with a checkpoint) once this many steps are done in all, for tests", &max_steps, 0,
+            int64_t{1} << 62);
+  f.add_int("nan-at-step", "testing: treat the loss of step N (from 1) as NaN, to exercise the NaN stop", &nan_at_step,
+            1, int64_t{1} << 62);
+}
+
+Recipe TrainFlags::recipe() const {
+  Recipe r;
+  r.epochs = epochs.value_or(r.epochs);
+  r.batch = batch.value_or(r.batch);
+  r.seed = seed.value_or(r.seed);
+  r.subset = subset.value_or(r.subset);
+  r.eval_subset = eval_subset.value_or(r.eval_subset);
+  r.lr = lr.value_or(r.lr);
+  r.weight_decay = weight_decay.value_or(r.weight_decay);
+  r.label_smoothing = label_smoothing.value_or(r.label_smoothing);
+  r.warmup_epochs = warmup_epochs.value_or(r.warmup_epochs);
+  return r;
+}
+
+std::string exact_decimal(double x) {
+  char buf[40];
+  for (int precision = 1; precision <= 17; ++precision) {
+    std::snprintf(buf, sizeof buf, "%.*g", precision, x);
+    if (std::strtod(buf, nullptr) == x) break;
+  }
+  return buf;
+}
+
+std::string join(const std::vector<std::string>& parts, const std::string& sep) {
+  std::string s;
+  for (size_t i = 0; i < parts.size(); ++i) s += (i ? sep : "") + parts[i];
+  return s;
+}
+
+namespace {
+std::string ints(const std::vector<int64_t>& v) {
+  std::vector<std::string> s;
+  for (int64_t x : v) s.push_back(std::to_string(x));
+  return join(s, ",");
+}
+}  // namespace
+
+std::vector<std::string> TrainFlags::canonical_args() const {
+  const models::MaxVitConfig c = model_config();
+  const Recipe r = recipe();
+  // One flag and its value per line.
+  // clang-format off
+  std::vector<std::string> a = {
+      "--preset", model.preset.value_or("cifar"),
+      "--input-size", std::to_string(c.input_h) + "," + std::to_string(c.input_w),
+      "--stem-channels", std::to_string(c.stem_channels),
+      "--stem-stride", std::to_string(c.stem_stride),
+      "--block-channels", ints(c.block_channels),
+      "--block-layers", ints(c.block_layers),
+      "--head-dim", std::to_string(c.head_dim),
+      "--partition-size", std::to_string(c.partition_size),
+      "--stochastic-depth", exact_decimal(c.stochastic_depth),
+      "--num-classes", std::to_string(c.num_classes)};
+  // A cumulative-average BatchNorm (no momentum) has no flag: the preset's default then stands.
+  if (c.bn.momentum) a.insert(a.end(), {"--bn-momentum", exact_decimal(*c.bn.momentum)});
+  a.insert(a.end(), {
+      "--bn-eps", exact_decimal(c.bn.eps),
+      "--dtype", model.dtype.value_or("float32"),
+      "--epochs", std::to_string(r.epochs),
+      "--batch", std::to_string(r.batch),
+      "--lr", exact_decimal(r.lr),
+      "--weight-decay", exact_decimal(r.weight_decay),
+      "--label-smoothing", exact_decimal(r.label_smoothing),
+      "--warmup-epochs", exact_decimal(r.warmup_epochs),
+      "--seed", std::to_string(r.seed),
+      "--subset", std::to_string(r.subset),
+      "--eval-subset", std::to_string(r.eval_subset)});
+  // clang-format on
+  return a;
+}
+
+TrainFlags merge_for_resume(const std::string& saved_config, const std::vector<std::string>& command_line,
+                            const std::string& checkpoint_path) {
+  std::vector<std::string> saved;
+  std::istringstream in(saved_config);
+  for (std::string tok; in >> tok;) saved.push_back(tok);
+
+  TrainFlags before;
+  Flags fb("train_cifar", "");
+  before.add_to(fb);
+  TrainFlags merged;
+  Flags fm("train_cifar", "");
+  merged.add_to(fm);
+  try {
+    fb.parse(saved);
+    fm.parse(saved);
+  } catch (const UsageError& e) {
+    throw UsageError("checkpoint " + checkpoint_path + " has an unreadable 'config' (" + e.what() + ")");
+  }
+  fm.parse(command_line);  // errors here are the command line's own
+
+  // Both lists name the same flags in the same order, value after flag.
+  const std::vector<std::string> a = before.canonical_args(), b = merged.canonical_args();
+  std::string diff;
+  for (size_t i = 0; i + 1 < a.size() && i + 1 < b.size(); i += 2)
+    if (a[i] != b[i] || a[i + 1] != b[i + 1])
+      diff += "\n  " + a[i] + ": the checkpoint has " + a[i + 1] + ", the command line " + b[i + 1];
+  if (a.size() != b.size()) diff += "\n  (the configurations list different flags)";
+  if (!diff.empty())
+    throw UsageError("--resume: " + checkpoint_path +
+                     " was trained with another configuration; a resumed run keeps the checkpoint's, so leave these "
+                     "flags out or start a new --out:" +
+                     diff);
+  return merged;
+}
+
+}  // namespace mg::cli

@@ -1,0 +1,53 @@
+// train_cifar's flags: the shared model flags (shared/spec/cli.md) plus the training recipe, whose
+// defaults are shared/refs.md's reference recipe.
+//
+// The flags that decide a run's result are also its configuration record: canonical_args() writes
+// them all out (defaults included) for the checkpoint, and --resume reads them back, so a resumed
+// run needs no flags repeated, and a flag repeated with another value is refused.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "examples/common/model_flags.h"
+
+namespace mg::cli {
+
+// The recipe with every default applied.
+struct Recipe {
+  int64_t epochs = 12, batch = 128, seed = 0;
+  int64_t subset = 0, eval_subset = 0;  // images per class; 0: all
+  double lr = 2e-3, weight_decay = 0.05, label_smoothing = 0.1, warmup_epochs = 1.0;
+  double stochastic_depth = 0.1;  // the model flag's default when training
+};
+
+struct TrainFlags {
+  static constexpr const char* kSynopsis =
+      "[model flags] [--data DIR] [--epochs 12] [--batch 128] [--lr 2e-3] [--weight-decay 0.05]\n"
+      "       [--label-smoothing 0.1] [--warmup-epochs 1] [--seed 0] [--subset N] [--eval-subset N]\n"
+      "       [--out DIR] [--resume] [--max-steps N]";
+
+  ModelFlags model;
+  std::optional<std::string> data, out;
+  std::optional<int64_t> epochs, batch, seed, subset, eval_subset, max_steps, nan_at_step;
+  std::optional<double> lr, weight_decay, label_smoothing, warmup_epochs;
+  bool resume = false, synthetic = false;
+
+  void add_to(Flags& f);
+  Recipe recipe() const;
+  models::MaxVitConfig model_config() const { return model.config(recipe().stochastic_depth); }
+  std::string out_dir() const { return out.value_or("runs/cifar"); }
+  // "--preset cifar --input-size 32,32 ... --epochs 12 --batch 128 ...": every flag that changes the
+  // weights or the logged numbers, with its resolved value. Throws UsageError for a bad model config.
+  std::vector<std::string> canonical_args() const;
+};
+
+// --resume: the checkpoint's configuration (canonical_args joined by spaces) with the command line
+// parsed over it. Throws UsageError listing every flag whose value differs from the checkpoint's.
+TrainFlags merge_for_resume(const std::string& saved_config, const std::vector<std::string>& command_line,
+                            const std::string& checkpoint_path);
+
+// Shortest decimal that reads back as exactly x ("0.002", not "0.0020000000000000000416").
+std::string exact_decimal(double x);
+std::string join(const std::vector<std::string>& parts, const std::string& sep);
+
+}  // namespace mg::cli

@@ -1,0 +1,116 @@
+#include "examples/common/train_report.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+
+#include "examples/common/curves_png.h"
+
+namespace mg::cli {
+
+namespace {
+constexpr int64_t kColumns = 7;  // epoch, step, lr, train_loss, train_acc, test_loss, test_acc
+}
+
+Tensor history_tensor(const std::vector<EpochRecord>& records) {
+  std::vector<double> v;
+  for (const EpochRecord& r : records)
+    v.insert(v.end(), {static_cast<double>(r.epoch), static_cast<double>(r.step), r.lr, r.train_loss, r.train_acc,
+                       r.test_loss, r.test_acc});
+  return Tensor::from_vector(v, {static_cast<int64_t>(records.size()), kColumns}, DType::Float64);
+}
+
+Tensor history_seconds(const std::vector<EpochRecord>& records) {
+  std::vector<double> v;
+  for (const EpochRecord& r : records) v.push_back(r.seconds);
+  return Tensor::from_vector(v, {static_cast<int64_t>(records.size())}, DType::Float64);
+}
+
+std::vector<EpochRecord> history_from(const Tensor& history, const Tensor& seconds) {
+  MG_CHECK(
+      history.dim() == 2 && history.size(1) == kColumns && seconds.dim() == 1 && seconds.size(0) == history.size(0),
+      "training history", "expected 'history' (E, ", kColumns, ") and 'history_seconds' (E), got ", history.info(),
+      " and ", seconds.info());
+  const std::vector<double> h = history.to_vector(), s = seconds.to_vector();
+  std::vector<EpochRecord> out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const double* row = h.data() + i * kColumns;
+    out.push_back(
+        {static_cast<int64_t>(row[0]), static_cast<int64_t>(row[1]), row[2], row[3], row[4], row[5], row[6], s[i]});
+  }
+  return out;
+}
+
+void write_log_csv(const std::string& path, const std::vector<EpochRecord>& records) {
+  const std::string tmp = cat(path, ".tmp", getpid());
+  {
+    std::ofstream f(tmp);
+    f << "epoch,step,lr,train_loss,train_acc,test_loss,test_acc,seconds\n";
+    char line[256];
+    for (const EpochRecord& r : records) {
+      std::snprintf(line, sizeof line, "%lld,%lld,%.6e,%.6f,%.6f,%.6f,%.6f,%.1f\n", static_cast<long long>(r.epoch),
+                    static_cast<long long>(r.step), r.lr, r.train_loss, r.train_acc, r.test_loss, r.test_acc,
+                    r.seconds);
+      f << line;
+    }
+    MG_CHECK(f.flush().good(), "train_cifar", "cannot write ", tmp);
+  }
+  MG_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, "train_cifar", "cannot write ", path);
+}
+
+std::string summary_line(const EpochRecord& r, int64_t epochs) {
+  char buf[256];
+  std::snprintf(buf, sizeof buf,
+                "epoch %lld/%lld  train loss %.4f acc %.2f%%  test loss %.4f acc %.2f%%  lr %.2e  %.1f s",
+                static_cast<long long>(r.epoch), static_cast<long long>(epochs), r.train_loss, 100 * r.train_acc,
+                r.test_loss, 100 * r.test_acc, r.lr, r.seconds);
+  return buf;
+}
+
+void write_curves(const std::string& path, const std::vector<EpochRecord>& records) {
+  const std::array<unsigned char, 3> blue{31, 119, 180}, orange{255, 127, 14};
+  Series train_loss{"TRAIN", blue, {}}, test_loss{"TEST", orange, {}};
+  Series train_acc{"TRAIN", blue, {}}, test_acc{"TEST", orange, {}};
+  for (const EpochRecord& r : records) {
+    train_loss.y.push_back(r.train_loss), test_loss.y.push_back(r.test_loss);
+    train_acc.y.push_back(100 * r.train_acc), test_acc.y.push_back(100 * r.test_acc);
+  }
+  write_curves_png(
+      path, {Panel{"LOSS", {train_loss, test_loss}, true, 0}, Panel{"ACCURACY %", {train_acc, test_acc}, true, 100}});
+}
+
+std::string confusion_table(const std::vector<int64_t>& counts, const std::vector<std::string>& classes) {
+  const size_t k = classes.size();
+  MG_CHECK(counts.size() == k * k, "confusion_table", counts.size(), " counts for ", k, " classes");
+  size_t name_w = 4;
+  for (const auto& c : classes) name_w = std::max(name_w, c.size());
+  int64_t most = 1;
+  for (int64_t c : counts) most = std::max(most, c);
+  // Columns are headed by the first letters of each class, as wide as the largest count needs.
+  const int cell = std::max<int>(5, static_cast<int>(std::to_string(most).size()) + 1);
+  std::string out = "confusion matrix (rows: true class, columns: predicted)\n";
+  out += std::string(name_w, ' ');
+  for (const auto& c : classes) {
+    std::string head = c.substr(0, static_cast<size_t>(cell - 1));
+    out += std::string(static_cast<size_t>(cell) - head.size(), ' ') + head;
+  }
+  out += "  recall\n";
+  for (size_t t = 0; t < k; ++t) {
+    out += classes[t] + std::string(name_w - classes[t].size(), ' ');
+    int64_t row = 0;
+    for (size_t p = 0; p < k; ++p) {
+      const std::string v = std::to_string(counts[t * k + p]);
+      out += std::string(static_cast<size_t>(cell) - v.size(), ' ') + v;
+      row += counts[t * k + p];
+    }
+    char recall[32];
+    std::snprintf(recall, sizeof recall, "  %5.1f%%\n",
+                  row ? 100.0 * static_cast<double>(counts[t * k + t]) / row : 0.0);
+    out += recall;
+  }
+  return out;
+}
+
+}  // namespace mg::cli

@@ -1,0 +1,186 @@
+// predict: classifies image files with a train_cifar checkpoint and prints each one's top classes.
+//
+//   predict --checkpoint runs/cifar/last.safetensors cat.png ship.jpg [--top 5] [model flags]
+//
+//   cat.png
+//     1. cat          87.31%
+//     2. dog           6.10%
+//     ...
+//
+// The model is built from the checkpoint's own configuration (its "config" metadata); model flags
+// given here override it (--threads, --dtype; a different shape fails to load, naming the keys).
+// Class names and the input normalisation also come from the checkpoint. Images of another size
+// than the model's input are resized (bilinear) first.
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+
+#include "core/blas_select.h"
+#include "data/image_decode.h"
+#include "data/transforms.h"
+#include "examples/common/train_flags.h"
+#include "nn/checkpoint.h"
+
+using namespace mg;
+
+namespace {
+
+struct PredictFlags {
+  std::optional<std::string> checkpoint;
+  std::optional<int64_t> top;
+  std::vector<std::string> images;
+  void add_to(cli::Flags& f) {
+    f.add_string("checkpoint", "a train_cifar checkpoint (OUT/last.safetensors)", &checkpoint);
+    f.add_int("top", "classes listed per image [5]", &top, 1, 1000);
+    f.add_positional("IMAGE...", "JPEG, PNG or BMP files to classify", &images);
+  }
+};
+constexpr const char* kSynopsis = "--checkpoint CK.safetensors [--top 5] [model flags] IMAGE...";
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string item; std::getline(ss, item, sep);) out.push_back(item);
+  return out;
+}
+
+// The model flags: the checkpoint's configuration, then this command line's model flags over it.
+models::MaxVitConfig config_from(const nn::Checkpoint& ck, const std::vector<std::string>& args,
+                                 cli::ModelFlags& model) {
+  cli::TrainFlags saved;
+  cli::Flags from_ck("predict", "");
+  saved.add_to(from_ck);
+  auto it = ck.info.metadata.find("config");
+  if (it != ck.info.metadata.end()) {
+    std::vector<std::string> tokens;
+    std::istringstream in(it->second);
+    for (std::string t; in >> t;) tokens.push_back(t);
+    from_ck.parse(tokens);
+  }
+  PredictFlags ignored;
+  cli::Flags over("predict", kSynopsis);
+  saved.model.add_to(over);
+  ignored.add_to(over);
+  over.parse(args);
+  model = saved.model;
+  return model.config(0.0);  // no stochastic depth at inference
+}
+
+// Bilinear resize of a (3, h, w) uint8 image to (3, H, W), pixel centres aligned (no antialiasing:
+// enough to try a photo on a 32x32 model).
+std::vector<uint8_t> resize(const std::vector<uint8_t>& src, int64_t h, int64_t w, int64_t H, int64_t W) {
+  std::vector<uint8_t> dst(static_cast<size_t>(3 * H * W));
+  for (int64_t c = 0; c < 3; ++c)
+    for (int64_t y = 0; y < H; ++y) {
+      const double sy =
+          std::clamp((static_cast<double>(y) + 0.5) * static_cast<double>(h) / static_cast<double>(H) - 0.5, 0.0,
+                     static_cast<double>(h - 1));
+      const auto y0 = static_cast<int64_t>(sy);
+      const int64_t y1 = std::min(y0 + 1, h - 1);
+      const double fy = sy - static_cast<double>(y0);
+      for (int64_t x = 0; x < W; ++x) {
+        const double sx =
+            std::clamp((static_cast<double>(x) + 0.5) * static_cast<double>(w) / static_cast<double>(W) - 0.5, 0.0,
+                       static_cast<double>(w - 1));
+        const auto x0 = static_cast<int64_t>(sx);
+        const int64_t x1 = std::min(x0 + 1, w - 1);
+        const double fx = sx - static_cast<double>(x0);
+        auto at = [&](int64_t yy, int64_t xx) {
+          return static_cast<double>(src[static_cast<size_t>((c * h + yy) * w + xx)]);
+        };
+        const double v =
+            (1 - fy) * ((1 - fx) * at(y0, x0) + fx * at(y0, x1)) + fy * ((1 - fx) * at(y1, x0) + fx * at(y1, x1));
+        dst[static_cast<size_t>((c * H + y) * W + x)] = static_cast<uint8_t>(std::clamp(v + 0.5, 0.0, 255.0));
+      }
+    }
+  return dst;
+}
+
+data::Normalization normalization_from(const nn::Checkpoint& ck) {
+  data::Normalization n = data::kCifar10Norm;
+  auto mean = ck.info.metadata.find("normalize_mean"), sd = ck.info.metadata.find("normalize_std");
+  if (mean == ck.info.metadata.end() || sd == ck.info.metadata.end()) return n;
+  const auto m = split(mean->second, ','), s = split(sd->second, ',');
+  MG_CHECK(m.size() == 3 && s.size() == 3, "checkpoint " + ck.path, "normalize_mean/std must list 3 numbers each");
+  for (size_t c = 0; c < 3; ++c) n.mean[c] = std::stof(m[c]), n.stddev[c] = std::stof(s[c]);
+  return n;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  select_blas_kernels(argc, argv);
+  PredictFlags pf;
+  cli::ModelFlags model_flags;
+  cli::Flags flags("predict", kSynopsis);
+  model_flags.add_to(flags);
+  pf.add_to(flags);
+  flags.parse_or_exit(argc, argv);
+  // A word that is no file is a mistyped flag far more often than a missing image: refused before any
+  // work, like every other bad command line.
+  for (const std::string& image : pf.images)
+    if (!std::filesystem::is_regular_file(image)) {
+      std::cerr << "predict: unexpected argument '" << image << "': no such file (arguments are images to classify)\n\n"
+                << flags.usage();
+      return 2;
+    }
+  if (!pf.checkpoint || pf.images.empty()) {
+    std::cerr << "predict: --checkpoint and at least one image are required\n\n" << flags.usage();
+    return 2;
+  }
+  try {
+    const nn::Checkpoint ck = nn::read_checkpoint(*pf.checkpoint);
+    cli::ModelFlags mf;
+    models::MaxVitConfig cfg;
+    try {
+      cfg = config_from(ck, std::vector<std::string>(argv + 1, argv + argc), mf);
+    } catch (const cli::UsageError& e) {
+      std::cerr << "predict: " << e.what() << "\n";
+      return 2;
+    }
+    mf.apply_threads();
+    const DType dt = mf.tensor_dtype();
+    models::MaxVit model(cfg, 0);
+    model.to(dt);
+    nn::restore_weights(ck, model);
+    model.eval();
+
+    std::vector<std::string> classes;
+    if (auto it = ck.info.metadata.find("classes"); it != ck.info.metadata.end()) classes = split(it->second, ',');
+    for (auto i = static_cast<int64_t>(classes.size()); i < cfg.num_classes; ++i)
+      classes.push_back("class " + std::to_string(i));
+    const data::Normalization norm = normalization_from(ck);
+    const int64_t H = cfg.input_h, W = cfg.input_w, top = std::min(pf.top.value_or(5), cfg.num_classes);
+
+    for (const std::string& path : pf.images) {
+      const data::ImageHeader hd = data::read_image_header(path);
+      std::vector<uint8_t> img(static_cast<size_t>(3 * hd.height * hd.width));
+      data::decode_image_rgb(path, hd.height, hd.width, img.data());
+      if (hd.height != H || hd.width != W) img = resize(img, hd.height, hd.width, H, W);
+      Tensor x = Tensor::empty({1, 3, H, W}, DType::Float32);
+      data::normalize(img.data(), 3, H, W, norm, x.data<float>());
+      NoGradGuard no_grad;
+      const std::vector<double> p = softmax(model(x.to(dt)), 1).to_vector();
+      std::vector<int64_t> order(p.size());
+      for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int64_t>(i);
+      std::partial_sort(order.begin(), order.begin() + top, order.end(),
+                        [&](int64_t a, int64_t b) { return p[static_cast<size_t>(a)] > p[static_cast<size_t>(b)]; });
+      std::cout << path
+                << (hd.height != H || hd.width != W ? cat("  (resized from ", hd.width, "x", hd.height, ")") : "")
+                << "\n";
+      for (int64_t k = 0; k < top; ++k) {
+        const auto c = static_cast<size_t>(order[static_cast<size_t>(k)]);
+        char line[160];
+        std::snprintf(line, sizeof line, "  %lld. %-12s %6.2f%%\n", static_cast<long long>(k + 1), classes[c].c_str(),
+                      100 * p[c]);
+        std::cout << line;
+      }
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "predict: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
