@@ -46,6 +46,25 @@ void record(const char* name, Tensor& out, const std::vector<Tensor>& inputs, Ba
   out.impl().requires_grad = true;
 }
 
+Node::~Node() {
+  // A node whose last owner is a dying node is moved onto `orphans` instead of dying inside that
+  // node's destructor. `saved` and `backward` go first: a saved input holds its own grad_fn, which
+  // is usually the node on the edge, so releasing it first leaves the edge as the last owner.
+  std::vector<std::shared_ptr<Node>> orphans;
+  auto adopt_children = [&orphans](Node& n) {
+    n.saved.clear();
+    n.backward = nullptr;
+    for (Edge& e : n.next)
+      if (e.fn && e.fn.use_count() == 1) orphans.push_back(std::move(e.fn));
+  };
+  adopt_children(*this);
+  while (!orphans.empty()) {
+    std::shared_ptr<Node> n = std::move(orphans.back());
+    orphans.pop_back();
+    adopt_children(*n);
+  }  // n is freed here, its own children already taken: its destructor finds nothing to recurse into
+}
+
 Tensor sum_to(const Tensor& grad, const Shape& shape) {
   if (grad.shape() == shape) return grad;
   // Leading dims that broadcasting added are summed away; dims that were 1 are summed, kept.
@@ -109,8 +128,11 @@ void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
       if (e.leaf) {
         Tensor leaf(e.leaf);
         Tensor acc = leaf.grad();
-        accumulate(acc, gi.dtype() == leaf.dtype() ? gi : gi.to(leaf.dtype()));
-        leaf.set_grad(acc.contiguous());
+        Tensor gl = gi.dtype() == leaf.dtype() ? gi : gi.to(leaf.dtype());
+        // .grad must own its storage: one gradient tensor can reach several leaves (add passes it
+        // on) or be the caller's, and optimisers update .grad in place. add() and clone() both
+        // return a fresh contiguous tensor.
+        leaf.set_grad(acc.defined() ? add(acc, gl) : gl.clone());
       } else {
         accumulate(grads[e.fn.get()], gi);
         if (--pending[e.fn.get()] == 0) ready.push_back(e.fn);

@@ -30,6 +30,10 @@ class Node {
   BackwardFn backward;        // cleared once run, unless retain_graph
   // Tensors the backward closure reads, with their storage version at forward time.
   std::vector<std::pair<Tensor, uint64_t>> saved;
+
+  // Frees the chain of nodes below this one with an explicit stack: left to the shared_ptrs, a
+  // 100,000-op chain would recurse once per node and overflow the stack.
+  ~Node();
 };
 
 // Grad mode is per thread, like PyTorch's: NoGradGuard turns recording off in a scope.

@@ -6,6 +6,8 @@
 #include <tbb/info.h>
 #include <tbb/parallel_for.h>
 
+#include "core/tbb_for.h"
+
 #include <memory>
 
 namespace mg {
@@ -41,7 +43,7 @@ void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, in
     return;
   }
   // simple_partitioner with grain 1 over chunk indices: one task per fixed chunk.
-  tbb::parallel_for(tbb::blocked_range<int64_t>(0, chunks, 1),
+  mg::tbb_parallel_for(tbb::blocked_range<int64_t>(0, chunks, 1),
                     [&](const tbb::blocked_range<int64_t>& r) {
                       for (int64_t c = r.begin(); c < r.end(); ++c) fn(c * grain, std::min(n, (c + 1) * grain));
                     },

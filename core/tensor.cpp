@@ -3,6 +3,7 @@
 #include "core/tensor.h"
 
 #include <cmath>
+#include <cstdint>
 #include <iomanip>
 #include <sstream>
 
@@ -30,14 +31,25 @@ int64_t numel_of(const Shape& shape) {
 }
 
 int64_t wrap_dim(int64_t d, int64_t ndim, const char* op) {
-  int64_t lo = ndim == 0 ? -1 : -ndim, hi = ndim == 0 ? 0 : ndim - 1;
-  MG_CHECK(d >= lo && d <= hi, op, "dimension ", d, " is out of range for a tensor with ", ndim,
-           " dims (expected a dim in [", lo, ", ", hi, "])");
-  return d < 0 ? d + std::max<int64_t>(ndim, 1) : d;
+  // PyTorch lets some ops name dim 0 or -1 of a 0-d tensor, but every caller here goes on to index
+  // the shape at the wrapped dim, which a 0-d tensor does not have: refuse instead of reading past it.
+  MG_CHECK(ndim > 0, op, "dimension ", d, " is out of range for a tensor with 0 dims (a scalar has no dims; "
+           "reshape it to [1] first)");
+  MG_CHECK(d >= -ndim && d < ndim, op, "dimension ", d, " is out of range for a tensor with ", ndim,
+           " dims (expected a dim in [", -ndim, ", ", ndim - 1, "])");
+  return d < 0 ? d + ndim : d;
 }
 
 Tensor Tensor::empty(const Shape& shape, DType dtype) {
-  for (int64_t s : shape) MG_CHECK(s >= 0, "empty", "negative dimension in shape ", mg::shape_str(shape));
+  // The strides are products of the dims (a 0 counting as 1) and the storage is numel * itemsize
+  // bytes: a shape from a file or a flag must not make either wrap around (and allocate too little).
+  int64_t span = 1;
+  for (int64_t s : shape) {
+    MG_CHECK(s >= 0, "empty", "negative dimension in shape ", mg::shape_str(shape));
+    MG_CHECK(!__builtin_mul_overflow(span, std::max<int64_t>(s, 1), &span) &&
+                 span <= PTRDIFF_MAX / static_cast<int64_t>(itemsize(dtype)),
+             "empty", "shape ", mg::shape_str(shape), " is too large to address (over 2^63 bytes)");
+  }
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = std::make_shared<Storage>(static_cast<size_t>(numel_of(shape)) * itemsize(dtype));
   impl->shape = shape;

@@ -59,6 +59,9 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& running_mean, const Tensor& 
   for (const Tensor* p : {&running_mean, &running_var, &weight, &bias})
     MG_CHECK(!p->defined() || (p->dim() == 1 && p->size(0) == c), "batch_norm", "per-channel tensor ", p->info(),
              " must be [", c, "] for input ", x_in.info());
+  for (const Tensor* p : {&weight, &bias})  // read as raw arrays below (the running stats go through at())
+    MG_CHECK(!p->defined() || p->dtype() == x_in.dtype(), "batch_norm", "dtype mismatch: input ", x_in.info(),
+             ", weight/bias ", p->info());
   MG_CHECK(training || (running_mean.defined() && running_var.defined()), "batch_norm",
            "evaluation mode needs running_mean and running_var");
   const int64_t count = n * inner;
@@ -66,6 +69,9 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& running_mean, const Tensor& 
            x_in.info());
 
   Tensor x = x_in.detach().contiguous();
+  // The kernels index w[ch], b[ch]: a strided view (a slice of a bigger parameter) must be made dense.
+  Tensor w = weight.defined() ? weight.detach().contiguous() : Tensor();
+  Tensor b = bias.defined() ? bias.detach().contiguous() : Tensor();
   Tensor y = Tensor::empty(x.shape(), x.dtype());
   Tensor mean_t = Tensor::empty({c}, x.dtype()), var_t = Tensor::empty({c}, x.dtype());
   Tensor rstd_t = Tensor::empty({c}, x.dtype());
@@ -73,8 +79,8 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& running_mean, const Tensor& 
     using T = scalar_t;
     const T* px = x.data<T>();
     T* py = y.data<T>();
-    const T* pw = weight.defined() ? weight.data<T>() : nullptr;
-    const T* pb = bias.defined() ? bias.data<T>() : nullptr;
+    const T* pw = w.defined() ? w.data<T>() : nullptr;
+    const T* pb = b.defined() ? b.data<T>() : nullptr;
     T *pm = mean_t.data<T>(), *pv = var_t.data<T>(), *pr = rstd_t.data<T>();
     parallel_for(c, 1, [&](int64_t c0, int64_t c1) {
       for (int64_t ch = c0; ch < c1; ++ch) {
@@ -110,7 +116,6 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& running_mean, const Tensor& 
     batch_norm_update_stats(rm, rv, mean_t, var_t, count, momentum);
   }
 
-  Tensor w = weight.defined() ? weight.detach() : Tensor();
   const bool has_b = bias.defined();
   record("batch_norm", y, {x_in, weight, bias}, [x, w, has_b, mean_t, rstd_t, training, n, c, inner](const Tensor& g_in) {
     Tensor g = g_in.contiguous();

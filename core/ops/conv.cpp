@@ -148,6 +148,8 @@ Tensor conv2d(const Tensor& x_in, const Tensor& weight, const Tensor& bias, int6
            " has ", a.c);
   MG_CHECK(!bias.defined() || (bias.dim() == 1 && bias.size(0) == a.o), "conv2d", "bias ", bias.info(),
            " must be [", a.o, "]");
+  MG_CHECK(!bias.defined() || bias.dtype() == x_in.dtype(), "conv2d", "dtype mismatch: input ", x_in.info(),
+           ", bias ", bias.info());
   a.ho = (a.h + 2 * padding - a.kh) / stride + 1;
   a.wo = (a.w + 2 * padding - a.kw) / stride + 1;
   MG_CHECK(a.h + 2 * padding >= a.kh && a.w + 2 * padding >= a.kw, "conv2d", "kernel ", a.kh, "x", a.kw,

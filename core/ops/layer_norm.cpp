@@ -18,18 +18,24 @@ constexpr int64_t kRowsPerPart = 256;  // fixed partial-sum blocks for dw, db: t
 Tensor layer_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias, double eps) {
   MG_CHECK(x_in.dim() >= 1, "layer_norm", "input must have at least 1 dim, got ", x_in.info());
   const int64_t c = x_in.size(-1);
-  for (const Tensor* p : {&weight, &bias})
+  for (const Tensor* p : {&weight, &bias}) {
     MG_CHECK(!p->defined() || (p->dim() == 1 && p->size(0) == c), "layer_norm", "weight/bias ", p->info(),
              " must be [", c, "] to match the last dim of ", x_in.info());
+    MG_CHECK(!p->defined() || p->dtype() == x_in.dtype(), "layer_norm", "dtype mismatch: input ", x_in.info(),
+             ", weight/bias ", p->info());
+  }
   Tensor x = x_in.detach().contiguous();
+  // The kernels index w[i], b[i]: a strided view (a slice of a bigger parameter) must be made dense.
+  Tensor w = weight.defined() ? weight.detach().contiguous() : Tensor();
+  Tensor b = bias.defined() ? bias.detach().contiguous() : Tensor();
   const int64_t rows = x.numel() / std::max<int64_t>(c, 1);
   Tensor y = Tensor::empty(x.shape(), x.dtype());
   Tensor rstd = Tensor::empty({rows}, x.dtype()), mu = Tensor::empty({rows}, x.dtype());
   MG_DISPATCH_FLOAT(x.dtype(), "layer_norm", [&] {
     using T = scalar_t;
     const T* px = x.data<T>();
-    const T* pw = weight.defined() ? weight.data<T>() : nullptr;
-    const T* pb = bias.defined() ? bias.data<T>() : nullptr;
+    const T* pw = w.defined() ? w.data<T>() : nullptr;
+    const T* pb = b.defined() ? b.data<T>() : nullptr;
     T *py = y.data<T>(), *pr = rstd.data<T>(), *pm = mu.data<T>();
     parallel_for(rows, 64, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
@@ -49,7 +55,6 @@ Tensor layer_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias, 
       }
     });
   });
-  Tensor w = weight.defined() ? weight.detach() : Tensor();
   const bool has_b = bias.defined();
   record("layer_norm", y, {x_in, weight, bias}, [x, w, has_b, mu, rstd, rows, c](const Tensor& g_in) {
     Tensor g = g_in.contiguous();

@@ -106,9 +106,12 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   MG_CHECK(x.dtype() == weight.dtype(), "linear", "dtype mismatch: input ", x.info(), ", weight ", weight.info());
   MG_CHECK(!bias.defined() || (bias.dim() == 1 && bias.size(0) == weight.size(0)), "linear", "bias ", bias.info(),
            " does not match weight ", weight.info(), " (expected [", weight.size(0), "])");
+  MG_CHECK(!bias.defined() || bias.dtype() == x.dtype(), "linear", "dtype mismatch: input ", x.info(), ", bias ",
+           bias.info());
   const int64_t in = weight.size(1), outf = weight.size(0);
-  Tensor x2 = x.detach().reshape({-1, in}).contiguous();
-  const int64_t rows = x2.size(0);
+  // rows from the leading dims, not reshape's -1, which cannot infer a size when in_features is 0
+  const int64_t rows = numel_of(Shape(x.shape().begin(), x.shape().end() - 1));
+  Tensor x2 = x.detach().reshape({rows, in}).contiguous();
   Shape out_shape = x.shape();
   out_shape.back() = outf;
   Tensor out = Tensor::empty(out_shape, x.dtype());
@@ -117,7 +120,8 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     scalar_t* po = out.data<scalar_t>();
     scalar_t beta = 0;
     if (bias.defined()) {  // start C at the bias, then accumulate the product into it
-      const scalar_t* pb = bias.data<scalar_t>();
+      Tensor b = bias.detach().contiguous();  // read as an array: a strided view must be made dense
+      const scalar_t* pb = b.data<scalar_t>();
       for (int64_t r = 0; r < rows; ++r) std::copy(pb, pb + outf, po + r * outf);
       beta = 1;
     }
@@ -125,8 +129,8 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
                                      w.data<scalar_t>(), in, beta, po, outf);
   });
   Shape xs = x.shape();
-  record("linear", out, {x, weight, bias}, [x2, weight, bias, xs, in, outf](const Tensor& g) {
-    Tensor g2 = g.reshape({-1, outf});
+  record("linear", out, {x, weight, bias}, [x2, weight, bias, xs, rows, outf](const Tensor& g) {
+    Tensor g2 = g.reshape({rows, outf});
     return std::vector<Tensor>{
         matmul(g2, weight).reshape(xs),
         weight.requires_grad() ? matmul(g2.transpose(0, 1), x2) : Tensor(),

@@ -20,7 +20,7 @@ template <typename Fwd, typename Bwd> Tensor unary(const char* name, const Tenso
   record(name, y, {x}, [xd, yd, bwd, name](const Tensor& g) {
     return std::vector<Tensor>{
         MG_DISPATCH_FLOAT(g.dtype(), name, [&] { return kernels::map3<scalar_t>(xd, yd, g, bwd); })};
-  }, {xd});
+  }, {xd, yd});  // both: exp, tanh, sigmoid, sqrt, rsqrt read y
   return y;
 }
 }  // namespace

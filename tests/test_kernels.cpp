@@ -1,0 +1,257 @@
+// The optimised kernels against the plain ones kept beside them (core/kernels): conv2d's three
+// paths (depthwise loops, 1x1 GEMM, im2col + GEMM) against conv2d_reference, forward directly and
+// backward through the adjoint identity; gemm_parallel against gemm_reference with transposed
+// operands, padded leading dims and sizes large enough to be split into blocks.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "core/factory.h"
+#include "core/kernels/conv.h"
+#include "core/kernels/gemm.h"
+#include "core/ops.h"
+#include "helpers.h"
+
+using namespace mg;
+using mg::testing::check_values;
+
+namespace {
+
+struct ConvCase {
+  int64_t n, c, h, w, o, kh, kw, stride, pad, groups;
+};
+
+std::string describe(const ConvCase& k) {
+  return cat("x [", k.n, ", ", k.c, ", ", k.h, ", ", k.w, "], weight [", k.o, ", ", k.c / k.groups, ", ", k.kh, ", ",
+             k.kw, "], stride ", k.stride, ", padding ", k.pad, ", groups ", k.groups);
+}
+
+int64_t pick(Generator& g, int64_t lo, int64_t hi) { return lo + g.randint(hi - lo + 1); }
+
+// Random problems for one path of conv2d (the dispatch rules of core/ops/conv.cpp).
+enum class Path { Depthwise, Pointwise, General };
+ConvCase random_case(Generator& g, Path path) {
+  ConvCase k{};
+  k.n = pick(g, 1, 3);
+  k.h = pick(g, 3, 9);
+  k.w = pick(g, 3, 9);
+  switch (path) {
+    case Path::Depthwise:
+      k.c = k.o = k.groups = pick(g, 2, 6);
+      k.kh = pick(g, 1, 3) * 2 - 1;  // 1, 3, 5
+      k.kw = pick(g, 0, 1) ? k.kh : pick(g, 1, 3);
+      k.stride = pick(g, 1, 2);
+      k.pad = pick(g, 0, k.kh / 2);
+      break;
+    case Path::Pointwise:
+      k.c = pick(g, 1, 6);
+      k.o = pick(g, 1, 6);
+      k.kh = k.kw = 1, k.stride = 1, k.pad = 0, k.groups = 1;
+      break;
+    case Path::General:
+      k.groups = pick(g, 1, 3);
+      k.c = k.groups * pick(g, 1, 3);
+      k.o = k.groups * pick(g, 1, 3);
+      if (k.groups == k.c && k.groups == k.o && k.groups > 1) k.o *= 2;  // stay off the depthwise path
+      k.kh = pick(g, 1, 3);
+      k.kw = pick(g, 2, 3);  // kw >= 2: never the 1x1 path
+      k.stride = pick(g, 1, 2);
+      k.pad = pick(g, 0, 1);
+      break;
+  }
+  k.h = std::max(k.h, k.kh), k.w = std::max(k.w, k.kw);
+  return k;
+}
+
+template <typename T>
+Tensor reference_conv(const ConvCase& k, const Tensor& x, const Tensor& w, const Tensor& b) {
+  const int64_t ho = (k.h + 2 * k.pad - k.kh) / k.stride + 1, wo = (k.w + 2 * k.pad - k.kw) / k.stride + 1;
+  Tensor y = Tensor::empty({k.n, k.o, ho, wo}, x.dtype());
+  kernels::conv2d_reference<T>(x.data<T>(), w.data<T>(), b.defined() ? b.data<T>() : nullptr, k.n, k.c, k.h, k.w, k.o,
+                               k.kh, k.kw, k.stride, k.pad, k.groups, y.data<T>());
+  return y;
+}
+
+double dot(const Tensor& a, const Tensor& b) {
+  std::vector<double> va = a.to_vector(), vb = b.to_vector();
+  REQUIRE(va.size() == vb.size());
+  double s = 0;
+  for (size_t i = 0; i < va.size(); ++i) s += va[i] * vb[i];
+  return s;
+}
+
+template <typename T>
+void check_conv_path(Path path, uint64_t seed) {
+  constexpr DType dt = dtype_of<T>::value;
+  const double tol = dt == DType::Float64 ? 1e-12 : 1e-5;
+  Generator g(seed);
+  for (int trial = 0; trial < 12; ++trial) {
+    const ConvCase k = random_case(g, path);
+    INFO(describe(k), ", ", std::string(dtype_name(dt)));
+    Tensor x = randn({k.n, k.c, k.h, k.w}, g, dt);
+    Tensor w = randn({k.o, k.c / k.groups, k.kh, k.kw}, g, dt);
+    Tensor b = trial % 2 ? randn({k.o}, g, dt) : Tensor();
+
+    // forward: the fast path against the seven loops
+    Tensor ref = reference_conv<T>(k, x, w, b);
+    Tensor y = conv2d(x, w, b, k.stride, k.pad, k.groups);
+    mg::testing::check_close(y, ref, tol, tol);
+
+    // backward: conv is bilinear in (x, w), so for any gy, <gy, conv(x, w)> = <dx, x> = <dw, w>
+    // where dx, dw are the gradients of <gy, conv(x, w)>; checked against the reference's output.
+    Tensor xg = x.detach().requires_grad_(), wg = w.detach().requires_grad_();
+    Tensor bg = b.defined() ? b.detach().requires_grad_() : Tensor();
+    Tensor gy = randn(ref.shape(), g, dt);
+    sum(mul(conv2d(xg, wg, bg, k.stride, k.pad, k.groups), gy)).backward();
+    const double ref_dot = dot(gy, reference_conv<T>(k, x, w, Tensor()));
+    const double scale = std::sqrt(dot(gy, gy) * (dot(x, x) * dot(w, w) + 1)) + 1;  // rounding error scale
+    CHECK(std::fabs(dot(xg.grad(), x) - ref_dot) <= tol * scale);
+    CHECK(std::fabs(dot(wg.grad(), w) - ref_dot) <= tol * scale);
+    if (b.defined()) mg::testing::check_close(bg.grad(), sum(gy, {0, 2, 3}), tol, tol * 10);
+  }
+}
+
+template <typename T>
+std::vector<T> random_vec(Generator& g, int64_t n) {
+  std::vector<T> v(static_cast<size_t>(n));
+  for (T& e : v) e = static_cast<T>(g.normal());
+  return v;
+}
+
+template <typename T>
+void check_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, T beta, Generator& g) {
+  // op(A) is (m, k): stored (k, m) when transposed. Leading dims padded past the row length.
+  const int64_t lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 2, ldc = n + 1;
+  std::vector<T> a = random_vec<T>(g, (ta ? k : m) * lda), b = random_vec<T>(g, (tb ? n : k) * ldb);
+  std::vector<T> c0 = random_vec<T>(g, m * ldc);
+  if (beta == T(0)) std::fill(c0.begin(), c0.end(), std::numeric_limits<T>::quiet_NaN());  // must be ignored
+  std::vector<T> c_fast = c0, c_ref = c0;
+  kernels::gemm_parallel<T>(ta, tb, m, n, k, alpha, a.data(), lda, b.data(), ldb, beta, c_fast.data(), ldc);
+  kernels::gemm_reference<T>(ta, tb, m, n, k, alpha, a.data(), lda, b.data(), ldb, beta, c_ref.data(), ldc);
+  const double tol = (std::is_same<T, float>::value ? 2e-6 : 1e-14) * std::sqrt(static_cast<double>(k)) * 8;
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < ldc; ++j) {
+      const T f = c_fast[i * ldc + j], r = c_ref[i * ldc + j];
+      if (j >= n) {  // the padding between rows of C is never written
+        if (beta != T(0)) REQUIRE(f == c0[i * ldc + j]);
+        continue;
+      }
+      if (!(std::fabs(f - r) <= tol * (1 + std::fabs(r)))) {
+        FAIL_CHECK("C[", i, ", ", j, "] = ", f, ", reference ", r);
+        return;
+      }
+    }
+}
+
+}  // namespace
+
+TEST_CASE("conv2d depthwise path matches conv2d_reference") {
+  check_conv_path<float>(Path::Depthwise, 1);
+  check_conv_path<double>(Path::Depthwise, 2);
+}
+
+TEST_CASE("conv2d 1x1 path matches conv2d_reference") {
+  check_conv_path<float>(Path::Pointwise, 3);
+  check_conv_path<double>(Path::Pointwise, 4);
+}
+
+TEST_CASE("conv2d im2col path matches conv2d_reference") {
+  check_conv_path<float>(Path::General, 5);
+  check_conv_path<double>(Path::General, 6);
+}
+
+TEST_CASE("conv2d with enough samples to use several weight-gradient partial sums") {
+  // 19 samples: three groups of 8 in backward_weight, summed in order
+  for (Path path : {Path::Depthwise, Path::Pointwise, Path::General}) {
+    Generator g(10 + static_cast<int>(path));
+    ConvCase k = random_case(g, path);
+    k.n = 19;
+    INFO(describe(k));
+    Tensor x = randn({k.n, k.c, k.h, k.w}, g, DType::Float64);
+    Tensor w = randn({k.o, k.c / k.groups, k.kh, k.kw}, g, DType::Float64).requires_grad_();
+    Tensor ref = reference_conv<double>(k, x, w, Tensor());
+    Tensor gy = randn(ref.shape(), g, DType::Float64);
+    Tensor y = conv2d(x, w, Tensor(), k.stride, k.pad, k.groups);
+    mg::testing::check_close(y, ref, 1e-12, 1e-12);
+    sum(mul(y, gy)).backward();
+    CHECK(dot(w.grad(), w) == doctest::Approx(dot(gy, ref)).epsilon(1e-10));
+  }
+}
+
+TEST_CASE("im2col and col2im are adjoint, and depthwise kernels touch only their channels") {
+  Generator g(20);
+  const kernels::ConvGeom geo{2, 5, 6, 3, 2, 2, 1, 3, 4};  // c, h, w, kh, kw, stride, pad, ho, wo
+  const int64_t nx = geo.c * geo.h * geo.w, ncol = geo.c * geo.kh * geo.kw * geo.ho * geo.wo;
+  std::vector<double> x = random_vec<double>(g, nx), col = random_vec<double>(g, ncol);
+  std::vector<double> im(static_cast<size_t>(ncol)), back(static_cast<size_t>(nx), 0.0);
+  kernels::im2col(x.data(), geo, im.data());
+  kernels::col2im(col.data(), geo, back.data());
+  double lhs = 0, rhs = 0;
+  for (int64_t i = 0; i < ncol; ++i) lhs += im[i] * col[i];
+  for (int64_t i = 0; i < nx; ++i) rhs += x[i] * back[i];
+  CHECK(lhs == doctest::Approx(rhs).epsilon(1e-12));
+
+  // depthwise_forward on channel range [1, 2) of 3 leaves channels 0 and 2 as they were
+  const kernels::ConvGeom dg{1, 4, 4, 3, 3, 1, 1, 4, 4};
+  std::vector<double> dx = random_vec<double>(g, 3 * 16), dw = random_vec<double>(g, 3 * 9);
+  std::vector<double> y(3 * 16, -7.0), yref(3 * 16);
+  kernels::depthwise_forward<double>(dx.data(), dw.data(), nullptr, dg, 1, 2, y.data());
+  kernels::conv2d_reference<double>(dx.data(), dw.data(), nullptr, 1, 3, 4, 4, 3, 3, 3, 1, 1, 3, yref.data());
+  for (int64_t i = 0; i < 48; ++i) {
+    if (i >= 16 && i < 32)
+      CHECK(y[i] == doctest::Approx(yref[i]).epsilon(1e-12));
+    else
+      CHECK(y[i] == -7.0);
+  }
+}
+
+TEST_CASE("gemm_parallel matches gemm_reference: every transpose, padded leading dims, split sizes") {
+  Generator g(30);
+  struct Size {
+    int64_t m, n, k;
+  };
+  // 300x70x64 and 40x200x160 are above the split threshold (rows and columns of C are split);
+  // the others run as one call, including a 1-row product and k = 1.
+  const Size sizes[] = {{300, 70, 64}, {40, 200, 160}, {5, 7, 3}, {1, 9, 4}, {6, 5, 1}, {257, 300, 17}};
+  for (const Size& s : sizes)
+    for (bool ta : {false, true})
+      for (bool tb : {false, true}) {
+        INFO("m ", s.m, " n ", s.n, " k ", s.k, " trans_a ", ta, " trans_b ", tb);
+        check_gemm<float>(ta, tb, s.m, s.n, s.k, 1.0f, 0.0f, g);
+        check_gemm<double>(ta, tb, s.m, s.n, s.k, 1.0, 0.0, g);
+        check_gemm<float>(ta, tb, s.m, s.n, s.k, 1.5f, 0.5f, g);
+        check_gemm<double>(ta, tb, s.m, s.n, s.k, -0.5, 1.0, g);
+      }
+}
+
+TEST_CASE("matmul reads transposed operands in place: same result as contiguous copies") {
+  Generator g(40);
+  for (DType dt : {DType::Float32, DType::Float64}) {
+    Tensor a = randn({3, 64, 48}, g, dt), b = randn({3, 40, 64}, g, dt);
+    Tensor bt = b.transpose(-1, -2);  // (3, 64, 40) with BLAS's transpose flag
+    Tensor fast = matmul(a.transpose(-1, -2), bt), slow = matmul(a.transpose(-1, -2).contiguous(), bt.contiguous());
+    mg::testing::check_close(fast, slow, 1e-5, 1e-5);
+    // a single big product, split by gemm_parallel, with a transposed left operand
+    Tensor p = randn({200, 120}, g, dt), q = randn({200, 90}, g, dt);
+    mg::testing::check_close(matmul(p.transpose(0, 1), q), matmul(p.transpose(0, 1).contiguous(), q), 1e-5, 1e-5);
+  }
+}
+
+TEST_CASE("matmul and linear with an empty dim") {
+  // k = 0: BLAS is asked for C = 0 * C with leading dims that must still be valid
+  check_values(matmul(zeros({2, 0}), zeros({0, 3})), {0, 0, 0, 0, 0, 0});
+  check_values(linear(zeros({2, 0}), zeros({3, 0}), ones({3})), {1, 1, 1, 1, 1, 1});
+  check_values(linear(full({2, 0}, 1), full({3, 0}, 1)), {0, 0, 0, 0, 0, 0});
+  check_values(linear(full({0, 2}, 1), full({3, 2}, 1)), {});
+  CHECK(matmul(zeros({0, 4}), zeros({4, 3})).shape() == Shape{0, 3});
+  CHECK(matmul(zeros({2, 0, 4}), zeros({4, 3})).shape() == Shape{2, 0, 3});
+}
+
+TEST_CASE("sum's column kernel (reduced prefix) matches the row kernel") {
+  Generator g(50);
+  Tensor x = randn({37, 300}, g, DType::Float64);
+  Tensor by_cols = sum(x, {0});                               // reduced prefix: summed as columns
+  Tensor by_rows = sum(x.transpose(0, 1).contiguous(), {1});  // the same numbers, summed as rows
+  CHECK(mg::testing::bitwise_equal(by_cols, by_rows));        // both add in double, in the same order
+}
