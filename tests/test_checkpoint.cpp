@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "temp_dir.h"
 #include "helpers.h"
 #include "models/maxvit.h"
 #include "nn/checkpoint.h"
@@ -16,23 +17,10 @@
 
 using namespace mg;
 namespace fs = std::filesystem;
+using mg::testing::TempDir;
 using mg::testing::bitwise_equal;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "maxgrad_ckpt_XXXXXX").string();
-    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& rel) const { return (path / rel).string(); }
-};
 
 // A MaxViT small enough to step in milliseconds, with drop-path on so its generator matters.
 models::MaxVitConfig tiny_config(int64_t channels = 8) {

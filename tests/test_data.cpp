@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "temp_dir.h"
 #include "data/cifar_binary.h"
 #include "data/image_folder.h"
 #include "data/image_set.h"
@@ -28,24 +29,10 @@
 #include "data/transforms.h"
 
 namespace fs = std::filesystem;
+using mg::testing::TempDir;
 using namespace mg::data;
 
 namespace {
-
-// A fresh folder removed at scope exit, so tests never see each other's files.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "maxgrad_data_XXXXXX").string();
-    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& rel) const { return (path / rel).string(); }
-};
 
 void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {
   fs::create_directories(fs::path(path).parent_path());

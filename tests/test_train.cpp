@@ -23,27 +23,15 @@
 #include <string>
 #include <vector>
 
+#include "temp_dir.h"
 #include "data/cifar_binary.h"
 #include "data/synthetic.h"
 #include "nn/serialize.h"
 
 namespace fs = std::filesystem;
+using mg::testing::TempDir;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "maxgrad_train_XXXXXX").string();
-    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& rel) const { return (path / rel).string(); }
-};
 
 std::string bin(const std::string& program) {
   const char* dir = std::getenv("MAXGRAD_BIN");
