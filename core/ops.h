@@ -93,10 +93,20 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, dou
 // Not training: normalise with running_mean/var.
 Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
                   const Tensor& bias, bool training, double momentum, double eps);
+// gelu(batch_norm(...)) in one op (MaxViT's Conv2dNormActivation): the normalised tensor is never
+// stored, and the backward recomputes it from x.
+Tensor batch_norm_gelu(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
+                       const Tensor& bias, bool training, double momentum, double eps);
 // running = (1 - momentum) * running + momentum * batch_stat; running_var takes the unbiased
 // variance (count/(count-1) times the biased one). Plain loops, meant to be stepped through.
 void batch_norm_update_stats(Tensor& running_mean, Tensor& running_var, const Tensor& batch_mean,
                              const Tensor& batch_var_biased, int64_t count, double momentum);
+
+// ---- core/ops/attention.cpp ----
+// Multi-head self-attention, fused: qkv (..., n, 3C) holds q, k, v side by side (to_qkv's output),
+// bias (heads, n, n) is added to each head's scores. Per head (hd = C / heads channels):
+// softmax(q (k * scale)^T + bias) v, the heads' outputs side by side -> (..., n, C).
+Tensor multi_head_attention(const Tensor& qkv, const Tensor& bias, int64_t heads, double scale);
 
 // ---- core/ops/dropout.cpp ----
 Tensor dropout(const Tensor& x, double p, bool training, Generator& gen);

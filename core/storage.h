@@ -2,20 +2,16 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
-#include <new>
+
+#include "core/allocator.h"
 
 namespace mg {
 
 struct Storage {
-  explicit Storage(size_t nbytes) : nbytes_(nbytes) {
-    // 64-byte alignment lets kernels use aligned vector loads on whole tensors; size rounded up
-    // because aligned_alloc requires a multiple of the alignment.
-    size_t n = (nbytes + 63) / 64 * 64;
-    data_ = n ? std::aligned_alloc(64, n) : nullptr;
-    if (n && !data_) throw std::bad_alloc();
-  }
-  ~Storage() { std::free(data_); }
+  // 64-byte alignment lets kernels use aligned vector loads on whole tensors. The memory comes from
+  // the caching allocator (core/allocator.h): steady-state training steps reuse freed blocks.
+  explicit Storage(size_t nbytes) : data_(storage_allocate(nbytes)), nbytes_(nbytes) {}
+  ~Storage() { storage_free(data_, nbytes_); }
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
 

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <iostream>
 
 #include "core/parallel.h"
@@ -60,19 +61,32 @@ int main(int argc, char** argv) {
       }
     };
     for (int64_t i = 0; i < warmup.value_or(2); ++i) one_step();
-    std::vector<double> ms;
+    // Wall time is what counts; the process's CPU time (all threads) is printed too, because on a
+    // machine shared with other work it shows the cost of a step without the time spent waiting.
+    auto cpu_ms = [] {
+      timespec t;
+      clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+      return 1e3 * static_cast<double>(t.tv_sec) + 1e-6 * static_cast<double>(t.tv_nsec);
+    };
+    std::vector<double> ms, cpu;
     for (int64_t i = 0; i < steps.value_or(10); ++i) {
       auto t0 = std::chrono::steady_clock::now();
+      const double c0 = cpu_ms();
       one_step();
       ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-      std::fprintf(stderr, "step %lld: %.1f ms\n", static_cast<long long>(i), ms.back());
+      cpu.push_back(cpu_ms() - c0);
+      std::fprintf(stderr, "step %lld: %.1f ms (cpu %.1f ms)\n", static_cast<long long>(i), ms.back(), cpu.back());
     }
-    std::sort(ms.begin(), ms.end());
-    const double med = ms.size() % 2 ? ms[ms.size() / 2] : 0.5 * (ms[ms.size() / 2 - 1] + ms[ms.size() / 2]);
+    auto median = [](std::vector<double> v) {
+      std::sort(v.begin(), v.end());
+      return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+    };
+    const double med = median(ms);
     std::printf("{\"preset\":\"%s\",\"mode\":\"%s\",\"batch\":%lld,\"threads\":%d,\"ms_per_step\":%.3f,"
-                "\"img_per_s\":%.3f,\"gflop_per_img\":%.4f}\n",
+                "\"img_per_s\":%.3f,\"gflop_per_img\":%.4f,\"cpu_ms_per_step\":%.3f}\n",
                 mf.preset.value_or("cifar").c_str(), train ? "train" : "eval", static_cast<long long>(n),
-                get_num_threads(), med, 1000.0 * static_cast<double>(n) / med, model.flops_per_image() / 1e9);
+                get_num_threads(), med, 1000.0 * static_cast<double>(n) / med, model.flops_per_image() / 1e9,
+                median(cpu));
   } catch (const std::exception& e) {
     std::cerr << "bench: " << e.what() << "\n";
     return 1;

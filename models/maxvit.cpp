@@ -127,27 +127,38 @@ Tensor RelativePositionalMultiHeadAttention::relative_positional_bias() const {
 }
 
 Tensor RelativePositionalMultiHeadAttention::forward(const Tensor& x) {
-  const int64_t b = x.size(0), g = x.size(1), n = x.size(2), c = x.size(3);
+  const int64_t n = x.size(2);
   MG_CHECK(n == size * size, "RelativePositionalMultiHeadAttention", "expected ", size * size,
            " tokens per group (partition ", size, "x", size, "), got input ", x.info());
-  std::vector<Tensor> qkv = to_qkv->forward(x).chunk(3, -1);  // 3 x (B, G, n, C)
-  auto heads = [&](const Tensor& t) {  // (B, G, n, C) -> (B, G, H, n, head_dim)
-    return t.reshape({b, g, n, n_heads, head_dim}).permute({0, 1, 3, 2, 4});
-  };
-  Tensor q = heads(qkv[0]), k = mul(heads(qkv[1]), scale), v = heads(qkv[2]);
-  Tensor scores = matmul(q, k.transpose(-1, -2));  // (B, G, H, n, n)
-  Tensor attn = softmax(add(scores, relative_positional_bias()), -1);
-  Tensor out = matmul(attn, v);  // (B, G, H, n, head_dim)
-  return merge->forward(out.permute({0, 1, 3, 2, 4}).reshape({b, g, n, c}));
+  // torchvision: q, k, v = to_qkv(x).chunk(3), split into heads (B, G, H, n, head_dim), k *= scale,
+  // softmax(q k^T + bias) v, heads merged back to (B, G, n, C). multi_head_attention does exactly
+  // that in one op, reading q, k, v in place from to_qkv's output (core/ops/attention.cpp).
+  Tensor qkv = to_qkv->forward(x);  // (B, G, n, 3C)
+  Tensor out = multi_head_attention(qkv, relative_positional_bias().squeeze(0), n_heads, scale);
+  return merge->forward(out);
 }
 
 // ---------------------------------------------------------------- MBConv
 
 namespace {
-// torchvision's Conv2dNormActivation: conv (padding (k-1)/2, bias only without a norm) [+ BN] [+ GELU]
+// torchvision's Conv2dNormActivation: conv [+ BN] [+ GELU], registered as "0", "1", "2" like
+// torchvision's Sequential. With both BN and GELU, forward runs them as one op
+// (BatchNorm2d::forward_gelu): the same numbers, one pass less over the activation and one fewer
+// activation kept for the backward.
+class ConvNormAct : public Sequential {
+ public:
+  Tensor forward(const Tensor& x) override {
+    if (size() == 3)
+      if (auto* bn = dynamic_cast<BatchNorm2d*>((*this)[1].get()))
+        if (dynamic_cast<GELU*>((*this)[2].get())) return bn->forward_gelu((*this)[0]->forward(x));
+    return Sequential::forward(x);
+  }
+};
+
+// conv (padding (k-1)/2, bias only without a norm) [+ BN] [+ GELU]
 std::shared_ptr<Sequential> conv_norm_act(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t groups,
                                           const MaxVitConfig* norm, bool act, Generator& gen) {
-  auto s = std::make_shared<Sequential>();
+  auto s = std::make_shared<ConvNormAct>();
   s->push_back(std::make_shared<Conv2d>(in, out, k, stride, (k - 1) / 2, groups, norm == nullptr, gen));
   if (norm) s->push_back(std::make_shared<BatchNorm2d>(out, norm->bn));
   if (act) s->push_back(std::make_shared<GELU>());

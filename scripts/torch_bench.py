@@ -6,7 +6,8 @@
 
 The model is built by ../shared/tools/torch_ref_bench.py's make() (stride-1 stem for 32x32), with the
 cifar preset's widths by default. A train step is forward, cross-entropy, backward and an AdamW step,
-as in maxgrad's bench. Peak RSS is this process's (ru_maxrss) after the run.
+as in maxgrad's bench; cpu_ms_per_step is the process's CPU time (all threads) per step, as in
+maxgrad's bench. Peak RSS is this process's (ru_maxrss) after the run.
 """
 import argparse, json, os, resource, statistics, sys, time
 
@@ -47,15 +48,16 @@ def main():
 
     for _ in range(a.warmup):
         step()
-    ms = []
+    ms, cpu = [], []
     for _ in range(a.steps):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         step()
         ms.append((time.perf_counter() - t) * 1e3)
+        cpu.append((time.process_time() - c) * 1e3)
     med = statistics.median(ms)
     print(json.dumps({"impl": "pytorch", "torch": torch.__version__, "mode": a.mode, "batch": a.batch,
                       "threads": a.threads, "size": a.size, "ms_per_step": round(med, 1),
-                      "img_per_s": round(1e3 * a.batch / med, 2),
+                      "img_per_s": round(1e3 * a.batch / med, 2), "cpu_ms_per_step": round(statistics.median(cpu), 1),
                       "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
 
 

@@ -1,14 +1,18 @@
 // The optimised kernels against the plain ones kept beside them (core/kernels): conv2d's three
-// paths (depthwise loops, 1x1 GEMM, im2col + GEMM) against conv2d_reference, forward directly and
-// backward through the adjoint identity; gemm_parallel against gemm_reference with transposed
-// operands, padded leading dims and sizes large enough to be split into blocks.
+// paths (depthwise phase planes, 1x1 GEMM, im2col + GEMM) against conv2d_reference, forward directly
+// and backward through the adjoint identity, and the depthwise kernels against the direct loops;
+// gemm_parallel against gemm_reference with transposed operands, padded leading dims and sizes
+// large enough to be split into blocks (or split along k); BatchNorm's lane sums against sequential
+// sums; the fused attention against the ops it replaces; sum's in-place kernels.
 #include <doctest/doctest.h>
 
 #include <cmath>
 #include <limits>
 
 #include "core/factory.h"
+#include "core/kernels/batch_norm.h"
 #include "core/kernels/conv.h"
+#include "core/kernels/depthwise.h"
 #include "core/kernels/gemm.h"
 #include "core/ops.h"
 #include "helpers.h"
@@ -212,8 +216,10 @@ TEST_CASE("gemm_parallel matches gemm_reference: every transpose, padded leading
     int64_t m, n, k;
   };
   // 300x70x64 and 40x200x160 are above the split threshold (rows and columns of C are split);
-  // the others run as one call, including a 1-row product and k = 1.
-  const Size sizes[] = {{300, 70, 64}, {40, 200, 160}, {5, 7, 3}, {1, 9, 4}, {6, 5, 1}, {257, 300, 17}};
+  // 24x20x3000 has a small C and a long k (k is split, the partial products summed); the others
+  // run as one call, including a 1-row product and k = 1.
+  const Size sizes[] = {{300, 70, 64}, {40, 200, 160}, {5, 7, 3},       {1, 9, 4},
+                        {6, 5, 1},     {257, 300, 17}, {24, 20, 3000}};
   for (const Size& s : sizes)
     for (bool ta : {false, true})
       for (bool tb : {false, true}) {
@@ -248,10 +254,180 @@ TEST_CASE("matmul and linear with an empty dim") {
   CHECK(matmul(zeros({2, 0, 4}), zeros({4, 3})).shape() == Shape{2, 0, 3});
 }
 
-TEST_CASE("sum's column kernel (reduced prefix) matches the row kernel") {
+TEST_CASE("sum's in-place kernels (reduced prefix, kept block in the middle) match the row kernel") {
   Generator g(50);
   Tensor x = randn({37, 300}, g, DType::Float64);
   Tensor by_cols = sum(x, {0});                               // reduced prefix: summed as columns
   Tensor by_rows = sum(x.transpose(0, 1).contiguous(), {1});  // the same numbers, summed as rows
   CHECK(mg::testing::bitwise_equal(by_cols, by_rows));        // both add in double, in the same order
+
+  // kept dims between reduced ones (a conv bias gradient): summed in place by lanes
+  Tensor y = randn({5, 3, 4, 37}, g, DType::Float64);
+  Tensor in_place = sum(y, {0, 2, 3});
+  Tensor by_copy = sum(y.permute({1, 0, 2, 3}).contiguous().reshape({3, -1}), {1});
+  mg::testing::check_close(in_place, by_copy, 1e-13, 1e-13);
+  Tensor z = randn({2, 6, 5, 7, 3}, g, DType::Float32);  // two kept dims, two reduced after them
+  mg::testing::check_close(sum(z, {0, 3, 4}), sum(z.permute({1, 2, 0, 3, 4}).contiguous().reshape({6, 5, -1}), {2}),
+                           1e-5, 1e-5);
+}
+
+// The composition multi_head_attention replaces (torchvision's attention, op by op).
+Tensor attention_composed(const Tensor& qkv, const Tensor& bias, int64_t heads, double scale) {
+  const int64_t c = qkv.size(-1) / 3, n = qkv.size(-2), hd = c / heads;
+  std::vector<Tensor> parts = qkv.chunk(3, -1);
+  auto split = [&](const Tensor& t) {  // (B, n, C) -> (B, heads, n, hd)
+    return t.reshape({-1, n, heads, hd}).permute({0, 2, 1, 3});
+  };
+  Tensor q = split(parts[0]), k = mul(split(parts[1]), scale), v = split(parts[2]);
+  Tensor p = softmax(add(matmul(q, k.transpose(-1, -2)), bias.unsqueeze(0)), -1);
+  return matmul(p, v).permute({0, 2, 1, 3}).reshape(qkv.shape().size() == 2 ? Shape{n, c} : Shape{-1, n, c});
+}
+
+TEST_CASE("multi_head_attention matches the composition of matmul, softmax and the head permutes") {
+  Generator g(60);
+  for (DType dt : {DType::Float64, DType::Float32}) {
+    const double tol = dt == DType::Float64 ? 1e-12 : 2e-5;
+    struct Case {
+      int64_t groups, n, heads, hd;
+    };
+    for (const Case& k : {Case{6, 16, 1, 32}, Case{3, 16, 4, 8}, Case{2, 7, 3, 5}, Case{1, 49, 2, 32}}) {
+      INFO(std::string(dtype_name(dt)), " groups ", k.groups, " n ", k.n, " heads ", k.heads, " hd ", k.hd);
+      const int64_t c = k.heads * k.hd;
+      Tensor qkv = randn({k.groups, k.n, 3 * c}, g, dt), bias = randn({k.heads, k.n, k.n}, g, dt);
+      Tensor gy = randn({k.groups, k.n, c}, g, dt);
+      Tensor q1 = qkv.detach().requires_grad_(), b1 = bias.detach().requires_grad_();
+      Tensor q2 = qkv.detach().requires_grad_(), b2 = bias.detach().requires_grad_();
+      Tensor fused = multi_head_attention(q1, b1, k.heads, 0.3);
+      Tensor ref = attention_composed(q2, b2, k.heads, 0.3);
+      mg::testing::check_close(fused, ref, tol, tol);
+      sum(mul(fused, gy)).backward();
+      sum(mul(ref, gy)).backward();
+      mg::testing::check_close(q1.grad(), q2.grad(), tol, tol);
+      mg::testing::check_close(b1.grad(), b2.grad(), tol, tol * 10);
+    }
+  }
+}
+
+// BatchNorm's lane sums against the sequential double sums, on rows shorter and longer than the
+// lane count and with a tail; the fused per-channel training forward and backward against the
+// separate kernels (the same arithmetic, so the same bits) and against the formulas.
+TEST_CASE("batch_norm kernels match their references and each other") {
+  Generator g(70);
+  for (const kernels::BnGeom geo : {kernels::BnGeom{3, 5, 37}, kernels::BnGeom{4, 2, 16}, kernels::BnGeom{2, 3, 5},
+                                    kernels::BnGeom{9, 4, 1}}) {
+    INFO("n ", geo.n, " c ", geo.c, " inner ", geo.inner);
+    const int64_t numel = geo.n * geo.c * geo.inner;
+    Tensor x = add(mul(randn({numel}, g), 3.0), 2.0), gy = randn({numel}, g);
+    Tensor w = randn({geo.c}, g), b = randn({geo.c}, g);
+    const float *px = x.data<float>(), *pg = gy.data<float>();
+    const auto uc = static_cast<size_t>(geo.c);
+    std::vector<double> s(uc), s_ref(uc), sq(uc), sq_ref(uc);
+    kernels::bn_channel_sums(px, geo, s.data());
+    kernels::bn_channel_sums_reference(px, geo, s_ref.data());
+    std::vector<double> mean(uc);
+    for (size_t c = 0; c < uc; ++c) {
+      CHECK(s[c] == doctest::Approx(s_ref[c]).epsilon(1e-12));
+      mean[c] = s[c] / static_cast<double>(geo.n * geo.inner);
+    }
+    kernels::bn_channel_sq_dev_sums(px, geo, mean.data(), sq.data());
+    kernels::bn_channel_sq_dev_sums_reference(px, geo, mean.data(), sq_ref.data());
+    for (size_t c = 0; c < uc; ++c) CHECK(sq[c] == doctest::Approx(sq_ref[c]).epsilon(1e-12));
+
+    // fused training forward = sums + bn_affine + bn_normalize, bit for bit
+    Tensor y = Tensor::empty({numel}), y2 = Tensor::empty({numel});
+    std::vector<float> m(uc), v(uc), r(uc), scale(uc), shift(uc), sc(uc), sh(uc);
+    kernels::bn_forward_training(px, geo, 1e-3, w.data<float>(), b.data<float>(), kernels::BnAct::None,
+                                 y.data<float>(), m.data(), v.data(), r.data(), sc.data(), sh.data());
+    for (size_t c = 0; c < uc; ++c) {
+      const double var = sq[c] / static_cast<double>(geo.n * geo.inner);
+      const auto a = kernels::bn_affine(mean[c], var, 1e-3, w.data<float>(), b.data<float>(), static_cast<int64_t>(c));
+      CHECK(m[c] == static_cast<float>(mean[c]));
+      CHECK(r[c] == a.rstd);
+      CHECK(sc[c] == a.scale);
+      CHECK(sh[c] == a.shift);
+      scale[c] = a.scale, shift[c] = a.shift;
+    }
+    kernels::bn_normalize(px, geo, scale.data(), shift.data(), y2.data<float>());
+    CHECK(mg::testing::bitwise_equal(y, y2));
+
+    // fused backward = bn_grad_sums + bn_input_grad; its sums against the reference
+    std::vector<double> sg(uc), sgx(uc), sg2(uc), sgx2(uc), sg_ref(uc), sgx_ref(uc);
+    Tensor gx = Tensor::empty({numel}), gx2 = Tensor::empty({numel});
+    kernels::bn_backward(pg, px, geo, m.data(), r.data(), w.data<float>(), true, kernels::BnAct::None, sc.data(),
+                         sh.data(), gx.data<float>(), sg.data(), sgx.data());
+    kernels::bn_grad_sums(pg, px, geo, m.data(), r.data(), sg2.data(), sgx2.data());
+    kernels::bn_grad_sums_reference(pg, px, geo, m.data(), r.data(), sg_ref.data(), sgx_ref.data());
+    std::vector<float> k(uc), mg_(uc), mgx(uc);
+    for (size_t c = 0; c < uc; ++c) {
+      CHECK(sg[c] == sg2[c]);
+      CHECK(sgx[c] == sgx2[c]);
+      CHECK(sg[c] == doctest::Approx(sg_ref[c]).epsilon(1e-9).scale(1));
+      CHECK(sgx[c] == doctest::Approx(sgx_ref[c]).epsilon(1e-9).scale(1));
+      const double count = static_cast<double>(geo.n * geo.inner);
+      k[c] = w.data<float>()[c] * r[c], mg_[c] = static_cast<float>(sg[c] / count),
+      mgx[c] = static_cast<float>(sgx[c] / count);
+    }
+    kernels::bn_input_grad(pg, px, geo, m.data(), r.data(), k.data(), mg_.data(), mgx.data(), gx2.data<float>());
+    CHECK(mg::testing::bitwise_equal(gx, gx2));
+  }
+}
+
+// The depthwise phase-plane kernels against the direct loops of core/kernels/conv.h, channel by
+// channel (forward, input gradient, weight gradient), for kernel sizes 1 to 5, strides 1 to 3 and
+// paddings 0 to k/2 on planes that do and do not divide by the stride.
+TEST_CASE("depthwise phase-plane kernels match the direct loops") {
+  Generator g(80);
+  for (int64_t k : {int64_t(1), int64_t(2), int64_t(3), int64_t(5)})
+    for (int64_t stride : {int64_t(1), int64_t(2), int64_t(3)})
+      for (int64_t pad = 0; pad <= k / 2; ++pad)
+        for (int64_t hw : {k, int64_t(4), int64_t(7), int64_t(9), int64_t(8), int64_t(12)}) {
+          // square planes and planes one wider, so that strides divide them (the split path) or not
+          const int64_t h = hw < 8 ? hw : hw / 2 * 2, w = hw < 8 ? hw + 1 : h + (hw == 12 ? 0 : 2), c = 3;
+          if (h < k) continue;
+          const kernels::ConvGeom geo{1, h, w, k, k, stride, pad, (h + 2 * pad - k) / stride + 1,
+                                      (w + 2 * pad - k) / stride + 1};
+          INFO("k ", k, " stride ", stride, " pad ", pad, " h ", h, " w ", w);
+          std::vector<double> x = random_vec<double>(g, c * h * w), wt = random_vec<double>(g, c * k * k);
+          std::vector<double> bias = random_vec<double>(g, c), gy = random_vec<double>(g, c * geo.ho * geo.wo);
+          std::vector<double> scratch(static_cast<size_t>(kernels::dw_scratch_size(geo)));
+          std::vector<double> y(gy.size()), y_ref(gy.size()), gx(x.size()), gx_ref(x.size());
+          std::vector<double> gw(wt.size()), gw_ref(wt.size(), 0.0);
+          std::vector<double> acc(static_cast<size_t>(c * kernels::dw_acc_size(geo)), 0.0);
+          kernels::dw_forward(x.data(), wt.data(), bias.data(), geo, 0, c, y.data(), scratch.data());
+          kernels::depthwise_forward(x.data(), wt.data(), bias.data(), geo, 0, c, y_ref.data());
+          kernels::dw_backward_input(gy.data(), wt.data(), geo, 0, c, gx.data(), scratch.data());
+          kernels::depthwise_backward_input(gy.data(), wt.data(), geo, 0, c, gx_ref.data());
+          kernels::dw_backward_weight_acc(gy.data(), x.data(), geo, 0, c, acc.data(), scratch.data());
+          kernels::dw_reduce(acc.data(), geo, 0, c, gw.data());
+          kernels::depthwise_backward_weight(gy.data(), x.data(), geo, 0, c, gw_ref.data());
+          for (size_t i = 0; i < y.size(); ++i) REQUIRE(y[i] == doctest::Approx(y_ref[i]).epsilon(1e-12));
+          for (size_t i = 0; i < gx.size(); ++i) REQUIRE(gx[i] == doctest::Approx(gx_ref[i]).epsilon(1e-12));
+          for (size_t i = 0; i < gw.size(); ++i) REQUIRE(gw[i] == doctest::Approx(gw_ref[i]).epsilon(1e-12));
+        }
+}
+
+TEST_CASE("batch_norm_gelu is gelu(batch_norm(x)): values, gradients, running statistics") {
+  Generator g(90);
+  for (DType dt : {DType::Float64, DType::Float32}) {
+    const double tol = dt == DType::Float64 ? 1e-12 : 2e-5;
+    for (bool training : {true, false}) {
+      INFO(std::string(dtype_name(dt)), training ? " training" : " eval");
+      Tensor x = add(mul(randn({4, 3, 5, 6}, g, dt), 2.0), 0.5), gy = randn({4, 3, 5, 6}, g, dt);
+      Tensor w = randn({3}, g, dt), b = randn({3}, g, dt);
+      Tensor rm1 = mul(randn({3}, g, dt), 0.1), rv1 = add(rand({3}, g, dt), 0.5);
+      Tensor rm2 = rm1.clone(), rv2 = rv1.clone();
+      Tensor x1 = x.detach().requires_grad_(), w1 = w.detach().requires_grad_(), b1 = b.detach().requires_grad_();
+      Tensor x2 = x.detach().requires_grad_(), w2 = w.detach().requires_grad_(), b2 = b.detach().requires_grad_();
+      Tensor fused = batch_norm_gelu(x1, rm1, rv1, w1, b1, training, 0.1, 1e-3);
+      Tensor ref = gelu(batch_norm(x2, rm2, rv2, w2, b2, training, 0.1, 1e-3));
+      mg::testing::check_close(fused, ref, tol, tol);
+      mg::testing::check_close(rm1, rm2, tol, tol);
+      mg::testing::check_close(rv1, rv2, tol, tol);
+      sum(mul(fused, gy)).backward();
+      sum(mul(ref, gy)).backward();
+      mg::testing::check_close(x1.grad(), x2.grad(), tol * 10, tol * 10);
+      mg::testing::check_close(w1.grad(), w2.grad(), tol * 10, tol * 10);
+      mg::testing::check_close(b1.grad(), b2.grad(), tol * 10, tol * 10);
+    }
+  }
 }

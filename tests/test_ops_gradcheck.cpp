@@ -333,6 +333,18 @@ TEST_CASE("gradcheck softmax and log_softmax along each dim") {
   CHECK_GRADCHECK([](const V& x) { return log_softmax(x[0], 0); }, {mk.in.randn({6})});
 }
 
+TEST_CASE("gradcheck multi_head_attention: heads, groups, every layout of qkv and bias") {
+  Maker mk;
+  for (Layout l : kLayouts) {
+    INFO(name_of(l));
+    // 2 x 3 groups of 4 tokens, 2 heads of 3 channels: qkv (2, 3, 4, 18), bias (2, 4, 4)
+    CHECK_GRADCHECK([](const V& x) { return multi_head_attention(x[0], x[1], 2, 0.7); },
+                    {mk(l, {2, 3, 4, 18}), mk(l, {2, 4, 4})});
+    CHECK_GRADCHECK([](const V& x) { return multi_head_attention(x[0], x[1], 1, 0.5); },
+                    {mk(l, {5, 6}), mk(l, {1, 5, 5})});
+  }
+}
+
 TEST_CASE("gradcheck cross_entropy, with and without label smoothing") {
   Maker mk;
   Tensor target = idx({2, 0, 4, 4}, {4});
@@ -379,6 +391,11 @@ TEST_CASE("gradcheck batch_norm in training and evaluation") {
                     {mk(l, {2, 3, 2, 2}), mk(l, {3}), mk(l, {3})});
     CHECK_GRADCHECK([&](const V& x) { return batch_norm(x[0], erm, erv, Tensor(), Tensor(), false, 0.1, 1e-5); },
                     {mk(l, {2, 3})});
+    // batch_norm_gelu: the same, with GELU fused after it
+    CHECK_GRADCHECK([&](const V& x) { return batch_norm_gelu(x[0], rm, rv, x[1], x[2], true, 0.1, 1e-5); },
+                    {mk(l, {2, 3, 2, 3}), mk(l, {3}), mk(l, {3})});
+    CHECK_GRADCHECK([&](const V& x) { return batch_norm_gelu(x[0], erm, erv, x[1], x[2], false, 0.1, 1e-5); },
+                    {mk(l, {2, 3, 2, 2}), mk(l, {3}), mk(l, {3})});
   }
 }
 

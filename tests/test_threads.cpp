@@ -127,9 +127,11 @@ TEST_CASE("gemm_parallel and batched matmul are bitwise identical with 1 and 2 t
   Tensor a = randn({300, 96}, g), b = randn({96, 80}, g);         // rows of C split
   Tensor c = randn({40, 128}, g), d = randn({128, 400}, g);       // columns of C split
   Tensor q = randn({64, 16, 32}, g), k = randn({64, 32, 16}, g);  // many small products
+  Tensor e = randn({3000, 24}, g), f = randn({3000, 20}, g);      // small C, long k: k split
   auto run = [&](int threads) {
     set_num_threads(threads);
-    return std::vector<Tensor>{matmul(a, b), matmul(c, d), matmul(q, k), matmul(b.transpose(0, 1), a.transpose(0, 1))};
+    return std::vector<Tensor>{matmul(a, b), matmul(c, d), matmul(q, k), matmul(b.transpose(0, 1), a.transpose(0, 1)),
+                               matmul(e.transpose(0, 1), f)};
   };
   auto one = run(1), two = run(2);
   for (size_t i = 0; i < one.size(); ++i) {

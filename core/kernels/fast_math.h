@@ -60,4 +60,14 @@ inline double exp_(double x) { return std::exp(x); }
 inline float erf_(float x) { return fast_erf(x); }
 inline double erf_(double x) { return std::erf(x); }
 
+// GELU, exact (not the tanh approximation): gelu(x) = x Phi(x) = x/2 (1 + erf(x / sqrt 2)), and
+// its derivative Phi(x) + x phi(x) with phi(x) = e^(-x^2/2) / sqrt(2 pi). Used by the gelu op and
+// by batch_norm_gelu, so both compute the same numbers.
+template <typename T> inline T gelu_(T x) { return x * T(0.5) * (1 + erf_(x * T(M_SQRT1_2))); }
+template <typename T> inline T gelu_grad_(T x) {
+  const T cdf = T(0.5) * (1 + erf_(x * T(M_SQRT1_2)));
+  const T pdf = exp_(T(-0.5) * x * x) * T(0.5 * M_2_SQRTPI * M_SQRT1_2);
+  return cdf + x * pdf;
+}
+
 }  // namespace mg::kernels

@@ -3,6 +3,7 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "core/parallel.h"
 
@@ -10,6 +11,7 @@ namespace mg::kernels {
 
 namespace {
 inline CBLAS_TRANSPOSE tr(bool t) { return t ? CblasTrans : CblasNoTrans; }
+constexpr int64_t kMaxTasks = 8, kMinBlock = 64, kMinK = 256;  // gemm_parallel's cuts
 }  // namespace
 
 template <>
@@ -28,24 +30,55 @@ void gemm<double>(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alph
               static_cast<int>(lda), b, static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
 }
 
+// How a product is cut into tasks. OpenBLAS packs all of op(B) for every call that takes a block
+// of rows of C (all of op(A) for a block of columns), so thin blocks repeat that work: blocks are
+// made as large as kMaxTasks tasks allow and never thinner than kMinBlock. When C is too small to
+// cut at all but k is long (a weight gradient: a sum over every row of a batch), k is cut instead,
+// and the partial products are added up in their order afterwards.
 template <typename T>
 void gemm_parallel(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda, const T* b,
                    int64_t ldb, T beta, T* c, int64_t ldc) {
   // Below ~1 MFLOP a single call is cheaper than any split.
   if (m * n * k < (1 << 20)) return gemm<T>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-  if (m >= n) {  // split rows of C (and of op(A))
-    const int64_t block = std::max<int64_t>(16, ((m + 15) / 16 + 15) / 16 * 16);
-    parallel_for(m, block, [&](int64_t r0, int64_t r1) {
-      const T* ap = ta ? a + r0 : a + r0 * lda;
-      gemm<T>(ta, tb, r1 - r0, n, k, alpha, ap, lda, b, ldb, beta, c + r0 * ldc, ldc);
-    });
-  } else {  // split columns of C (and of op(B))
-    const int64_t block = std::max<int64_t>(16, ((n + 15) / 16 + 15) / 16 * 16);
-    parallel_for(n, block, [&](int64_t c0, int64_t c1) {
-      const T* bp = tb ? b + c0 * ldb : b + c0;
-      gemm<T>(ta, tb, m, c1 - c0, k, alpha, a, lda, bp, ldb, beta, c + c0, ldc);
-    });
+  auto block_of = [](int64_t dim) {  // multiple of 16, at most kMaxTasks blocks
+    const int64_t blocks = std::min(kMaxTasks, dim / kMinBlock);
+    return ((dim + blocks - 1) / blocks + 15) / 16 * 16;
+  };
+  if (std::max(m, n) >= 2 * kMinBlock) {
+    if (m >= n) {  // split rows of C (and of op(A))
+      parallel_for(m, block_of(m), [&](int64_t r0, int64_t r1) {
+        const T* ap = ta ? a + r0 : a + r0 * lda;
+        gemm<T>(ta, tb, r1 - r0, n, k, alpha, ap, lda, b, ldb, beta, c + r0 * ldc, ldc);
+      });
+    } else {  // split columns of C (and of op(B))
+      parallel_for(n, block_of(n), [&](int64_t c0, int64_t c1) {
+        const T* bp = tb ? b + c0 * ldb : b + c0;
+        gemm<T>(ta, tb, m, c1 - c0, k, alpha, a, lda, bp, ldb, beta, c + c0, ldc);
+      });
+    }
+    return;
   }
+  if (k < 2 * kMinK) return gemm<T>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  // C (m, n) = beta C + sum over parts p of op(A)[:, K_p] op(B)[K_p, :]
+  const int64_t parts = std::min(kMaxTasks, k / kMinK), kc = ((k + parts - 1) / parts + 63) / 64 * 64;
+  const int64_t np = (k + kc - 1) / kc;
+  std::vector<T> partial(static_cast<size_t>(np * m * n));
+  parallel_for(np, 1, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t k0 = p * kc, kk = std::min(k, k0 + kc) - k0;
+      const T* ap = ta ? a + k0 * lda : a + k0;
+      const T* bp = tb ? b + k0 : b + k0 * ldb;
+      gemm<T>(ta, tb, m, n, kk, alpha, ap, lda, bp, ldb, T(0), partial.data() + p * m * n, n);
+    }
+  });
+  parallel_for(m, std::max<int64_t>(1, 4096 / n), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r)
+      for (int64_t j = 0; j < n; ++j) {
+        T s = partial[r * n + j];
+        for (int64_t p = 1; p < np; ++p) s += partial[(p * m + r) * n + j];
+        c[r * ldc + j] = beta == T(0) ? s : beta * c[r * ldc + j] + s;  // beta 0 ignores C, as BLAS does
+      }
+  });
 }
 
 template <typename T>

@@ -42,30 +42,37 @@ void batch_norm_update_stats(Tensor& running_mean, Tensor& running_var, const Te
   }
 }
 
-namespace {
-// Per channel c of x (N, C, M'): sum over n and the inner M' of f(n, c, i). Sequential in double.
-template <typename T, typename F> double channel_sum(int64_t n, int64_t inner, F f) {
-  double acc = 0;
-  for (int64_t s = 0; s < n; ++s)
-    for (int64_t i = 0; i < inner; ++i) acc += f(s, i);
-  return acc;
-}
-}  // namespace
+}  // namespace mg
 
-Tensor batch_norm(const Tensor& x_in, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
-                  const Tensor& bias, bool training, double momentum, double eps) {
-  MG_CHECK(x_in.dim() >= 2, "batch_norm", "input must be (N, C, ...), got ", x_in.info());
+// Included here, not at the top, so that the lines above keep the numbers docs/batchnorm.md's gdb
+// session shows (tests/teaching/gdb_batchnorm.sh checks them).
+#include <vector>
+
+#include "core/kernels/batch_norm.h"
+
+namespace mg {
+
+// The loops are in core/kernels/batch_norm.cpp (vectorised per-channel sums, channels in parallel);
+// this is the op: checks, the per-channel arithmetic, and the recording of the backward. With
+// act = Gelu it is batch_norm_gelu: y = gelu(batch_norm(x)), and its backward first turns the
+// incoming gradient into the normalised value's, gy * gelu'(x * scale + shift), recomputing that
+// value from x rather than keeping it.
+namespace {
+Tensor batch_norm_impl(const char* name, const Tensor& x_in, const Tensor& running_mean, const Tensor& running_var,
+                       const Tensor& weight, const Tensor& bias, bool training, double momentum, double eps,
+                       kernels::BnAct act) {
+  MG_CHECK(x_in.dim() >= 2, name, "input must be (N, C, ...), got ", x_in.info());
   const int64_t n = x_in.size(0), c = x_in.size(1), inner = x_in.numel() / std::max<int64_t>(n * c, 1);
   for (const Tensor* p : {&running_mean, &running_var, &weight, &bias})
-    MG_CHECK(!p->defined() || (p->dim() == 1 && p->size(0) == c), "batch_norm", "per-channel tensor ", p->info(),
+    MG_CHECK(!p->defined() || (p->dim() == 1 && p->size(0) == c), name, "per-channel tensor ", p->info(),
              " must be [", c, "] for input ", x_in.info());
   for (const Tensor* p : {&weight, &bias})  // read as raw arrays below (the running stats go through at())
-    MG_CHECK(!p->defined() || p->dtype() == x_in.dtype(), "batch_norm", "dtype mismatch: input ", x_in.info(),
+    MG_CHECK(!p->defined() || p->dtype() == x_in.dtype(), name, "dtype mismatch: input ", x_in.info(),
              ", weight/bias ", p->info());
-  MG_CHECK(training || (running_mean.defined() && running_var.defined()), "batch_norm",
+  MG_CHECK(training || (running_mean.defined() && running_var.defined()), name,
            "evaluation mode needs running_mean and running_var");
   const int64_t count = n * inner;
-  MG_CHECK(!training || count > 1, "batch_norm", "expected more than 1 value per channel when training, got input ",
+  MG_CHECK(!training || count > 1, name, "expected more than 1 value per channel when training, got input ",
            x_in.info());
 
   Tensor x = x_in.detach().contiguous();
@@ -75,41 +82,27 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& running_mean, const Tensor& 
   Tensor y = Tensor::empty(x.shape(), x.dtype());
   Tensor mean_t = Tensor::empty({c}, x.dtype()), var_t = Tensor::empty({c}, x.dtype());
   Tensor rstd_t = Tensor::empty({c}, x.dtype());
-  MG_DISPATCH_FLOAT(x.dtype(), "batch_norm", [&] {
+  Tensor scale_t = Tensor::empty({c}, x.dtype()), shift_t = Tensor::empty({c}, x.dtype());
+  const kernels::BnGeom geom{n, c, inner};
+  MG_DISPATCH_FLOAT(x.dtype(), name, [&] {
     using T = scalar_t;
     const T* px = x.data<T>();
-    T* py = y.data<T>();
     const T* pw = w.defined() ? w.data<T>() : nullptr;
     const T* pb = b.defined() ? b.data<T>() : nullptr;
     T *pm = mean_t.data<T>(), *pv = var_t.data<T>(), *pr = rstd_t.data<T>();
-    parallel_for(c, 1, [&](int64_t c0, int64_t c1) {
-      for (int64_t ch = c0; ch < c1; ++ch) {
-        auto at = [&](int64_t s, int64_t i) { return px[(s * c + ch) * inner + i]; };
-        double m, v;
-        if (training) {
-          m = channel_sum<T>(n, inner, [&](int64_t s, int64_t i) { return static_cast<double>(at(s, i)); }) /
-              static_cast<double>(count);
-          v = channel_sum<T>(n, inner, [&](int64_t s, int64_t i) {
-                double d = at(s, i) - m;
-                return d * d;
-              }) / static_cast<double>(count);
-        } else {
-          m = running_mean.at({ch});
-          v = running_var.at({ch});
-        }
-        pm[ch] = static_cast<T>(m), pv[ch] = static_cast<T>(v);
-        const T rs = static_cast<T>(1.0 / std::sqrt(v + eps));
-        pr[ch] = rs;
-        // y = x * scale + shift, with scale = w * rstd, shift = b - mean * scale
-        const T scale = pw ? pw[ch] * rs : rs;
-        const T shift = (pb ? pb[ch] : T(0)) - static_cast<T>(m) * scale;
-        for (int64_t s = 0; s < n; ++s) {
-          const T* xr = px + (s * c + ch) * inner;
-          T* yr = py + (s * c + ch) * inner;
-          for (int64_t i = 0; i < inner; ++i) yr[i] = xr[i] * scale + shift;
-        }
-      }
-    });
+    T *ps = scale_t.data<T>(), *ph = shift_t.data<T>();
+    if (training) {  // batch statistics and normalisation, channel by channel
+      kernels::bn_forward_training(px, geom, eps, pw, pb, act, y.data<T>(), pm, pv, pr, ps, ph);
+      return;
+    }
+    // y = x * scale + shift, with scale = w * rstd, shift = b - mean * scale, from the running stats
+    for (int64_t ch = 0; ch < c; ++ch) {
+      const double m = running_mean.at({ch}), v = running_var.at({ch});
+      const kernels::BnAffine<T> a = kernels::bn_affine(m, v, eps, pw, pb, ch);
+      pm[ch] = static_cast<T>(m), pv[ch] = static_cast<T>(v), pr[ch] = a.rstd;
+      ps[ch] = a.scale, ph[ch] = a.shift;
+    }
+    kernels::bn_normalize(px, geom, ps, ph, y.data<T>(), act);
   });
   if (training && running_mean.defined() && running_var.defined()) {
     Tensor rm = running_mean, rv = running_var;
@@ -117,44 +110,38 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& running_mean, const Tensor& 
   }
 
   const bool has_b = bias.defined();
-  record("batch_norm", y, {x_in, weight, bias}, [x, w, has_b, mean_t, rstd_t, training, n, c, inner](const Tensor& g_in) {
-    Tensor g = g_in.contiguous();
-    Tensor gx = Tensor::empty(x.shape(), x.dtype());
-    std::vector<double> dw(static_cast<size_t>(c)), db(static_cast<size_t>(c));
-    MG_DISPATCH_FLOAT(x.dtype(), "batch_norm backward", [&] {
-      using T = scalar_t;
-      const T *px = x.data<T>(), *pg = g.data<T>(), *pm = mean_t.data<T>(), *pr = rstd_t.data<T>();
-      const T* pw = w.defined() ? w.data<T>() : nullptr;
-      T* pgx = gx.data<T>();
-      const double count = static_cast<double>(n * inner);
-      parallel_for(c, 1, [&](int64_t c0, int64_t c1) {
-        for (int64_t ch = c0; ch < c1; ++ch) {
-          const T m = pm[ch], rs = pr[ch];
-          double sum_g = 0, sum_gx = 0;  // sum(g), sum(g * xhat)
-          for (int64_t s = 0; s < n; ++s) {
-            const T *xr = px + (s * c + ch) * inner, *gr = pg + (s * c + ch) * inner;
-            for (int64_t i = 0; i < inner; ++i) {
-              sum_g += gr[i];
-              sum_gx += static_cast<double>(gr[i]) * static_cast<double>((xr[i] - m) * rs);
-            }
-          }
-          dw[ch] = sum_gx, db[ch] = sum_g;
-          const T k = pw ? pw[ch] * rs : rs;
-          const T mg = training ? static_cast<T>(sum_g / count) : T(0);
-          const T mgx = training ? static_cast<T>(sum_gx / count) : T(0);
-          for (int64_t s = 0; s < n; ++s) {
-            const T *xr = px + (s * c + ch) * inner, *gr = pg + (s * c + ch) * inner;
-            T* out = pgx + (s * c + ch) * inner;
-            for (int64_t i = 0; i < inner; ++i) out[i] = k * (gr[i] - mg - (xr[i] - m) * rs * mgx);
-          }
-        }
-      });
-    });
-    Tensor gw = w.defined() ? Tensor::from_vector(dw, {c}, x.dtype()) : Tensor();
-    Tensor gb = has_b ? Tensor::from_vector(db, {c}, x.dtype()) : Tensor();
-    return std::vector<Tensor>{gx, gw, gb};
-  }, {x, w});
+  record(name, y, {x_in, weight, bias},
+         [x, w, has_b, mean_t, rstd_t, scale_t, shift_t, training, geom, act](const Tensor& g_in) {
+           Tensor g = g_in.contiguous();
+           Tensor gx = Tensor::empty(x.shape(), x.dtype());
+           const int64_t c = geom.c;
+           std::vector<double> dw(static_cast<size_t>(c)), db(static_cast<size_t>(c));
+           MG_DISPATCH_FLOAT(x.dtype(), "batch_norm backward", [&] {
+             using T = scalar_t;
+             // db = sum(g), dw = sum(g * xhat); gx from them (core/kernels/batch_norm.h)
+             kernels::bn_backward(g.data<T>(), x.data<T>(), geom, mean_t.data<T>(), rstd_t.data<T>(),
+                                  w.defined() ? w.data<T>() : nullptr, training, act, scale_t.data<T>(),
+                                  shift_t.data<T>(), gx.data<T>(), db.data(), dw.data());
+           });
+           Tensor gw = w.defined() ? Tensor::from_vector(dw, {c}, x.dtype()) : Tensor();
+           Tensor gb = has_b ? Tensor::from_vector(db, {c}, x.dtype()) : Tensor();
+           return std::vector<Tensor>{gx, gw, gb};
+         },
+         {x, w});
   return y;
+}
+}  // namespace
+
+Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
+                  const Tensor& bias, bool training, double momentum, double eps) {
+  return batch_norm_impl("batch_norm", x, running_mean, running_var, weight, bias, training, momentum, eps,
+                         kernels::BnAct::None);
+}
+
+Tensor batch_norm_gelu(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
+                       const Tensor& bias, bool training, double momentum, double eps) {
+  return batch_norm_impl("batch_norm_gelu", x, running_mean, running_var, weight, bias, training, momentum, eps,
+                         kernels::BnAct::Gelu);
 }
 
 }  // namespace mg

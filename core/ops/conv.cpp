@@ -1,5 +1,5 @@
 // conv2d, forward and backward. Three paths, chosen by the shape of the problem:
-//   depthwise (groups == C == O): direct loops (core/kernels/conv.cpp), no GEMM;
+//   depthwise (groups == C == O): padded phase planes (core/kernels/depthwise.cpp), no GEMM;
 //   1x1, stride 1, no padding:     the NCHW sample is already a (C, H*W) matrix, so y = W @ x;
 //   anything else:                 im2col, then a GEMM per sample and group.
 // Samples run in parallel. Weight gradients are summed over fixed groups of samples, then over the
@@ -9,6 +9,7 @@
 #include "core/autograd.h"
 #include "core/factory.h"
 #include "core/kernels/conv.h"
+#include "core/kernels/depthwise.h"
 #include "core/kernels/gemm.h"
 #include "core/ops.h"
 #include "core/parallel.h"
@@ -26,16 +27,26 @@ struct ConvArgs {
 
 constexpr int64_t kSamplesPerGroup = 8;  // weight-gradient partial sums: fixed, for determinism
 
+// The (sample, channel) planes i0 .. i1-1 of a depthwise conv, i = sample * channels + channel, as
+// runs of channels within one sample: fn(sample, c0, c1).
+template <typename F> void for_sample_channels(int64_t i0, int64_t i1, int64_t channels, F fn) {
+  for (int64_t i = i0; i < i1;) {
+    const int64_t s = i / channels, c0 = i % channels, c1 = std::min(channels, c0 + (i1 - i));
+    fn(s, c0, c1);
+    i += c1 - c0;
+  }
+}
+
 // y (n, o, ho, wo)
 template <typename T> void forward(const ConvArgs& a, const T* x, const T* w, const T* bias, T* y) {
   const auto g = a.geom();
   const int64_t og = a.o / a.groups, cg = a.c / a.groups, ck = cg * a.kh * a.kw, hw_out = a.ho * a.wo;
   if (a.depthwise()) {
     parallel_for(a.n * a.c, 16, [&](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; ++i) {
-        const int64_t s = i / a.c, ch = i % a.c;
-        kernels::depthwise_forward(x + s * a.c * a.h * a.w, w, bias, g, ch, ch + 1, y + s * a.o * hw_out);
-      }
+      std::vector<T> scratch(static_cast<size_t>(kernels::dw_scratch_size(g)));
+      for_sample_channels(i0, i1, a.c, [&](int64_t s, int64_t c0, int64_t c1) {
+        kernels::dw_forward(x + s * a.c * a.h * a.w, w, bias, g, c0, c1, y + s * a.o * hw_out, scratch.data());
+      });
     });
     return;
   }
@@ -65,10 +76,10 @@ template <typename T> void backward_input(const ConvArgs& a, const T* gy, const 
   const int64_t og = a.o / a.groups, cg = a.c / a.groups, ck = cg * a.kh * a.kw, hw_out = a.ho * a.wo;
   if (a.depthwise()) {
     parallel_for(a.n * a.c, 16, [&](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; ++i) {
-        const int64_t s = i / a.c, ch = i % a.c;
-        kernels::depthwise_backward_input(gy + s * a.o * hw_out, w, g, ch, ch + 1, gx + s * a.c * a.h * a.w);
-      }
+      std::vector<T> scratch(static_cast<size_t>(kernels::dw_scratch_size(g)));
+      for_sample_channels(i0, i1, a.c, [&](int64_t s, int64_t c0, int64_t c1) {
+        kernels::dw_backward_input(gy + s * a.o * hw_out, w, g, c0, c1, gx + s * a.c * a.h * a.w, scratch.data());
+      });
     });
     return;
   }
@@ -95,11 +106,15 @@ template <typename T> void backward_weight(const ConvArgs& a, const T* gy, const
   const auto g = a.geom();
   const int64_t og = a.o / a.groups, cg = a.c / a.groups, ck = cg * a.kh * a.kw, hw_out = a.ho * a.wo;
   if (a.depthwise()) {
-    // Per channel the sum over samples is sequential already: no partials needed.
+    // Per channel the products are summed over the samples in order, then over the positions in
+    // order (dw_reduce): no partials across threads needed.
     parallel_for(a.c, 4, [&](int64_t c0, int64_t c1) {
-      std::fill(gw + c0 * ck, gw + c1 * ck, T(0));
+      std::vector<T> scratch(static_cast<size_t>(kernels::dw_scratch_size(g)));
+      std::vector<T> acc(static_cast<size_t>((c1 - c0) * kernels::dw_acc_size(g)), T(0));
       for (int64_t s = 0; s < a.n; ++s)
-        kernels::depthwise_backward_weight(gy + s * a.o * hw_out, x + s * a.c * a.h * a.w, g, c0, c1, gw);
+        kernels::dw_backward_weight_acc(gy + s * a.o * hw_out, x + s * a.c * a.h * a.w, g, c0, c1, acc.data(),
+                                        scratch.data());
+      kernels::dw_reduce(acc.data(), g, c0, c1, gw);
     });
     return;
   }

@@ -1,10 +1,13 @@
 // Reductions. The kernel arranges the tensor as (kept, reduced) and sums each row sequentially in
 // double precision: one fixed order per output element, so any thread count gives the same bits.
+// (Two layouts are summed in place instead: a reduced prefix, by columns; and kept dims between
+// reduced ones, by BatchNorm's per-channel lane sums.)
 #include <algorithm>
 #include <numeric>
 
 #include "core/autograd.h"
 #include "core/factory.h"
+#include "core/kernels/batch_norm.h"
 #include "core/kernels/loops.h"
 #include "core/ops.h"
 
@@ -62,6 +65,22 @@ Tensor sum_kernel(const Tensor& x, const std::vector<bool>& red, const Shape& ou
       });
       return;
     }
+    // Kept dims in one block between reduced ones (a conv bias gradient: (N, C, H, W) summed over
+    // N, H and W): summed in place per kept index, with the vectorised lane sums of BatchNorm's
+    // kernel, instead of copying the tensor into (kept, reduced) order first.
+    int64_t k0 = x.dim(), k1 = 0;
+    for (int64_t d = 0; d < x.dim(); ++d)
+      if (!red[d]) k0 = std::min(k0, d), k1 = d + 1;
+    bool block = x.is_contiguous() && k0 < k1 && k0 > 0 && k1 < x.dim();
+    for (int64_t d = k0; d < k1 && block; ++d) block = !red[d];
+    if (block && n_out > 1) {
+      const kernels::BnGeom geom{numel_of(Shape(x.shape().begin(), x.shape().begin() + k0)), n_out,
+                                 numel_of(Shape(x.shape().begin() + k1, x.shape().end()))};
+      std::vector<double> acc(static_cast<size_t>(n_out));
+      kernels::bn_channel_sums(x.data<scalar_t>(), geom, acc.data());
+      for (int64_t j = 0; j < n_out; ++j) o[j] = static_cast<scalar_t>(acc[j]);
+      return;
+    }
     Tensor xp = x.detach().permute(perm).contiguous();
     const scalar_t* p = xp.data<scalar_t>();
     parallel_for(n_out, std::max<int64_t>(1, 16384 / std::max<int64_t>(n_red, 1)), [&](int64_t i0, int64_t i1) {
@@ -84,8 +103,10 @@ Tensor sum(const Tensor& x, std::vector<int64_t> dims, bool keepdim) {
   Shape out_shape = reduced_shape(x, red, keepdim);
   Tensor out = sum_kernel(x, red, out_shape);
   Shape in_shape = x.shape(), kept = reduced_shape(x, red, true);
+  // The gradient is g broadcast back over the summed dims: an expanded view (stride 0), not a
+  // copy; whatever consumes it reads it through its strides.
   record("sum", out, {x}, [in_shape, kept](const Tensor& g) {
-    return std::vector<Tensor>{g.reshape(kept).expand(in_shape).contiguous()};
+    return std::vector<Tensor>{g.reshape(kept).expand(in_shape)};
   });
   return out;
 }

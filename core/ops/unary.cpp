@@ -82,14 +82,10 @@ Tensor silu(const Tensor& x) {
 }
 
 // y = x Phi(x) = x/2 (1 + erf(x/sqrt2));  dx = g (Phi(x) + x phi(x)),  phi = e^(-x^2/2)/sqrt(2 pi)
+// (gelu_ and gelu_grad_ in core/kernels/fast_math.h)
 Tensor gelu(const Tensor& x) {
-  return unary("gelu", x, [](auto v) { return v * static_cast<decltype(v)>(0.5) * (1 + erf_(v * static_cast<decltype(v)>(M_SQRT1_2))); },
-               [](auto x, auto, auto g) {
-                 using T = decltype(x);
-                 T cdf = T(0.5) * (1 + erf_(x * T(M_SQRT1_2)));
-                 T pdf = exp_(T(-0.5) * x * x) * T(0.5 * M_2_SQRTPI * M_SQRT1_2);
-                 return g * (cdf + x * pdf);
-               });
+  return unary("gelu", x, [](auto v) { return kernels::gelu_(v); },
+               [](auto x, auto, auto g) { return g * kernels::gelu_grad_(x); });
 }
 
 }  // namespace mg

@@ -1,0 +1,246 @@
+#include "core/kernels/batch_norm.h"
+
+#include <cmath>
+
+#include "core/kernels/fast_math.h"
+#include "core/parallel.h"
+
+namespace mg::kernels {
+
+namespace {
+
+constexpr int64_t kLanes = 16;  // two AVX-512 registers of doubles: two independent add chains
+
+// part[l] += f(i) for every i in [0, len) with i % kLanes == l.
+template <typename F> inline void add_lanes(int64_t len, double* part, F f) {
+  int64_t i = 0;
+  for (; i + kLanes <= len; i += kLanes)
+    for (int64_t l = 0; l < kLanes; ++l) part[l] += f(i + l);
+  for (int64_t l = 0; i + l < len; ++l) part[l] += f(i + l);
+}
+
+inline double combine(const double* part) {
+  double s = 0;
+  for (int64_t l = 0; l < kLanes; ++l) s += part[l];
+  return s;
+}
+
+// ---- one channel: every kernel below is a loop over channels of these ----
+
+template <typename T> double channel_sum(const T* x, const BnGeom& g, int64_t ch) {
+  double part[kLanes] = {};
+  for (int64_t s = 0; s < g.n; ++s) {
+    const T* xr = x + (s * g.c + ch) * g.inner;
+    add_lanes(g.inner, part, [&](int64_t i) { return static_cast<double>(xr[i]); });
+  }
+  return combine(part);
+}
+
+template <typename T> double channel_sq_dev_sum(const T* x, const BnGeom& g, int64_t ch, double m) {
+  double part[kLanes] = {};
+  for (int64_t s = 0; s < g.n; ++s) {
+    const T* xr = x + (s * g.c + ch) * g.inner;
+    add_lanes(g.inner, part, [&](int64_t i) {
+      const double d = static_cast<double>(xr[i]) - m;
+      return d * d;
+    });
+  }
+  return combine(part);
+}
+
+template <typename T> void channel_normalize(const T* x, const BnGeom& g, int64_t ch, T a, T b, BnAct act, T* y) {
+  for (int64_t s = 0; s < g.n; ++s) {
+    const T* xr = x + (s * g.c + ch) * g.inner;
+    T* yr = y + (s * g.c + ch) * g.inner;
+    if (act == BnAct::Gelu)
+      for (int64_t i = 0; i < g.inner; ++i) yr[i] = gelu_(xr[i] * a + b);
+    else
+      for (int64_t i = 0; i < g.inner; ++i) yr[i] = xr[i] * a + b;
+  }
+}
+
+// gb = gy * gelu'(x * a + b): the gradient of the normalised value when GELU follows
+template <typename T> void channel_gelu_grad(const T* gy, const T* x, const BnGeom& g, int64_t ch, T a, T b, T* gb) {
+  for (int64_t s = 0; s < g.n; ++s) {
+    const T* xr = x + (s * g.c + ch) * g.inner;
+    const T* gr = gy + (s * g.c + ch) * g.inner;
+    T* out = gb + (s * g.c + ch) * g.inner;
+    for (int64_t i = 0; i < g.inner; ++i) out[i] = gr[i] * gelu_grad_(xr[i] * a + b);
+  }
+}
+
+template <typename T>
+void channel_grad_sums(const T* gy, const T* x, const BnGeom& g, int64_t ch, T m, T rs, double& sum_g,
+                       double& sum_gxhat) {
+  double pg[kLanes] = {}, pgx[kLanes] = {};
+  for (int64_t s = 0; s < g.n; ++s) {
+    const T* xr = x + (s * g.c + ch) * g.inner;
+    const T* gr = gy + (s * g.c + ch) * g.inner;
+    // both sums in one pass over the row
+    int64_t i = 0;
+    for (; i + kLanes <= g.inner; i += kLanes)
+      for (int64_t l = 0; l < kLanes; ++l) {
+        const double gv = gr[i + l];
+        pg[l] += gv;
+        pgx[l] += gv * static_cast<double>((xr[i + l] - m) * rs);
+      }
+    for (int64_t l = 0; i + l < g.inner; ++l) {
+      const double gv = gr[i + l];
+      pg[l] += gv;
+      pgx[l] += gv * static_cast<double>((xr[i + l] - m) * rs);
+    }
+  }
+  sum_g = combine(pg);
+  sum_gxhat = combine(pgx);
+}
+
+template <typename T>
+void channel_input_grad(const T* gy, const T* x, const BnGeom& g, int64_t ch, T m, T rs, T k, T mg, T mgx, T* gx) {
+  for (int64_t s = 0; s < g.n; ++s) {
+    const T* xr = x + (s * g.c + ch) * g.inner;
+    const T* gr = gy + (s * g.c + ch) * g.inner;
+    T* out = gx + (s * g.c + ch) * g.inner;
+    for (int64_t i = 0; i < g.inner; ++i) out[i] = k * (gr[i] - mg - (xr[i] - m) * rs * mgx);
+  }
+}
+
+}  // namespace
+
+template <typename T> BnAffine<T> bn_affine(double mean, double var, double eps, const T* w, const T* b, int64_t ch) {
+  BnAffine<T> a;
+  a.rstd = static_cast<T>(1.0 / std::sqrt(var + eps));
+  a.scale = w ? w[ch] * a.rstd : a.rstd;
+  a.shift = (b ? b[ch] : T(0)) - static_cast<T>(mean) * a.scale;
+  return a;
+}
+
+template <typename T>
+void bn_forward_training(const T* x, const BnGeom& g, double eps, const T* w, const T* b, BnAct act, T* y, T* mean,
+                         T* var, T* rstd, T* scale, T* shift) {
+  const double count = static_cast<double>(g.n * g.inner);
+  parallel_for(g.c, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t ch = c0; ch < c1; ++ch) {
+      const double m = channel_sum(x, g, ch) / count;  // two passes: no cancellation in the variance
+      const double v = channel_sq_dev_sum(x, g, ch, m) / count;
+      const BnAffine<T> a = bn_affine(m, v, eps, w, b, ch);
+      mean[ch] = static_cast<T>(m), var[ch] = static_cast<T>(v), rstd[ch] = a.rstd;
+      scale[ch] = a.scale, shift[ch] = a.shift;
+      channel_normalize(x, g, ch, a.scale, a.shift, act, y);
+    }
+  });
+}
+
+template <typename T>
+void bn_backward(const T* gy, const T* x, const BnGeom& g, const T* mean, const T* rstd, const T* w, bool training,
+                 BnAct act, const T* scale, const T* shift, T* gx, double* sum_g, double* sum_gxhat) {
+  const double count = static_cast<double>(g.n * g.inner);
+  parallel_for(g.c, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t ch = c0; ch < c1; ++ch) {
+      const T* gn = gy;  // the gradient of the normalised value
+      if (act == BnAct::Gelu) {
+        channel_gelu_grad(gy, x, g, ch, scale[ch], shift[ch], gx);
+        gn = gx;
+      }
+      channel_grad_sums(gn, x, g, ch, mean[ch], rstd[ch], sum_g[ch], sum_gxhat[ch]);
+      const T k = w ? w[ch] * rstd[ch] : rstd[ch];
+      const T mg = training ? static_cast<T>(sum_g[ch] / count) : T(0);
+      const T mgx = training ? static_cast<T>(sum_gxhat[ch] / count) : T(0);
+      channel_input_grad(gn, x, g, ch, mean[ch], rstd[ch], k, mg, mgx, gx);  // in place when gn is gx
+    }
+  });
+}
+
+template <typename T> void bn_channel_sums(const T* x, const BnGeom& g, double* sum) {
+  parallel_for(g.c, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t ch = c0; ch < c1; ++ch) sum[ch] = channel_sum(x, g, ch);
+  });
+}
+
+template <typename T> void bn_channel_sq_dev_sums(const T* x, const BnGeom& g, const double* mean, double* sq) {
+  parallel_for(g.c, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t ch = c0; ch < c1; ++ch) sq[ch] = channel_sq_dev_sum(x, g, ch, mean[ch]);
+  });
+}
+
+template <typename T>
+void bn_normalize(const T* x, const BnGeom& g, const T* scale, const T* shift, T* y, BnAct act) {
+  parallel_for(g.c, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t ch = c0; ch < c1; ++ch) channel_normalize(x, g, ch, scale[ch], shift[ch], act, y);
+  });
+}
+
+template <typename T>
+void bn_grad_sums(const T* gy, const T* x, const BnGeom& g, const T* mean, const T* rstd, double* sum_g,
+                  double* sum_gxhat) {
+  parallel_for(g.c, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t ch = c0; ch < c1; ++ch) channel_grad_sums(gy, x, g, ch, mean[ch], rstd[ch], sum_g[ch], sum_gxhat[ch]);
+  });
+}
+
+template <typename T>
+void bn_input_grad(const T* gy, const T* x, const BnGeom& g, const T* mean, const T* rstd, const T* k, const T* mg,
+                   const T* mgx, T* gx) {
+  parallel_for(g.c, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t ch = c0; ch < c1; ++ch) channel_input_grad(gy, x, g, ch, mean[ch], rstd[ch], k[ch], mg[ch], mgx[ch], gx);
+  });
+}
+
+// ---- references: one value after another ----
+
+template <typename T> void bn_channel_sums_reference(const T* x, const BnGeom& g, double* sum) {
+  for (int64_t ch = 0; ch < g.c; ++ch) {
+    double acc = 0;
+    for (int64_t s = 0; s < g.n; ++s)
+      for (int64_t i = 0; i < g.inner; ++i) acc += x[(s * g.c + ch) * g.inner + i];
+    sum[ch] = acc;
+  }
+}
+
+template <typename T>
+void bn_channel_sq_dev_sums_reference(const T* x, const BnGeom& g, const double* mean, double* sq) {
+  for (int64_t ch = 0; ch < g.c; ++ch) {
+    double acc = 0;
+    for (int64_t s = 0; s < g.n; ++s)
+      for (int64_t i = 0; i < g.inner; ++i) {
+        const double d = x[(s * g.c + ch) * g.inner + i] - mean[ch];
+        acc += d * d;
+      }
+    sq[ch] = acc;
+  }
+}
+
+template <typename T>
+void bn_grad_sums_reference(const T* gy, const T* x, const BnGeom& g, const T* mean, const T* rstd, double* sum_g,
+                            double* sum_gxhat) {
+  for (int64_t ch = 0; ch < g.c; ++ch) {
+    double a = 0, b = 0;
+    for (int64_t s = 0; s < g.n; ++s)
+      for (int64_t i = 0; i < g.inner; ++i) {
+        const int64_t at = (s * g.c + ch) * g.inner + i;
+        a += gy[at];
+        b += static_cast<double>(gy[at]) * static_cast<double>((x[at] - mean[ch]) * rstd[ch]);
+      }
+    sum_g[ch] = a, sum_gxhat[ch] = b;
+  }
+}
+
+#define MG_INSTANTIATE(T)                                                                                       \
+  template BnAffine<T> bn_affine<T>(double, double, double, const T*, const T*, int64_t);                       \
+  template void bn_forward_training<T>(const T*, const BnGeom&, double, const T*, const T*, BnAct, T*, T*, T*, \
+                                       T*, T*, T*);                                                             \
+  template void bn_backward<T>(const T*, const T*, const BnGeom&, const T*, const T*, const T*, bool, BnAct,    \
+                               const T*, const T*, T*, double*, double*);                                       \
+  template void bn_channel_sums<T>(const T*, const BnGeom&, double*);                                           \
+  template void bn_channel_sq_dev_sums<T>(const T*, const BnGeom&, const double*, double*);                     \
+  template void bn_normalize<T>(const T*, const BnGeom&, const T*, const T*, T*, BnAct);                        \
+  template void bn_grad_sums<T>(const T*, const T*, const BnGeom&, const T*, const T*, double*, double*);       \
+  template void bn_input_grad<T>(const T*, const T*, const BnGeom&, const T*, const T*, const T*, const T*,     \
+                                 const T*, T*);                                                                 \
+  template void bn_channel_sums_reference<T>(const T*, const BnGeom&, double*);                                 \
+  template void bn_channel_sq_dev_sums_reference<T>(const T*, const BnGeom&, const double*, double*);           \
+  template void bn_grad_sums_reference<T>(const T*, const T*, const BnGeom&, const T*, const T*, double*, double*);
+MG_INSTANTIATE(float)
+MG_INSTANTIATE(double)
+#undef MG_INSTANTIATE
+
+}  // namespace mg::kernels

@@ -1,0 +1,44 @@
+// Depthwise convolution (one k x k filter per channel), the fast path of core/ops/conv.cpp.
+//
+// MaxViT's depthwise convs run on small planes (16x16 down to 4x4 per channel), where the direct
+// loops of core/kernels/conv.h spend their time on bounds checks and loop set-up per kernel tap,
+// not on arithmetic. Here each (sample, channel) plane is first copied into a zero-padded buffer,
+// split by the stride into stride x stride "phase" planes (phase (a, b) holds padded rows a, a + s,
+// ... and columns b, b + s, ...). Then every tap (i, j) of the filter reads phase (i % s, j % s)
+// shifted by (i / s, j / s): a plain contiguous slice. Laid out with one row width wq for
+// input and output alike, each tap becomes one multiply-add over ho * wq contiguous values, with no
+// bounds checks: the compiler vectorises it. The wq - wo extra columns per output row are computed
+// and thrown away (or, in backward, fed zeros).
+//
+// A "same" convolution (stride 1, output the size of the input) skips the copy: with the input's
+// own row width, each tap is already a shifted contiguous slice, and a column test drops the
+// values that a shift carries across a row's edge.
+//
+// Each function handles channels [c0, c1) of one sample, as the direct kernels do, and takes a
+// scratch buffer of dw_scratch_size(g) elements.
+#pragma once
+#include <cstdint>
+
+#include "core/kernels/conv.h"
+
+namespace mg::kernels {
+
+// Elements of scratch the functions below need (for any of them).
+int64_t dw_scratch_size(const ConvGeom& g);
+
+// y (c, ho, wo) = depthwise conv of x (c, h, w) with w (c, kh, kw) (+ bias (c) if not null)
+template <typename T>
+void dw_forward(const T* x, const T* w, const T* bias, const ConvGeom& g, int64_t c0, int64_t c1, T* y, T* scratch);
+// gx (c, h, w) = the adjoint (transposed convolution) applied to gy (c, ho, wo)
+template <typename T>
+void dw_backward_input(const T* gy, const T* w, const ConvGeom& g, int64_t c0, int64_t c1, T* gx, T* scratch);
+// acc (c, kh*kw, ho*wq) += per tap, the products gy * (x under that tap), not yet summed over
+// positions: summing them over samples first keeps this a vectorised elementwise add; dw_reduce
+// then sums each tap's row in a fixed order. acc is dw_acc_size(g) elements per channel.
+int64_t dw_acc_size(const ConvGeom& g);
+template <typename T>
+void dw_backward_weight_acc(const T* gy, const T* x, const ConvGeom& g, int64_t c0, int64_t c1, T* acc, T* scratch);
+// gw (c, kh, kw) = the sums of acc's rows (in double), channels [c0, c1)
+template <typename T> void dw_reduce(const T* acc, const ConvGeom& g, int64_t c0, int64_t c1, T* gw);
+
+}  // namespace mg::kernels
