@@ -1,5 +1,8 @@
 #include "data/image_decode.h"
 
+#include <algorithm>
+#include <climits>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -18,13 +21,62 @@ namespace mg::data {
 
 namespace {
 
+void check_file_size(const std::string& what, uint64_t size, const DecodeLimits& limits) {
+  // stb_image takes the length as an int, so 2 GiB is a hard cap whatever the limits say.
+  if (size > static_cast<uint64_t>(limits.max_file_bytes) || size > static_cast<uint64_t>(INT_MAX))
+    throw DataError("image " + what + ": " + std::to_string(size) + " bytes, over the limit of " +
+                    std::to_string(std::min<int64_t>(limits.max_file_bytes, INT_MAX)));
+}
+
+// stb_image 2.27 (Debian 12's libstb) trusts the symbol counts of a JPEG Huffman table: a DHT
+// segment whose 16 counts add up to more than 256 writes past the ends of its fixed-size tables
+// (heap overflow; upstream stb_image checks this since 2.28). Found by tests/fuzz/fuzz_image.cpp.
+// Every FF C4 byte pair in the file is read as stb would read a DHT segment there, so no table stb
+// could ever parse (before or between scans) escapes the check, whatever the rest of the file holds.
+bool jpeg_huffman_tables_fit(const uint8_t* p, size_t n) {
+  size_t soi = 0;  // stb takes a file for a JPEG when it starts with FF (any number of them), then D8
+  while (soi < n && p[soi] == 0xFF) ++soi;
+  if (soi == 0 || soi >= n || p[soi] != 0xD8) return true;
+  auto byte = [&](size_t i) -> int { return i < n ? p[i] : 0; };  // stb reads zeros past the end
+  for (size_t m = 0; m + 1 < n; ++m) {
+    if (p[m] != 0xFF || p[m + 1] != 0xC4) continue;
+    size_t i = m + 2;
+    int64_t left = ((byte(i) << 8) | byte(i + 1)) - 2;  // segment length, as stb counts it
+    for (i += 2; left > 0 && i < n;) {
+      ++i;  // table class and id
+      int symbols = 0;
+      for (int k = 0; k < 16; ++k) symbols += byte(i++);
+      if (symbols > 256) return false;
+      i += static_cast<size_t>(symbols);
+      left -= 17 + symbols;
+    }
+  }
+  return true;
+}
+
+// stb_image 2.27 copies a PNG's first IDAT chunk into a buffer it allocates only for a non-empty
+// chunk: an empty first IDAT makes it memcpy to a null pointer (undefined behaviour, found by
+// tests/fuzz/fuzz_image.cpp). Such a file is refused first; the chunks are walked as stb walks them.
+bool png_first_idat_nonempty(const uint8_t* p, size_t n) {
+  static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  if (n < 8 || std::memcmp(p, sig, 8) != 0) return true;  // not a PNG
+  auto be32 = [p](size_t i) {
+    return (uint32_t{p[i]} << 24) | (uint32_t{p[i + 1]} << 16) | (uint32_t{p[i + 2]} << 8) | p[i + 3];
+  };
+  for (size_t i = 8; i + 8 <= n;) {
+    const uint32_t length = be32(i), type = be32(i + 4);
+    if (type == 0x49444154) return length != 0;  // "IDAT": only the first one matters
+    if (type == 0x49454E44) break;               // "IEND"
+    i += 12 + static_cast<size_t>(length);       // length, type, data, CRC
+  }
+  return true;
+}
+
 std::vector<uint8_t> read_bytes(const std::string& path, const DecodeLimits& limits) {
   std::error_code ec;
   const auto size = std::filesystem::file_size(path, ec);
   if (ec) throw DataError("image " + path + ": cannot read (" + ec.message() + ")");
-  if (static_cast<int64_t>(size) > limits.max_file_bytes)
-    throw DataError("image " + path + ": " + std::to_string(size) + " bytes, over the limit of " +
-                    std::to_string(limits.max_file_bytes));
+  check_file_size(path, size, limits);
   std::vector<uint8_t> bytes(size);
   std::ifstream in(path, std::ios::binary);
   if (!in || !in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size)))
@@ -32,22 +84,28 @@ std::vector<uint8_t> read_bytes(const std::string& path, const DecodeLimits& lim
   return bytes;
 }
 
-ImageHeader header_of(const std::string& path, const std::vector<uint8_t>& bytes, const DecodeLimits& limits) {
+}  // namespace
+
+ImageHeader image_header_from_memory(const uint8_t* bytes, size_t size, const std::string& what,
+                                     const DecodeLimits& limits) {
+  check_file_size(what, size, limits);
+  if (!jpeg_huffman_tables_fit(bytes, size))
+    throw DataError("image " + what + ": corrupt JPEG (a Huffman table lists more than 256 symbols)");
+  if (!png_first_idat_nonempty(bytes, size))
+    throw DataError("image " + what + ": corrupt PNG (its first IDAT chunk is empty)");
   ImageHeader h;
-  if (bytes.empty() ||
-      !stbi_info_from_memory(bytes.data(), static_cast<int>(bytes.size()), &h.width, &h.height, &h.channels))
-    throw DataError("image " + path + ": not a readable JPEG/PNG/BMP (" +
-                    (bytes.empty() ? "empty file" : stbi_failure_reason()) + ")");
+  if (size == 0 || !stbi_info_from_memory(bytes, static_cast<int>(size), &h.width, &h.height, &h.channels))
+    throw DataError("image " + what + ": not a readable JPEG/PNG/BMP (" +
+                    (size == 0 ? "empty file" : stbi_failure_reason()) + ")");
   if (h.width <= 0 || h.height <= 0 || h.width > limits.max_side || h.height > limits.max_side)
-    throw DataError("image " + path + ": " + std::to_string(h.width) + "x" + std::to_string(h.height) +
+    throw DataError("image " + what + ": " + std::to_string(h.width) + "x" + std::to_string(h.height) +
                     " is outside 1.." + std::to_string(limits.max_side) + " per side");
   return h;
 }
 
-}  // namespace
-
 ImageHeader read_image_header(const std::string& path, const DecodeLimits& limits) {
-  return header_of(path, read_bytes(path, limits), limits);
+  const std::vector<uint8_t> bytes = read_bytes(path, limits);
+  return image_header_from_memory(bytes.data(), bytes.size(), path, limits);
 }
 
 void check_image_size(const std::string& path, const ImageHeader& h, int64_t height, int64_t width) {
@@ -57,22 +115,27 @@ void check_image_size(const std::string& path, const ImageHeader& h, int64_t hei
                     " (resize the files first)");
 }
 
-void decode_image_rgb(const std::string& path, int64_t height, int64_t width, uint8_t* chw_out,
-                      const DecodeLimits& limits) {
-  const std::vector<uint8_t> bytes = read_bytes(path, limits);
-  const ImageHeader h = header_of(path, bytes, limits);
-  check_image_size(path, h, height, width);
+void decode_image_rgb_from_memory(const uint8_t* bytes, size_t size, const std::string& what, int64_t height,
+                                  int64_t width, uint8_t* chw_out, const DecodeLimits& limits) {
+  const ImageHeader h = image_header_from_memory(bytes, size, what, limits);
+  check_image_size(what, h, height, width);
   int w = 0, hh = 0, c = 0;
   // Forcing 3 channels makes stb_image expand grey and drop alpha, so every image is RGB.
-  std::unique_ptr<stbi_uc, void (*)(void*)> hwc(
-      stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &w, &hh, &c, 3), stbi_image_free);
-  if (!hwc) throw DataError("image " + path + ": corrupt (" + std::string(stbi_failure_reason()) + ")");
+  std::unique_ptr<stbi_uc, void (*)(void*)> hwc(stbi_load_from_memory(bytes, static_cast<int>(size), &w, &hh, &c, 3),
+                                                stbi_image_free);
+  if (!hwc) throw DataError("image " + what + ": corrupt (" + std::string(stbi_failure_reason()) + ")");
   if (w != h.width || hh != h.height)  // header and decoder disagreeing means the file is not what it says
-    throw DataError("image " + path + ": decoded size differs from its header");
+    throw DataError("image " + what + ": decoded size differs from its header");
   // File order is HWC (pixels interleaved); the dataset contract is CHW.
   const int64_t plane = height * width;
   for (int64_t p = 0; p < plane; ++p)
     for (int64_t ch = 0; ch < 3; ++ch) chw_out[ch * plane + p] = hwc.get()[p * 3 + ch];
+}
+
+void decode_image_rgb(const std::string& path, int64_t height, int64_t width, uint8_t* chw_out,
+                      const DecodeLimits& limits) {
+  const std::vector<uint8_t> bytes = read_bytes(path, limits);
+  decode_image_rgb_from_memory(bytes.data(), bytes.size(), path, height, width, chw_out, limits);
 }
 
 }  // namespace mg::data

@@ -32,4 +32,11 @@ void check_image_size(const std::string& path, const ImageHeader& header, int64_
 void decode_image_rgb(const std::string& path, int64_t height, int64_t width, uint8_t* chw_out,
                       const DecodeLimits& limits = {});
 
+// The same two on a file already in memory (`what` names it in errors; `size` is held to
+// limits.max_file_bytes too). The functions above read the file, then call these; so do the fuzz tests.
+ImageHeader image_header_from_memory(const uint8_t* bytes, size_t size, const std::string& what,
+                                     const DecodeLimits& limits = {});
+void decode_image_rgb_from_memory(const uint8_t* bytes, size_t size, const std::string& what, int64_t height,
+                                  int64_t width, uint8_t* chw_out, const DecodeLimits& limits = {});
+
 }  // namespace mg::data

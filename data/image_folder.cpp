@@ -6,6 +6,8 @@
 #include <cctype>
 #include <filesystem>
 
+#include "core/tbb_for.h"  // header-only: tbb::parallel_for that ThreadSanitizer can follow
+
 namespace mg::data {
 
 namespace fs = std::filesystem;
@@ -50,7 +52,7 @@ ImageFolder::ImageFolder(const std::string& root, ImageFolderOptions options) : 
   // Scan in parallel (50,000 headers take a moment serially); each worker records only its own slot.
   std::vector<std::string> error(files_.size());
   const ImageShape s = shape();
-  tbb::parallel_for(size_t{0}, files_.size(), [&](size_t i) {
+  mg::tbb_parallel_for(size_t{0}, files_.size(), [&](size_t i) {
     try {
       if (options_.full_scan) {
         std::vector<uint8_t> scratch(static_cast<size_t>(s.numel()));

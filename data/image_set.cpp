@@ -5,6 +5,8 @@
 #include <cstring>
 #include <utility>
 
+#include "core/tbb_for.h"  // header-only: tbb::parallel_for that ThreadSanitizer can follow
+
 namespace mg::data {
 
 ImageSet::ImageSet(ImageShape shape, std::vector<std::string> classes) : shape_(shape), classes_(std::move(classes)) {}
@@ -60,7 +62,7 @@ ImageSet to_memory(const Dataset& source) {
   const int64_t n = source.size(), bytes = source.shape().numel();
   std::vector<uint8_t> pixels(static_cast<size_t>(n * bytes));
   std::vector<int64_t> labels(static_cast<size_t>(n));
-  tbb::parallel_for(int64_t{0}, n, [&](int64_t i) {
+  mg::tbb_parallel_for(int64_t{0}, n, [&](int64_t i) {
     source.load(i, pixels.data() + i * bytes);
     labels[static_cast<size_t>(i)] = source.label(i);
   });

@@ -9,6 +9,7 @@
 #include <string>
 #include <utility>
 
+#include "core/tbb_for.h"  // header-only: tbb::parallel_for that ThreadSanitizer can follow
 #include "data/random.h"
 
 namespace mg::data {
@@ -28,6 +29,9 @@ DataLoader::DataLoader(const Dataset& dataset, LoaderOptions options) : dataset_
     throw std::invalid_argument("DataLoader: batch_size must be positive, got " + std::to_string(options_.batch_size));
   if (options_.pad < 0 || options_.num_prefetch < 0)
     throw std::invalid_argument("DataLoader: pad and num_prefetch must be >= 0");
+  if (options_.num_shards < 1 || options_.shard < 0 || options_.shard >= options_.num_shards)
+    throw std::invalid_argument("DataLoader: shard " + std::to_string(options_.shard) + " of " +
+                                std::to_string(options_.num_shards) + " shards; expected 0 <= shard < num_shards");
   if (dataset_.shape().channels > 3)
     throw std::invalid_argument("DataLoader: normalisation statistics exist for at most 3 channels, dataset has " +
                                 std::to_string(dataset_.shape().channels));
@@ -61,8 +65,11 @@ void DataLoader::start_epoch(int64_t epoch, int64_t first_batch) {
 
 void DataLoader::make_batch(int64_t batch_index, Batch& out) const {
   const ImageShape s = dataset_.shape();
-  const int64_t begin = batch_index * options_.batch_size;
-  const int64_t n = std::min(options_.batch_size, dataset_.size() - begin);
+  // This shard's contiguous share of the global batch [first, first + global_n).
+  const int64_t first = batch_index * options_.batch_size;
+  const int64_t global_n = std::min(options_.batch_size, dataset_.size() - first);
+  const int64_t begin = first + global_n * options_.shard / options_.num_shards;
+  const int64_t n = first + global_n * (options_.shard + 1) / options_.num_shards - begin;
   const int64_t numel = s.numel();
   out.n = n, out.c = s.channels, out.h = s.height, out.w = s.width;
   out.epoch = epoch_, out.batch_index = batch_index;
@@ -71,7 +78,7 @@ void DataLoader::make_batch(int64_t batch_index, Batch& out) const {
   out.indices.assign(order_.begin() + begin, order_.begin() + begin + n);
   // Each image is independent (its randomness is keyed by its dataset index), so any split over threads
   // gives the same batch.
-  tbb::parallel_for(tbb::blocked_range<int64_t>(0, n), [&](const tbb::blocked_range<int64_t>& r) {
+  mg::tbb_parallel_for(tbb::blocked_range<int64_t>(0, n), [&](const tbb::blocked_range<int64_t>& r) {
     std::vector<uint8_t> raw(static_cast<size_t>(numel)), augmented(static_cast<size_t>(numel));
     for (int64_t i = r.begin(); i < r.end(); ++i) {
       const int64_t index = out.indices[static_cast<size_t>(i)];

@@ -34,6 +34,11 @@ struct LoaderOptions {
   int64_t pad = 4;
   Normalization norm = kCifar10Norm;
   int64_t num_prefetch = 2;  // batches prepared ahead by a background thread; 0 prepares inside next()
+  // Data-parallel training (the role of PyTorch's DistributedSampler): process `shard` of
+  // `num_shards` takes the contiguous share [g*shard/num_shards, g*(shard+1)/num_shards) of every
+  // global batch of g images (g = batch_size, or what is left at the end), all processes drawing
+  // from the same seeded permutation: together they see exactly the batches one process would.
+  int64_t num_shards = 1, shard = 0;
 };
 
 struct Batch {

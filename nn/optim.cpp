@@ -48,7 +48,9 @@ void check_known(const NamedTensors& s, const std::vector<std::string>& prefixes
     for (const std::string& p : prefixes)
       if (!ok && key.size() > p.size() + 1 && key.compare(0, p.size() + 1, p + ".") == 0) {
         const std::string idx = key.substr(p.size() + 1);
-        ok = idx.find_first_not_of("0123456789") == std::string::npos && std::stoull(idx) < n_params;
+        // At most 18 digits, so stoull cannot throw out_of_range on a hostile file's key.
+        ok = idx.size() <= 18 && idx.find_first_not_of("0123456789") == std::string::npos &&
+             std::stoull(idx) < n_params;
       }
     if (!ok) unknown += (unknown.empty() ? "'" : ", '") + key + "'";
   }

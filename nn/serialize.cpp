@@ -6,24 +6,28 @@ namespace mg::nn {
 
 namespace st = mg::safetensors;
 
+namespace {
+// `n` bytes into t's storage: exactly its size (an Entry built in code need not have been checked by
+// the reader), and no memcpy at all for a zero-size tensor, whose pointers may be null.
+Tensor filled(Tensor t, const void* src, size_t n, const st::Entry& e) {
+  const size_t want = static_cast<size_t>(t.numel()) * itemsize(t.dtype());
+  MG_CHECK(n == want, "tensor_from_entry", "entry '", e.name, "' holds ", n, " bytes, its shape ",
+           shape_str(e.shape), " needs ", want);
+  if (n) std::memcpy(t.impl().storage->data(), src, n);  // fresh from Tensor::empty: contiguous, offset 0
+  return t;
+}
+}  // namespace
+
 Tensor tensor_from_entry(const st::Entry& e) {
   switch (e.dtype) {
     case st::DType::F32: case st::DType::F16: case st::DType::BF16: {
       std::vector<float> v = st::to_float32(e);
-      Tensor t = Tensor::empty(e.shape, DType::Float32);
-      std::memcpy(t.data<float>(), v.data(), v.size() * sizeof(float));
-      return t;
+      return filled(Tensor::empty(e.shape, DType::Float32), v.data(), v.size() * sizeof(float), e);
     }
-    case st::DType::F64: {
-      Tensor t = Tensor::empty(e.shape, DType::Float64);
-      std::memcpy(t.data<double>(), e.bytes.data(), e.bytes.size());
-      return t;
-    }
-    case st::DType::I64: {
-      Tensor t = Tensor::empty(e.shape, DType::Int64);
-      std::memcpy(t.data<int64_t>(), e.bytes.data(), e.bytes.size());
-      return t;
-    }
+    case st::DType::F64:
+      return filled(Tensor::empty(e.shape, DType::Float64), e.bytes.data(), e.bytes.size(), e);
+    case st::DType::I64:
+      return filled(Tensor::empty(e.shape, DType::Int64), e.bytes.data(), e.bytes.size(), e);
     default:
       throw Error(cat("safetensors: tensor '", e.name, "' has dtype ", st::name(e.dtype),
                       ", which maxgrad does not load (F32, F64, I64, F16, BF16)"));
