@@ -5,19 +5,29 @@
 //   train_cifar --data data/cifar10 --out runs/cifar            # the reference run, 12 epochs
 //   train_cifar --subset 100 --epochs 2 --out /tmp/quick        # a quick look (synthetic without data)
 //   train_cifar --out runs/cifar --resume                       # go on after an interruption
+//   mpirun -np 4 train_cifar --sync-bn --out runs/cifar         # 4 processes, one global batch
 //
 // A resumed run ends bitwise where an uninterrupted one would: the data order and augmentation are
 // functions of (seed, epoch, image), and the checkpoint carries the weights, AdamW's moments, the
 // drop-path generator, the schedule position (epoch, batch, step) and the epoch's running sums.
 //
+// Under mpirun each rank trains on its share of every global batch of --batch images, the gradients
+// are averaged over the ranks (nn/data_parallel.h) and only rank 0 prints, logs and saves; --sync-bn
+// makes BatchNorm's statistics those of the global batch (nn/sync_batchnorm.h). docs/distributed.md.
+//
 // Exit status: 0 done (or stopped by --max-steps), 1 an error (data, files), 2 a usage error,
-// 3 the loss became NaN or infinite (the last good checkpoint is kept).
+// 3 the loss became NaN or infinite (the last good checkpoint is kept). Under mpirun an error on
+// any rank ends every rank (MPI_Abort) with its status.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <optional>
+#include <sstream>
+#include <thread>
 
 #include "core/blas_select.h"
 #include "core/parallel.h"
@@ -27,6 +37,9 @@
 #include "examples/common/train_flags.h"
 #include "examples/common/train_report.h"
 #include "nn/checkpoint.h"
+#include "nn/data_parallel.h"
+#include "nn/serialize.h"
+#include "nn/sync_batchnorm.h"
 
 using namespace mg;
 namespace fs = std::filesystem;
@@ -34,6 +47,9 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr int kExitError = 1, kExitUsage = 2, kExitNaN = 3;
+
+// The run's process group, once made: main() ends every rank through it when one rank fails.
+std::shared_ptr<dist::ProcessGroup> g_group;
 
 // (N, C, H, W) float32 from the loader, in the run's dtype; labels (N) int64.
 Tensor images_of(const data::Batch& b, DType dt) {
@@ -61,13 +77,16 @@ struct Evaluation {
 };
 
 // The whole test set in evaluation mode (running BatchNorm statistics, no drop-path), with the
-// training criterion so that the two loss curves are comparable.
-Evaluation evaluate(models::MaxVit& model, const data::Dataset& test, int64_t batch, DType dt, double smoothing) {
+// training criterion so that the two loss curves are comparable. Each rank evaluates its share of
+// every batch; the sums are added over the ranks, so every rank returns the whole set's numbers.
+Evaluation evaluate(models::MaxVit& model, const data::Dataset& test, int64_t batch, DType dt, double smoothing,
+                    dist::ProcessGroup& group) {
   const auto k = static_cast<int64_t>(test.classes().size());
   Evaluation ev;
   ev.confusion.assign(static_cast<size_t>(k * k), 0);
   data::LoaderOptions o;
   o.batch_size = batch, o.shuffle = false, o.drop_last = false, o.augment = false;
+  o.num_shards = group.size(), o.shard = group.rank();
   data::DataLoader loader(test, o);
   loader.start_epoch(0);
   model.eval();
@@ -75,6 +94,7 @@ Evaluation evaluate(models::MaxVit& model, const data::Dataset& test, int64_t ba
   double loss_sum = 0;
   int64_t correct = 0, seen = 0;
   for (data::Batch b; loader.next(b);) {
+    if (b.n == 0) continue;  // a last batch smaller than the number of ranks
     const Tensor y = labels_of(b);
     const Tensor logits = model(images_of(b, dt));
     loss_sum += cross_entropy(logits, y, smoothing).item() * static_cast<double>(b.n);
@@ -82,6 +102,11 @@ Evaluation evaluate(models::MaxVit& model, const data::Dataset& test, int64_t ba
     seen += b.n;
   }
   model.train();
+  std::vector<double> totals{loss_sum, static_cast<double>(correct), static_cast<double>(seen)};
+  totals.insert(totals.end(), ev.confusion.begin(), ev.confusion.end());
+  group.allreduce_sum(totals.data(), static_cast<int64_t>(totals.size()));  // exact: counts below 2^53
+  loss_sum = totals[0], correct = static_cast<int64_t>(totals[1]), seen = static_cast<int64_t>(totals[2]);
+  for (size_t i = 0; i < ev.confusion.size(); ++i) ev.confusion[i] = static_cast<int64_t>(totals[3 + i]);
   ev.loss = loss_sum / static_cast<double>(std::max<int64_t>(1, seen));
   ev.accuracy = static_cast<double>(correct) / static_cast<double>(std::max<int64_t>(1, seen));
   return ev;
@@ -112,10 +137,28 @@ const Tensor* find_extra(const nn::CheckpointInfo& info, const std::string& name
   return nullptr;
 }
 
+// Under mpirun every rank runs this program: ranks other than 0 print nothing on stdout, and
+// explain a bad command line (which every rank has, the same) only through rank 0.
+struct QuietRank {
+  std::streambuf* cerr_buf = nullptr;
+  explicit QuietRank(bool quiet) {
+    if (!quiet) return;
+    std::cout.rdbuf(nullptr);  // writes to a stream without a buffer are dropped
+    cerr_buf = std::cerr.rdbuf(nullptr);
+  }
+  void restore_stderr() {
+    if (!cerr_buf) return;
+    std::cerr.rdbuf(cerr_buf);
+    std::cerr.clear();
+  }
+};
+
 int run(int argc, char** argv) {
   cli::TrainFlags tf;
   cli::Flags flags("train_cifar", cli::TrainFlags::kSynopsis);
   tf.add_to(flags);
+  const dist::LaunchInfo launch = dist::launch_info();
+  QuietRank quiet(launch.rank != 0);
   flags.parse_or_exit(argc, argv);
   const std::vector<std::string> args(argv + 1, argv + argc);
 
@@ -141,15 +184,31 @@ int run(int argc, char** argv) {
       }
     }
     cfg = tf.model_config();
+    if (tf.recipe().batch % launch.world_size != 0)
+      throw cli::UsageError(cat("--batch ", tf.recipe().batch, " does not split over ", launch.world_size,
+                                " ranks: each rank takes an equal share of every global batch of --batch images, so "
+                                "--batch must be a multiple of the number of ranks"));
   } catch (const cli::UsageError& e) {
     std::cerr << "train_cifar: " << e.what() << "\n\n" << flags.usage();
     return kExitUsage;
   }
+  quiet.restore_stderr();  // from here on, an error on any rank is reported by that rank
   const cli::Recipe r = tf.recipe();
   const DType dt = tf.model.tensor_dtype();
-  tf.model.apply_threads();
 
-  cli::TrainData data = cli::load_train_data(tf.data, tf.synthetic, r.subset, r.eval_subset, std::cerr);
+  // One process, or one rank of several (mpirun): MPI is started here, after the command line.
+  g_group = dist::init_process_group();
+  dist::ProcessGroup& group = *g_group;
+  const int ranks = group.size();
+  const bool rank0 = group.rank() == 0;
+  if (ranks > 1 && !tf.model.threads)  // the machine's cores shared out between its ranks
+    set_num_threads(std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / launch.local_size));
+  else
+    tf.model.apply_threads();
+  std::ostringstream discarded;  // what the other ranks would print again
+
+  cli::TrainData data = cli::load_train_data(tf.data, tf.synthetic, r.subset, r.eval_subset,
+                                             rank0 ? static_cast<std::ostream&>(std::cerr) : discarded);
   const std::string data_kind = data.synthetic ? "synthetic" : "cifar10";
   const std::vector<std::string>& classes = data.train.classes();
   const int64_t steps_per_epoch = data.train.size() / r.batch;
@@ -203,9 +262,20 @@ int run(int argc, char** argv) {
     const std::vector<double> v = s->to_vector();
     sums.loss = v[0], sums.correct = static_cast<int64_t>(v[1]), sums.seen = static_cast<int64_t>(v[2]);
     nn::restore_checkpoint(*ck, model, &opt, rngs);  // checks everything first; the error names the file
+    const auto& m = ck->info.metadata;
+    const auto was_ranks = m.find("ranks"), was_sync = m.find("sync_bn");
+    if (was_ranks != m.end() && was_sync != m.end() &&
+        (was_ranks->second != std::to_string(ranks) || (was_sync->second == "1") != tf.sync_bn))
+      std::cout << "note: " << last << " was trained with " << was_ranks->second << " rank(s)"
+                << (was_sync->second == "1" ? " and --sync-bn" : "") << "; this run goes on with " << ranks
+                << " rank(s)" << (tf.sync_bn ? " and --sync-bn" : "") << "\n";
     ck.reset();
   }
-  fs::create_directories(out);
+  // Every rank starts from rank 0's weights (and, resumed, from the same checkpoint); --sync-bn
+  // makes every BatchNorm2d a SyncBatchNorm over the ranks.
+  if (tf.sync_bn) nn::convert_sync_batchnorm(model, g_group);
+  dist::DistributedDataParallel ddp(model, g_group);
+  if (rank0) fs::create_directories(out);
 
   auto save = [&](double epoch_seconds) {
     nn::CheckpointInfo info = pos;
@@ -217,7 +287,9 @@ int run(int argc, char** argv) {
                      {"train_size", std::to_string(data.train.size())},
                      {"classes", cli::join(classes, ",")},
                      {"normalize_mean", "0.4914,0.4822,0.4465"},
-                     {"normalize_std", "0.2470,0.2435,0.2616"}};
+                     {"normalize_std", "0.2470,0.2435,0.2616"},
+                     {"ranks", std::to_string(ranks)},
+                     {"sync_bn", tf.sync_bn ? "1" : "0"}};
     info.extra = {{"history", cli::history_tensor(history)},
                   {"history_seconds", cli::history_seconds(history)},
                   {"epoch_sums", sums.tensor()},
@@ -228,7 +300,10 @@ int run(int argc, char** argv) {
   std::cout << "train_cifar: MaxViT (" << tf.model.preset.value_or("cifar") << " preset, " << model.num_parameters()
             << " parameters, " << model.flops_per_image() / 1e9 << " GFLOP/image forward) on " << data.description
             << ": " << data.train.size() << " training / " << data.test.size() << " test images, " << steps_per_epoch
-            << " steps per epoch, " << get_num_threads() << " threads"
+            << " steps per epoch, "
+            << (ranks > 1 ? cat(ranks, " ranks (", group.backend(), ") x ", get_num_threads(), " threads, BatchNorm ",
+                                tf.sync_bn ? "statistics over the global batch (--sync-bn)" : "statistics per rank")
+                          : cat(get_num_threads(), " threads"))
             << (pos.step ? cat(", resuming at epoch ", pos.epoch + 1, " step ", pos.step) : "") << "\n"
             << "recipe: " << recipe_text(r, cfg) << "\n"
             << std::flush;
@@ -236,6 +311,7 @@ int run(int argc, char** argv) {
   data::LoaderOptions lo;
   lo.batch_size = r.batch, lo.shuffle = true, lo.drop_last = true, lo.seed = static_cast<uint64_t>(r.seed);
   lo.augment = true;
+  lo.num_shards = ranks, lo.shard = group.rank();  // this rank's share of every global batch
   data::DataLoader loader(data.train, lo);
   cli::ProgressBar bar;
   Evaluation last_eval;
@@ -243,7 +319,23 @@ int run(int argc, char** argv) {
   const int64_t max_steps = tf.max_steps.value_or(total_steps);
   double epoch_seconds = 0;
   if (const Tensor* t = find_extra(pos, "epoch_seconds")) epoch_seconds = t->item();
-  bool unsaved = false;  // steps done since the last checkpoint
+  bool unsaved = false;                               // steps done since the last checkpoint
+  std::optional<std::string> dump_to = tf.dump_step;  // --dump-step: written after this session's first step
+  int64_t session_steps = 0, session_images = 0;
+  double step_seconds = 0;  // in training steps (loading, forward, backward, update), this session
+  double comm_seconds = 0;  // of which inside collectives (all of them: gradients, SyncBatchNorm, ...)
+  // Speed and, with several ranks, where the communication time went.
+  auto report = [&] {
+    if (session_steps == 0) return;
+    const double per_step = 1e3 / static_cast<double>(session_steps);
+    std::cout << "speed: " << static_cast<double>(session_images) / step_seconds << " images/s over " << session_steps
+              << " training steps (" << step_seconds * per_step << " ms/step; evaluation not counted)\n";
+    if (ranks > 1)
+      std::cout << "distributed: " << ranks << " ranks x " << get_num_threads() << " threads; gradient allreduce "
+                << ddp.allreduce_seconds() * per_step << " ms/step in " << ddp.num_buckets()
+                << " bucket(s); all collectives (gradients, SyncBatchNorm, metrics, buffers) "
+                << comm_seconds * per_step << " ms/step (rank 0's time, waiting for the others included)\n";
+  };
   if (pos.epoch >= r.epochs) std::cout << "the checkpoint's run is already complete (" << r.epochs << " epochs)\n";
   model.train();
 
@@ -253,51 +345,80 @@ int run(int argc, char** argv) {
       return epoch_seconds + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     };
     loader.start_epoch(pos.epoch, pos.batch);
-    bar.start(pos.epoch + 1, r.epochs, steps_per_epoch, pos.batch);
+    if (rank0) bar.start(pos.epoch + 1, r.epochs, steps_per_epoch, pos.batch);
     int64_t images = 0;
     double lr = 0;
     for (data::Batch b; pos.batch < steps_per_epoch;) {
       if (pos.step >= max_steps) {  // --max-steps: stop here, resumable
-        bar.finish();
-        if (unsaved) save(seconds());
+        if (rank0) bar.finish();
+        if (unsaved && rank0) save(seconds());
         std::cout << "stopped after step " << pos.step << " (--max-steps) in epoch " << pos.epoch + 1
                   << "; continue with --resume --out " << out << "\n";
+        report();
         return 0;
       }
+      const auto step_start = std::chrono::steady_clock::now();
+      const double comm_before = group.stats().seconds;
       MG_CHECK(loader.next(b), "train_cifar", "the loader ended before batch ", pos.batch);
       lr = opt.lr = nn::warmup_cosine_lr(r.lr, pos.step, warmup_steps, total_steps);
       const Tensor y = labels_of(b);
       opt.zero_grad();
+      ddp.sync_buffers();                            // rank 0's BatchNorm statistics everywhere, as DDP
+      dist::sync_generator(group, *model.drop_gen);  // and a drop-path stream of each rank's own
       const Tensor logits = model(images_of(b, dt));
       const Tensor loss = cross_entropy(logits, y, r.label_smoothing);
-      double loss_value = loss.item();
+      // The global batch's numbers: [sum of the losses, correct, images] added over the ranks. Every
+      // rank sees the same loss, so a NaN stops them all at the same step.
+      double batch_sums[3] = {loss.item() * static_cast<double>(b.n),
+                              static_cast<double>(correct_count(logits, y, nullptr, 0)), static_cast<double>(b.n)};
+      group.allreduce_sum(batch_sums, 3);
+      double loss_value = ranks == 1 ? loss.item() : batch_sums[0] / batch_sums[2];
+      const auto batch_images = static_cast<int64_t>(batch_sums[2]);
       if (tf.nan_at_step && pos.step + 1 == *tf.nan_at_step) loss_value = std::nan("");
       if (!std::isfinite(loss_value)) {  // stop before the update: the last checkpoint stays the good one
-        bar.finish();
-        std::cerr << "train_cifar: the loss is " << loss_value << " at step " << pos.step + 1 << " (epoch "
-                  << pos.epoch + 1 << ", batch " << pos.batch + 1 << " of " << steps_per_epoch << "); stopping. "
-                  << (fs::exists(last) ? "The last good checkpoint, " + last +
-                                             ", is kept (resume from it with a "
-                                             "lower --lr, or look at the data)."
-                                       : std::string("No checkpoint had been written yet."))
-                  << "\n";
+        if (rank0) bar.finish();
+        if (rank0)
+          std::cerr << "train_cifar: the loss is " << loss_value << " at step " << pos.step + 1 << " (epoch "
+                    << pos.epoch + 1 << ", batch " << pos.batch + 1 << " of " << steps_per_epoch << "); stopping. "
+                    << (fs::exists(last) ? "The last good checkpoint, " + last +
+                                               ", is kept (resume from it with a "
+                                               "lower --lr, or look at the data)."
+                                         : std::string("No checkpoint had been written yet."))
+                    << "\n";
         return kExitNaN;
       }
       loss.backward();
+      ddp.average_gradients();  // every rank now holds the global batch's gradient
+      nn::NamedTensors dump;
+      if (dump_to) {
+        dump.emplace_back("loss", Tensor::scalar(loss_value, DType::Float64));
+        for (const auto& [name, p] : model.named_parameters())
+          if (p.grad().defined()) dump.emplace_back("grad." + name, p.grad().clone());
+      }
       opt.step();
+      if (dump_to) {
+        for (const auto& [name, t] : model.state_dict()) dump.emplace_back("state." + name, t.detach().clone());
+        if (rank0) nn::save_tensors(*dump_to, dump);
+        dump_to.reset();
+      }
       ++pos.step, ++pos.batch;
       unsaved = true;
-      sums.loss += loss_value * static_cast<double>(b.n);
-      sums.correct += correct_count(logits, y, nullptr, 0);
-      sums.seen += b.n;
-      images += b.n;
-      bar.update(pos.batch, sums.loss / static_cast<double>(sums.seen),
-                 static_cast<double>(sums.correct) / static_cast<double>(sums.seen), images);
+      sums.loss += loss_value * static_cast<double>(batch_images);
+      sums.correct += static_cast<int64_t>(batch_sums[1]);
+      sums.seen += batch_images;
+      images += batch_images;
+      ++session_steps, session_images += batch_images;
+      step_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
+      comm_seconds += group.stats().seconds - comm_before;
+      if (rank0)
+        bar.update(pos.batch, sums.loss / static_cast<double>(sums.seen),
+                   static_cast<double>(sums.correct) / static_cast<double>(sums.seen), images);
     }
-    bar.note("evaluating on " + std::to_string(data.test.size()) + " test images ...");
-    last_eval = evaluate(model, data.test, r.batch, dt, r.label_smoothing);
+    if (rank0) bar.note("evaluating on " + std::to_string(data.test.size()) + " test images ...");
+    ddp.sync_buffers();  // every rank evaluates with rank 0's running statistics
+    last_eval = evaluate(model, data.test, r.batch, dt, r.label_smoothing, group);
     evaluated = true;
-    bar.finish();
+    if (rank0) bar.finish();
     cli::EpochRecord rec{pos.epoch + 1,
                          pos.step,
                          lr,
@@ -309,9 +430,11 @@ int run(int argc, char** argv) {
     history.push_back(rec);
     ++pos.epoch, pos.batch = 0, sums = EpochSums{}, epoch_seconds = 0;
     std::cout << cli::summary_line(rec, r.epochs) << tag << "\n" << std::flush;
-    cli::write_log_csv((fs::path(out) / "log.csv").string(), history);
-    cli::write_curves((fs::path(out) / "curves.png").string(), history);
-    save(0);
+    if (rank0) {
+      cli::write_log_csv((fs::path(out) / "log.csv").string(), history);
+      cli::write_curves((fs::path(out) / "curves.png").string(), history);
+      save(0);
+    }
     unsaved = false;
   }
 
@@ -320,6 +443,7 @@ int run(int argc, char** argv) {
     std::cout << "\ndone: " << history.size() << " epochs, test accuracy " << 100 * history.back().test_acc << "%"
               << tag << "\n  checkpoint " << last << "\n  log        " << (fs::path(out) / "log.csv").string()
               << "\n  curves     " << (fs::path(out) / "curves.png").string() << "\n";
+  report();
   return 0;
 }
 
@@ -327,10 +451,16 @@ int run(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   select_blas_kernels(argc, argv);
+  int status = kExitError;
   try {
-    return run(argc, argv);
+    status = run(argc, argv);
   } catch (const std::exception& e) {
-    std::cerr << "train_cifar: " << e.what() << "\n";
-    return kExitError;
+    const std::string who = g_group && g_group->size() > 1 ? cat(" [rank ", g_group->rank(), "]") : "";
+    std::cerr << cat("train_cifar", who, ": ", e.what(), "\n");  // one write: ranks share the terminal
   }
+  // With several ranks, a failure of one is the end of all: the others may be waiting for it in a
+  // collective. A NaN loss is the exception, seen by every rank at the same step (the loss is the
+  // global batch's), so they all stop together.
+  if (status != 0 && status != kExitNaN && g_group && g_group->size() > 1) g_group->abort(status);
+  return status;
 }

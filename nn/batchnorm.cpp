@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "core/factory.h"
+#include "nn/sync_batchnorm.h"
 
 namespace mg::nn {
 
@@ -34,7 +35,7 @@ BatchNorm2d::BatchNorm2d(int64_t channels, BatchNormOptions opts) : options(opts
   num_batches_tracked = register_buffer("num_batches_tracked", zeros({}, DType::Int64));
 }
 
-Tensor BatchNorm2d::forward(const Tensor& x) {
+double BatchNorm2d::count_batch(const Tensor& x) {
   MG_CHECK(x.dim() == 4 && x.size(1) == weight.size(0), "BatchNorm2d", "expected input (N, ", weight.size(0),
            ", H, W), got ", x.info());
   double momentum = options.momentum.value_or(0.0);
@@ -44,6 +45,19 @@ Tensor BatchNorm2d::forward(const Tensor& x) {
     // Cumulative average: the k-th batch gets weight 1/k.
     if (!options.momentum) momentum = 1.0 / num_batches_tracked.item();
   }
+  return momentum;
+}
+
+Tensor BatchNorm2d::forward_gelu(const Tensor& x) {
+  if (is_training() && process_group) return gelu(forward(x));  // SyncBatchNorm: not fused
+  const double momentum = count_batch(x);
+  return batch_norm_gelu(x, running_mean, running_var, weight, bias, is_training(), momentum, options.eps);
+}
+
+Tensor BatchNorm2d::forward(const Tensor& x) {
+  const double momentum = count_batch(x);
+  if (is_training() && process_group)
+    return sync_batch_norm(x, running_mean, running_var, weight, bias, momentum, options.eps, process_group);
   return batch_norm(x, running_mean, running_var, weight, bias, is_training(), momentum, options.eps);
 }
 

@@ -9,9 +9,14 @@
 // through the named conversion BatchNormOptions::from_tensorflow_decay, and a PyTorch momentum
 // above 0.5 prints a one-time warning.
 #pragma once
+#include <memory>
 #include <optional>
 
 #include "nn/module.h"
+
+namespace mg::dist {
+class ProcessGroup;
+}
 
 namespace mg::nn {
 
@@ -31,11 +36,21 @@ class BatchNorm2d : public Module {
   explicit BatchNorm2d(int64_t channels, BatchNormOptions options = {});
   // x (N, C, H, W). Training: batch statistics, and the running ones updated; eval: running ones.
   Tensor forward(const Tensor& x) override;
+  // gelu(forward(x)) as one op (batch_norm_gelu, core/ops.h): what a BatchNorm2d followed by a GELU
+  // computes, without storing the normalised tensor. (With a process_group: forward, then gelu.)
+  Tensor forward_gelu(const Tensor& x);
 
   Tensor weight, bias;                      // (C), 1 and 0
   Tensor running_mean, running_var;         // (C), 0 and 1
   Tensor num_batches_tracked;               // int64 scalar, +1 per training forward
   BatchNormOptions options;
+  // Set by convert_sync_batchnorm (nn/sync_batchnorm.h): training statistics over the whole global
+  // batch of this group's ranks, PyTorch's SyncBatchNorm. Null (the default): this process's batch.
+  std::shared_ptr<dist::ProcessGroup> process_group;
+
+ private:
+  // Checks x, counts the batch when training, and returns the momentum to use for it.
+  double count_batch(const Tensor& x);
 };
 
 }  // namespace mg::nn

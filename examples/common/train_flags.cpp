@@ -27,6 +27,15 @@ void TrainFlags::add_to(Flags& f) {
   f.add_switch("resume", "continue from OUT/last.safetensors, with its configuration", &resume);
   f.add_int("max-steps", "stop (with a checkpoint) once this many steps are done in all, for tests", &max_steps, 0,
             int64_t{1} << 62);
+  f.add_switch("sync-bn",
+               "under mpirun: BatchNorm statistics over the whole global batch of all ranks (PyTorch's "
+               "SyncBatchNorm); without it each rank normalises over its own share and rank 0's running statistics "
+               "are kept",
+               &sync_bn);
+  f.add_string("dump-step",
+               "testing: write the session's first step (loss, gradients averaged over the ranks, state after the "
+               "update) to FILE as safetensors",
+               &dump_step);
   f.add_int("nan-at-step", "testing: treat the loss of step N (from 1) as NaN, to exercise the NaN stop", &nan_at_step,
             1, int64_t{1} << 62);
 }

@@ -24,13 +24,17 @@ struct TrainFlags {
   static constexpr const char* kSynopsis =
       "[model flags] [--data DIR] [--epochs 12] [--batch 128] [--lr 2e-3] [--weight-decay 0.05]\n"
       "       [--label-smoothing 0.1] [--warmup-epochs 1] [--seed 0] [--subset N] [--eval-subset N]\n"
-      "       [--out DIR] [--resume] [--max-steps N]";
+      "       [--out DIR] [--resume] [--max-steps N] [--sync-bn]\n"
+      "  several processes: mpirun -np K train_cifar ... (docs/distributed.md)";
 
   ModelFlags model;
   std::optional<std::string> data, out;
   std::optional<int64_t> epochs, batch, seed, subset, eval_subset, max_steps, nan_at_step;
   std::optional<double> lr, weight_decay, label_smoothing, warmup_epochs;
   bool resume = false, synthetic = false;
+  // Launch options, like mpirun's -np: not part of the configuration record, given again on --resume.
+  bool sync_bn = false;
+  std::optional<std::string> dump_step;
 
   void add_to(Flags& f);
   Recipe recipe() const;
