@@ -90,6 +90,20 @@ Tensor window_departition(const Tensor& x, int64_t ph, int64_t pw, int64_t gh, i
   return x.reshape({b, gh, gw, ph, pw, c}).permute({0, 5, 1, 3, 2, 4}).reshape({b, c, gh * ph, gw * pw});
 }
 
+Tensor grid_partition(const Tensor& x, int64_t ph, int64_t pw) {
+  const int64_t b = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
+  MG_CHECK(h % ph == 0 && w % pw == 0, "grid_partition", "feature map ", x.info(), " is not divisible into ", ph, "x",
+           pw, " cells");
+  // (B, C, H/ph, ph, W/pw, pw) -> (B, ph, pw, H/ph, W/pw, C) -> (B, tokens of a cell, cells, C)
+  return x.reshape({b, c, h / ph, ph, w / pw, pw}).permute({0, 3, 5, 2, 4, 1}).reshape({b, ph * pw, (h / ph) * (w / pw), c});
+}
+
+Tensor grid_departition(const Tensor& t, int64_t ph, int64_t pw, int64_t gh, int64_t gw) {
+  const int64_t b = t.size(0), c = t.size(3);
+  // (B, ph, pw, gh, gw, C) -> (B, C, gh, ph, gw, pw) -> (B, C, H, W)
+  return t.reshape({b, ph, pw, gh, gw, c}).permute({0, 5, 3, 1, 4, 2}).reshape({b, c, gh * ph, gw * pw});
+}
+
 Tensor relative_position_index(int64_t p) {
   // Token t = (row, col) in a P x P window; offset (dr, dc) in [-(P-1), P-1]^2 maps to
   // (dr + P - 1) * (2P - 1) + (dc + P - 1), as torchvision's _get_relative_position_index.
@@ -222,12 +236,13 @@ PartitionAttentionLayer::PartitionAttentionLayer(int64_t channels, bool is_grid,
 Tensor PartitionAttentionLayer::forward(const Tensor& x) {
   MG_CHECK(x.size(2) == grid_h && x.size(3) == grid_w, "PartitionAttentionLayer", "expected a ", grid_h, "x",
            grid_w, " feature map, got ", x.info());
-  Tensor t = window_partition(x, ph, pw);  // (B, groups, tokens, C)
-  if (grid) t = t.transpose(1, 2);         // grid: tokens of a group are spread over the map
+  // (B, groups, tokens, C). Grid: window_partition with groups and tokens swapped (the tokens of a
+  // group are spread over the map), laid out in that order by the same single copy.
+  Tensor t = grid ? grid_partition(x, ph, pw) : window_partition(x, ph, pw);
   t = add(t, stochastic_dropout->forward(attn_layer->forward(t)));
   t = add(t, stochastic_dropout->forward(mlp_layer->forward(t)));
-  if (grid) t = t.transpose(1, 2);
-  return window_departition(t, ph, pw, grid_h / ph, grid_w / pw);
+  return grid ? grid_departition(t, ph, pw, grid_h / ph, grid_w / pw)
+              : window_departition(t, ph, pw, grid_h / ph, grid_w / pw);
 }
 
 // ---------------------------------------------------------------- the model

@@ -45,6 +45,11 @@ struct MaxVitConfig {
 Tensor window_partition(const Tensor& x, int64_t ph, int64_t pw);
 // The inverse: (B, gh*gw, ph*pw, C) -> (B, C, gh*ph, gw*pw).
 Tensor window_departition(const Tensor& x, int64_t ph, int64_t pw, int64_t gh, int64_t gw);
+// window_partition(x, ph, pw).transpose(1, 2), made contiguous in that order with one copy
+// (grid attention's layout: (B, ph*pw, H/ph * W/pw, C)); and its inverse,
+// window_departition(t.transpose(1, 2), ph, pw, gh, gw), also with one copy.
+Tensor grid_partition(const Tensor& x, int64_t ph, int64_t pw);
+Tensor grid_departition(const Tensor& t, int64_t ph, int64_t pw, int64_t gh, int64_t gw);
 
 // (P^2, P^2) int64: index into the (2P-1)^2-row bias table of the offset between two tokens.
 Tensor relative_position_index(int64_t p);

@@ -14,6 +14,7 @@
 #include "core/kernels/conv.h"
 #include "core/kernels/depthwise.h"
 #include "core/kernels/gemm.h"
+#include "core/kernels/layer_norm.h"
 #include "core/ops.h"
 #include "helpers.h"
 
@@ -183,6 +184,26 @@ TEST_CASE("conv2d with enough samples to use several weight-gradient partial sum
   }
 }
 
+TEST_CASE("conv2d im2col path in blocks of output rows (a wide input) matches conv2d_reference") {
+  // ck = 16 * 9 = 144 and 64 output columns: 7 output rows per im2col block, so 20 rows make 3 blocks
+  Generator g(15);
+  for (int64_t stride : {1, 2}) {
+    const ConvCase k{2, 16, 20, 64, 8, 3, 3, stride, 1, 1};
+    INFO(describe(k));
+    Tensor x = randn({k.n, k.c, k.h, k.w}, g, DType::Float64), w = randn({k.o, k.c, 3, 3}, g, DType::Float64);
+    Tensor b = randn({k.o}, g, DType::Float64);
+    Tensor ref = reference_conv<double>(k, x, w, b);
+    Tensor xg = x.detach().requires_grad_(), wg = w.detach().requires_grad_();
+    Tensor y = conv2d(xg, wg, b, stride, 1);
+    mg::testing::check_close(y, ref, 1e-12, 1e-12);
+    Tensor gy = randn(ref.shape(), g, DType::Float64);
+    sum(mul(y, gy)).backward();
+    const double ref_dot = dot(gy, reference_conv<double>(k, x, w, Tensor()));
+    CHECK(dot(xg.grad(), x) == doctest::Approx(ref_dot).epsilon(1e-10));
+    CHECK(dot(wg.grad(), w) == doctest::Approx(ref_dot).epsilon(1e-10));
+  }
+}
+
 TEST_CASE("im2col and col2im are adjoint, and depthwise kernels touch only their channels") {
   Generator g(20);
   const kernels::ConvGeom geo{2, 5, 6, 3, 2, 2, 1, 3, 4};  // c, h, w, kh, kw, stride, pad, ho, wo
@@ -259,7 +280,9 @@ TEST_CASE("sum's in-place kernels (reduced prefix, kept block in the middle) mat
   Tensor x = randn({37, 300}, g, DType::Float64);
   Tensor by_cols = sum(x, {0});                               // reduced prefix: summed as columns
   Tensor by_rows = sum(x.transpose(0, 1).contiguous(), {1});  // the same numbers, summed as rows
-  CHECK(mg::testing::bitwise_equal(by_cols, by_rows));        // both add in double, in the same order
+  mg::testing::check_close(by_cols, by_rows, 1e-14, 1e-14);  // both add in double (in different orders)
+  Tensor tall = randn({5000, 3}, g, DType::Float64);          // many rows, few columns: blocks of rows
+  mg::testing::check_close(sum(tall, {0}), sum(tall.transpose(0, 1).contiguous(), {1}), 1e-13, 1e-13);
 
   // kept dims between reduced ones (a conv bias gradient): summed in place by lanes
   Tensor y = randn({5, 3, 4, 37}, g, DType::Float64);
@@ -380,10 +403,11 @@ TEST_CASE("depthwise phase-plane kernels match the direct loops") {
   for (int64_t k : {int64_t(1), int64_t(2), int64_t(3), int64_t(5)})
     for (int64_t stride : {int64_t(1), int64_t(2), int64_t(3)})
       for (int64_t pad = 0; pad <= k / 2; ++pad)
-        for (int64_t hw : {k, int64_t(4), int64_t(7), int64_t(9), int64_t(8), int64_t(12)}) {
-          // square planes and planes one wider, so that strides divide them (the split path) or not
-          const int64_t h = hw < 8 ? hw : hw / 2 * 2, w = hw < 8 ? hw + 1 : h + (hw == 12 ? 0 : 2), c = 3;
-          if (h < k) continue;
+        // planes the stride divides (the split path, when the padding is (k - 1) / 2) and others
+        for (auto [h, w] : std::vector<std::pair<int64_t, int64_t>>{{k, k + 1}, {4, 5}, {7, 8}, {9, 10}, {8, 8},
+                                                                    {12, 6}, {6, 12}, {9, 9}}) {
+          if (h < k || w < k) continue;
+          const int64_t c = 3;
           const kernels::ConvGeom geo{1, h, w, k, k, stride, pad, (h + 2 * pad - k) / stride + 1,
                                       (w + 2 * pad - k) / stride + 1};
           INFO("k ", k, " stride ", stride, " pad ", pad, " h ", h, " w ", w);
@@ -400,6 +424,15 @@ TEST_CASE("depthwise phase-plane kernels match the direct loops") {
           kernels::dw_backward_weight_acc(gy.data(), x.data(), geo, 0, c, acc.data(), scratch.data());
           kernels::dw_reduce(acc.data(), geo, 0, c, gw.data());
           kernels::depthwise_backward_weight(gy.data(), x.data(), geo, 0, c, gw_ref.data());
+          if (kernels::dw_splits_input(geo)) {  // split once, then forward and weight gradient from the copy
+            std::vector<double> xs(x.size()), y2(y.size()), acc2(acc.size(), 0.0), gw2(gw.size());
+            kernels::dw_split(x.data(), geo, 0, c, xs.data());
+            kernels::dw_forward(xs.data(), wt.data(), bias.data(), geo, 0, c, y2.data(), scratch.data(), true);
+            kernels::dw_backward_weight_acc(gy.data(), xs.data(), geo, 0, c, acc2.data(), scratch.data(), true);
+            kernels::dw_reduce(acc2.data(), geo, 0, c, gw2.data());
+            CHECK(y2 == y);
+            CHECK(gw2 == gw);
+          }
           for (size_t i = 0; i < y.size(); ++i) REQUIRE(y[i] == doctest::Approx(y_ref[i]).epsilon(1e-12));
           for (size_t i = 0; i < gx.size(); ++i) REQUIRE(gx[i] == doctest::Approx(gx_ref[i]).epsilon(1e-12));
           for (size_t i = 0; i < gw.size(); ++i) REQUIRE(gw[i] == doctest::Approx(gw_ref[i]).epsilon(1e-12));
@@ -428,6 +461,35 @@ TEST_CASE("batch_norm_gelu is gelu(batch_norm(x)): values, gradients, running st
       mg::testing::check_close(x1.grad(), x2.grad(), tol * 10, tol * 10);
       mg::testing::check_close(w1.grad(), w2.grad(), tol * 10, tol * 10);
       mg::testing::check_close(b1.grad(), b2.grad(), tol * 10, tol * 10);
+    }
+  }
+}
+
+TEST_CASE("layer_norm kernels match their references") {
+  Generator g(100);
+  for (const kernels::LnGeom geo : {kernels::LnGeom{300, 32}, kernels::LnGeom{7, 13}, kernels::LnGeom{600, 5}}) {
+    for (bool affine : {true, false}) {
+      INFO("rows ", geo.rows, " c ", geo.c, affine ? " affine" : "");
+      const int64_t numel = geo.rows * geo.c;
+      Tensor x = add(mul(randn({numel}, g, DType::Float64), 2.0), 1.0), gy = randn({numel}, g, DType::Float64);
+      Tensor w = randn({geo.c}, g, DType::Float64), b = randn({geo.c}, g, DType::Float64);
+      const double* pw = affine ? w.data<double>() : nullptr;
+      const double* pb = affine ? b.data<double>() : nullptr;
+      const auto un = static_cast<size_t>(numel), ur = static_cast<size_t>(geo.rows), uc = static_cast<size_t>(geo.c);
+      std::vector<double> y(un), y_ref(un), m(ur), m_ref(ur), r(ur), r_ref(ur);
+      kernels::ln_forward(x.data<double>(), geo, 1e-5, pw, pb, y.data(), m.data(), r.data());
+      kernels::ln_forward_reference(x.data<double>(), geo, 1e-5, pw, pb, y_ref.data(), m_ref.data(), r_ref.data());
+      for (size_t i = 0; i < un; ++i) REQUIRE(y[i] == doctest::Approx(y_ref[i]).epsilon(1e-12));
+      std::vector<double> gx(un), gx_ref(un), dw(uc), dw_ref(uc), db(uc), db_ref(uc);
+      kernels::ln_backward(gy.data<double>(), x.data<double>(), geo, m.data(), r.data(), pw, gx.data(), dw.data(),
+                           db.data());
+      kernels::ln_backward_reference(gy.data<double>(), x.data<double>(), geo, m.data(), r.data(), pw, gx_ref.data(),
+                                     dw_ref.data(), db_ref.data());
+      for (size_t i = 0; i < un; ++i) REQUIRE(gx[i] == doctest::Approx(gx_ref[i]).epsilon(1e-10).scale(1));
+      for (size_t i = 0; i < uc; ++i) {
+        CHECK(dw[i] == doctest::Approx(dw_ref[i]).epsilon(1e-10));
+        CHECK(db[i] == doctest::Approx(db_ref[i]).epsilon(1e-10));
+      }
     }
   }
 }

@@ -111,7 +111,7 @@ bool is_table(const std::string& name) { return name.find("relative_position_bia
 
 // ---------------------------------------------------------------- partitioning
 
-TEST_CASE("window_partition and window_departition are inverse, with torchvision's layout") {
+TEST_CASE("window_partition and window_departition are inverse, with torchvision's layout; grid_partition too") {
   Generator gen(1);
   for (auto [h, w, ph, pw] :
        std::vector<std::array<int64_t, 4>>{{8, 8, 4, 4}, {8, 12, 2, 3}, {6, 4, 3, 1}, {4, 8, 4, 8}}) {
@@ -135,6 +135,10 @@ TEST_CASE("window_partition and window_departition are inverse, with torchvision
     Tensor back = models::window_departition(p, ph, pw, h / ph, w / pw);
     REQUIRE(back.shape() == x.shape());
     CHECK(back.to_vector() == x.to_vector());
+    // grid_partition is the transposed window partition, in one copy; grid_departition undoes it
+    Tensor gp = models::grid_partition(x, ph, pw);
+    CHECK(gp.to_vector() == p.transpose(1, 2).to_vector());
+    CHECK(models::grid_departition(gp, ph, pw, h / ph, w / pw).to_vector() == x.to_vector());
   }
   CHECK(error_of([] {
           models::window_partition(zeros({1, 2, 6, 6}), 4, 4);

@@ -6,12 +6,60 @@
 
 namespace mg::kernels {
 
+namespace {
+
+// C (m x n, row stride ldc) = A B, A(i, p) = a[i * sai + p * sap] (any layout, so A can be a
+// transposed view), B (k x n) row-major with row stride ldb. Each output row is built in a register-
+// sized block of W columns held in a local array, four rows at a time: four independent chains of
+// multiply-adds, and C is stored once instead of once per p. Each element is summed over p in
+// order, as the plain triple loop would.
+template <typename T>
+void small_gemm(int64_t m, int64_t n, int64_t k, const T* a, int64_t sai, int64_t sap, const T* b, int64_t ldb, T* c,
+                int64_t ldc) {
+  constexpr int64_t W = 64 / sizeof(T);
+  for (int64_t j0 = 0; j0 < n; j0 += W) {
+    const int64_t w = std::min(W, n - j0);
+    int64_t i = 0;
+    if (w == W) {
+      for (; i + 4 <= m; i += 4) {
+        T c0[W] = {}, c1[W] = {}, c2[W] = {}, c3[W] = {};
+        const T* ar = a + i * sai;
+        for (int64_t p = 0; p < k; ++p) {
+          const T* br = b + p * ldb + j0;
+          const T x0 = ar[p * sap], x1 = ar[sai + p * sap], x2 = ar[2 * sai + p * sap], x3 = ar[3 * sai + p * sap];
+          for (int64_t l = 0; l < W; ++l) {
+            c0[l] += x0 * br[l];
+            c1[l] += x1 * br[l];
+            c2[l] += x2 * br[l];
+            c3[l] += x3 * br[l];
+          }
+        }
+        std::copy(c0, c0 + W, c + i * ldc + j0);
+        std::copy(c1, c1 + W, c + (i + 1) * ldc + j0);
+        std::copy(c2, c2 + W, c + (i + 2) * ldc + j0);
+        std::copy(c3, c3 + W, c + (i + 3) * ldc + j0);
+      }
+    }
+    for (; i < m; ++i) {  // leftover rows, and a last block of columns narrower than W
+      T acc[W] = {};
+      for (int64_t p = 0; p < k; ++p) {
+        const T av = a[i * sai + p * sap];
+        const T* br = b + p * ldb + j0;
+        for (int64_t l = 0; l < w; ++l) acc[l] += av * br[l];
+      }
+      std::copy(acc, acc + w, c + i * ldc + j0);
+    }
+  }
+}
+
+}  // namespace
+
 int64_t attention_scratch_size(const AttnGeom& g) { return 2 * g.n * g.hd + g.n * g.n; }
 
 template <typename T>
 void attention_forward(const T* qkv, const T* bias, const AttnGeom& g, T scale, T* out, T* probs, T* scratch) {
   const int64_t n = g.n, hd = g.hd, c = g.heads * hd, row = 3 * c;
-  T* __restrict__ kt = scratch;  // (hd, n): the head's keys, scaled, transposed
+  T* kt = scratch;  // (hd, n): the head's keys, scaled, transposed
   for (int64_t h = 0; h < g.heads; ++h) {
     const T* q = qkv + h * hd;
     const T* k = qkv + c + h * hd;
@@ -19,14 +67,10 @@ void attention_forward(const T* qkv, const T* bias, const AttnGeom& g, T scale, 
     for (int64_t j = 0; j < n; ++j)
       for (int64_t d = 0; d < hd; ++d) kt[d * n + j] = k[j * row + d] * scale;  // rounded as torchvision's k * scale
     T* p = probs + h * n * n;
+    small_gemm<T>(n, n, hd, q, row, 1, kt, n, p, n);  // S = q (k * scale)^T
     const T* b = bias + h * n * n;
     for (int64_t i = 0; i < n; ++i) {
-      T* __restrict__ s = p + i * n;
-      std::fill(s, s + n, T(0));
-      for (int64_t d = 0; d < hd; ++d) {
-        const T a = q[i * row + d];
-        for (int64_t j = 0; j < n; ++j) s[j] += a * kt[d * n + j];
-      }
+      T* s = p + i * n;
       for (int64_t j = 0; j < n; ++j) s[j] += b[i * n + j];
       // softmax of the row, as core/ops/softmax.cpp: max subtracted, exp, divided by the sum
       T m = s[0];
@@ -35,15 +79,7 @@ void attention_forward(const T* qkv, const T* bias, const AttnGeom& g, T scale, 
       for (int64_t j = 0; j < n; ++j) sum += (s[j] = exp_(s[j] - m));
       for (int64_t j = 0; j < n; ++j) s[j] /= sum;
     }
-    for (int64_t i = 0; i < n; ++i) {  // O = P v, row by row
-      T* __restrict__ o = out + i * c + h * hd;
-      std::fill(o, o + hd, T(0));
-      for (int64_t j = 0; j < n; ++j) {
-        const T a = p[i * n + j];
-        const T* vr = v + j * row;
-        for (int64_t d = 0; d < hd; ++d) o[d] += a * vr[d];
-      }
-    }
+    small_gemm<T>(n, hd, n, p, n, 1, v, row, out + h * hd, c);  // O = P v
   }
 }
 
@@ -51,9 +87,9 @@ template <typename T>
 void attention_backward(const T* qkv, const T* probs, const T* gout, const AttnGeom& g, T scale, T* gqkv, T* gbias,
                         T* scratch) {
   const int64_t n = g.n, hd = g.hd, c = g.heads * hd, row = 3 * c;
-  T* __restrict__ vt = scratch;           // (hd, n): the head's values, transposed
-  T* __restrict__ ks = scratch + hd * n;  // (n, hd): the head's keys, scaled
-  T* __restrict__ ds = ks + n * hd;       // (n, n): dP, then dS
+  T* vt = scratch;           // (hd, n): the head's values, transposed
+  T* ks = scratch + hd * n;  // (n, hd): the head's keys, scaled
+  T* ds = ks + n * hd;       // (n, n): dP, then dS
   for (int64_t h = 0; h < g.heads; ++h) {
     const T* q = qkv + h * hd;
     const T* k = qkv + c + h * hd;
@@ -68,23 +104,8 @@ void attention_backward(const T* qkv, const T* probs, const T* gout, const AttnG
         vt[d * n + j] = v[j * row + d];
         ks[j * hd + d] = k[j * row + d] * scale;
       }
-    // dP = dO v^T
-    for (int64_t i = 0; i < n; ++i) {
-      T* __restrict__ r = ds + i * n;
-      std::fill(r, r + n, T(0));
-      for (int64_t d = 0; d < hd; ++d) {
-        const T a = go[i * c + d];
-        for (int64_t j = 0; j < n; ++j) r[j] += a * vt[d * n + j];
-      }
-    }
-    // dV = P^T dO: row j gathers P[i][j] dO[i] over i
-    for (int64_t j = 0; j < n; ++j) std::fill(dv + j * row, dv + j * row + hd, T(0));
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t j = 0; j < n; ++j) {
-        const T a = p[i * n + j];
-        T* __restrict__ r = dv + j * row;
-        for (int64_t d = 0; d < hd; ++d) r[d] += a * go[i * c + d];
-      }
+    small_gemm<T>(n, n, hd, go, c, 1, vt, n, ds, n);  // dP = dO v^T
+    small_gemm<T>(n, hd, n, p, 1, n, go, c, dv, row);  // dV = P^T dO
     // dS = P * (dP - rowsum(dP * P)), the softmax backward; the bias gets dS as it is
     T* gb = gbias + h * n * n;
     for (int64_t i = 0; i < n; ++i) {
@@ -95,24 +116,9 @@ void attention_backward(const T* qkv, const T* probs, const T* gout, const AttnG
       for (int64_t j = 0; j < n; ++j) r[j] = pr[j] * (r[j] - s);
       for (int64_t j = 0; j < n; ++j) gb[i * n + j] += r[j];
     }
-    // dq = dS (k * scale)
-    for (int64_t i = 0; i < n; ++i) {
-      T* __restrict__ r = dq + i * row;
-      std::fill(r, r + hd, T(0));
-      for (int64_t j = 0; j < n; ++j) {
-        const T a = ds[i * n + j];
-        for (int64_t d = 0; d < hd; ++d) r[d] += a * ks[j * hd + d];
-      }
-    }
-    // dk = (dS^T q) * scale: the gradient of k * scale, times scale
-    for (int64_t j = 0; j < n; ++j) std::fill(dk + j * row, dk + j * row + hd, T(0));
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t j = 0; j < n; ++j) {
-        const T a = ds[i * n + j];
-        T* __restrict__ r = dk + j * row;
-        for (int64_t d = 0; d < hd; ++d) r[d] += a * q[i * row + d];
-      }
-    for (int64_t j = 0; j < n; ++j)
+    small_gemm<T>(n, hd, n, ds, n, 1, ks, hd, dq, row);  // dq = dS (k * scale)
+    small_gemm<T>(n, hd, n, ds, 1, n, q, row, dk, row);  // dk = (dS^T q) * scale:
+    for (int64_t j = 0; j < n; ++j)                            // the gradient of k * scale, times scale
       for (int64_t d = 0; d < hd; ++d) dk[j * row + d] *= scale;
   }
 }

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/kernels/fast_math.h"
+#include "core/kernels/lanes.h"
 #include "core/parallel.h"
 
 namespace mg::kernels {
@@ -11,19 +12,6 @@ namespace {
 
 constexpr int64_t kLanes = 16;  // two AVX-512 registers of doubles: two independent add chains
 
-// part[l] += f(i) for every i in [0, len) with i % kLanes == l.
-template <typename F> inline void add_lanes(int64_t len, double* part, F f) {
-  int64_t i = 0;
-  for (; i + kLanes <= len; i += kLanes)
-    for (int64_t l = 0; l < kLanes; ++l) part[l] += f(i + l);
-  for (int64_t l = 0; i + l < len; ++l) part[l] += f(i + l);
-}
-
-inline double combine(const double* part) {
-  double s = 0;
-  for (int64_t l = 0; l < kLanes; ++l) s += part[l];
-  return s;
-}
 
 // ---- one channel: every kernel below is a loop over channels of these ----
 
@@ -31,21 +19,21 @@ template <typename T> double channel_sum(const T* x, const BnGeom& g, int64_t ch
   double part[kLanes] = {};
   for (int64_t s = 0; s < g.n; ++s) {
     const T* xr = x + (s * g.c + ch) * g.inner;
-    add_lanes(g.inner, part, [&](int64_t i) { return static_cast<double>(xr[i]); });
+    add_lanes<kLanes>(g.inner, part, [&](int64_t i) { return static_cast<double>(xr[i]); });
   }
-  return combine(part);
+  return combine_lanes<kLanes>(part);
 }
 
 template <typename T> double channel_sq_dev_sum(const T* x, const BnGeom& g, int64_t ch, double m) {
   double part[kLanes] = {};
   for (int64_t s = 0; s < g.n; ++s) {
     const T* xr = x + (s * g.c + ch) * g.inner;
-    add_lanes(g.inner, part, [&](int64_t i) {
+    add_lanes<kLanes>(g.inner, part, [&](int64_t i) {
       const double d = static_cast<double>(xr[i]) - m;
       return d * d;
     });
   }
-  return combine(part);
+  return combine_lanes<kLanes>(part);
 }
 
 template <typename T> void channel_normalize(const T* x, const BnGeom& g, int64_t ch, T a, T b, BnAct act, T* y) {
@@ -59,39 +47,36 @@ template <typename T> void channel_normalize(const T* x, const BnGeom& g, int64_
   }
 }
 
-// gb = gy * gelu'(x * a + b): the gradient of the normalised value when GELU follows
-template <typename T> void channel_gelu_grad(const T* gy, const T* x, const BnGeom& g, int64_t ch, T a, T b, T* gb) {
+// sum_g = sum of gn, sum_gxhat = sum of gn * xhat, in one pass over the channel, where gn(row, x, i)
+// is the gradient of the normalised value at element i of a row (and may store it on the way).
+template <typename T, typename Gn>
+void channel_grad_sums_of(const T* x, const BnGeom& g, int64_t ch, T m, T rs, Gn gn, double& sum_g,
+                          double& sum_gxhat) {
+  double pg[kLanes] = {}, pgx[kLanes] = {};
   for (int64_t s = 0; s < g.n; ++s) {
-    const T* xr = x + (s * g.c + ch) * g.inner;
-    const T* gr = gy + (s * g.c + ch) * g.inner;
-    T* out = gb + (s * g.c + ch) * g.inner;
-    for (int64_t i = 0; i < g.inner; ++i) out[i] = gr[i] * gelu_grad_(xr[i] * a + b);
+    const int64_t row = (s * g.c + ch) * g.inner;
+    const T* xr = x + row;
+    int64_t i = 0;
+    for (; i + kLanes <= g.inner; i += kLanes)
+      for (int64_t l = 0; l < kLanes; ++l) {
+        const T gv = gn(row, i + l);
+        pg[l] += static_cast<double>(gv);
+        pgx[l] += static_cast<double>(gv) * static_cast<double>((xr[i + l] - m) * rs);
+      }
+    for (int64_t l = 0; i + l < g.inner; ++l) {
+      const T gv = gn(row, i + l);
+      pg[l] += static_cast<double>(gv);
+      pgx[l] += static_cast<double>(gv) * static_cast<double>((xr[i + l] - m) * rs);
+    }
   }
+  sum_g = combine_lanes<kLanes>(pg);
+  sum_gxhat = combine_lanes<kLanes>(pgx);
 }
 
 template <typename T>
 void channel_grad_sums(const T* gy, const T* x, const BnGeom& g, int64_t ch, T m, T rs, double& sum_g,
                        double& sum_gxhat) {
-  double pg[kLanes] = {}, pgx[kLanes] = {};
-  for (int64_t s = 0; s < g.n; ++s) {
-    const T* xr = x + (s * g.c + ch) * g.inner;
-    const T* gr = gy + (s * g.c + ch) * g.inner;
-    // both sums in one pass over the row
-    int64_t i = 0;
-    for (; i + kLanes <= g.inner; i += kLanes)
-      for (int64_t l = 0; l < kLanes; ++l) {
-        const double gv = gr[i + l];
-        pg[l] += gv;
-        pgx[l] += gv * static_cast<double>((xr[i + l] - m) * rs);
-      }
-    for (int64_t l = 0; i + l < g.inner; ++l) {
-      const double gv = gr[i + l];
-      pg[l] += gv;
-      pgx[l] += gv * static_cast<double>((xr[i + l] - m) * rs);
-    }
-  }
-  sum_g = combine(pg);
-  sum_gxhat = combine(pgx);
+  channel_grad_sums_of(x, g, ch, m, rs, [gy](int64_t row, int64_t i) { return gy[row + i]; }, sum_g, sum_gxhat);
 }
 
 template <typename T>
@@ -137,11 +122,15 @@ void bn_backward(const T* gy, const T* x, const BnGeom& g, const T* mean, const 
   parallel_for(g.c, 1, [&](int64_t c0, int64_t c1) {
     for (int64_t ch = c0; ch < c1; ++ch) {
       const T* gn = gy;  // the gradient of the normalised value
-      if (act == BnAct::Gelu) {
-        channel_gelu_grad(gy, x, g, ch, scale[ch], shift[ch], gx);
+      if (act == BnAct::Gelu) {  // gy * gelu'(x * scale + shift), stored in gx as the sums go
+        const T a = scale[ch], b = shift[ch];
+        channel_grad_sums_of(x, g, ch, mean[ch], rstd[ch],
+                             [&](int64_t row, int64_t i) { return gx[row + i] = gy[row + i] * gelu_grad_(x[row + i] * a + b); },
+                             sum_g[ch], sum_gxhat[ch]);
         gn = gx;
+      } else {
+        channel_grad_sums(gy, x, g, ch, mean[ch], rstd[ch], sum_g[ch], sum_gxhat[ch]);
       }
-      channel_grad_sums(gn, x, g, ch, mean[ch], rstd[ch], sum_g[ch], sum_gxhat[ch]);
       const T k = w ? w[ch] * rstd[ch] : rstd[ch];
       const T mg = training ? static_cast<T>(sum_g[ch] / count) : T(0);
       const T mgx = training ? static_cast<T>(sum_gxhat[ch] / count) : T(0);

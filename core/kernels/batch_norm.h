@@ -4,10 +4,9 @@
 //
 // The sums are over N * M values per channel, in double. Summed one value after another, as the
 // reference versions below do, the loop cannot be vectorised: every add waits for the one before.
-// The fast versions keep kLanes partial sums instead (value i goes to lane i % kLanes of its row),
-// which the compiler turns into SIMD adds, and add the lanes up in a fixed order at the end: the
-// result depends on the sizes only, never on the thread count, and is as accurate as the sequential
-// sum (each lane is still a double sum). Channels run in parallel.
+// The fast versions keep 16 partial sums instead (core/kernels/lanes.h), which the compiler turns
+// into SIMD adds, and add them up in a fixed order at the end: the result depends on the sizes only,
+// never on the thread count, and is as accurate as the sequential sum. Channels run in parallel.
 #pragma once
 #include <cstdint>
 

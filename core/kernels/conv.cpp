@@ -13,16 +13,18 @@ inline void valid_cols(const ConvGeom& g, int64_t j, int64_t& lo, int64_t& hi) {
   hi = std::max(lo, std::min<int64_t>(g.wo, (g.w + g.pad - j + g.stride - 1) / g.stride));
 }
 
-template <typename T> void im2col(const T* x, const ConvGeom& g, T* col) {
+template <typename T> void im2col(const T* x, const ConvGeom& g, T* col, int64_t oh0, int64_t oh1) {
+  if (oh1 < 0) oh1 = g.ho;
+  const int64_t len = (oh1 - oh0) * g.wo;
   for (int64_t c = 0; c < g.c; ++c)
     for (int64_t i = 0; i < g.kh; ++i)
       for (int64_t j = 0; j < g.kw; ++j) {
-        T* row = col + ((c * g.kh + i) * g.kw + j) * g.ho * g.wo;
+        T* row = col + ((c * g.kh + i) * g.kw + j) * len;
         int64_t lo, hi;
         valid_cols(g, j, lo, hi);
-        for (int64_t oh = 0; oh < g.ho; ++oh) {
+        for (int64_t oh = oh0; oh < oh1; ++oh) {
           const int64_t ih = oh * g.stride - g.pad + i;
-          T* out = row + oh * g.wo;
+          T* out = row + (oh - oh0) * g.wo;
           if (ih < 0 || ih >= g.h) {
             std::fill(out, out + g.wo, T(0));
             continue;
@@ -39,19 +41,21 @@ template <typename T> void im2col(const T* x, const ConvGeom& g, T* col) {
       }
 }
 
-template <typename T> void col2im(const T* col, const ConvGeom& g, T* x) {
+template <typename T> void col2im(const T* col, const ConvGeom& g, T* x, int64_t oh0, int64_t oh1) {
+  if (oh1 < 0) oh1 = g.ho;
+  const int64_t len = (oh1 - oh0) * g.wo;
   for (int64_t c = 0; c < g.c; ++c)
     for (int64_t i = 0; i < g.kh; ++i)
       for (int64_t j = 0; j < g.kw; ++j) {
-        const T* row = col + ((c * g.kh + i) * g.kw + j) * g.ho * g.wo;
+        const T* row = col + ((c * g.kh + i) * g.kw + j) * len;
         int64_t lo, hi;
         valid_cols(g, j, lo, hi);
-        for (int64_t oh = 0; oh < g.ho; ++oh) {
+        for (int64_t oh = oh0; oh < oh1; ++oh) {
           const int64_t ih = oh * g.stride - g.pad + i;
           if (ih < 0 || ih >= g.h) continue;
           T* out = x + (c * g.h + ih) * g.w;
           const int64_t shift = j - g.pad;
-          const T* in = row + oh * g.wo;
+          const T* in = row + (oh - oh0) * g.wo;
           if (g.stride == 1)
             for (int64_t ow = lo; ow < hi; ++ow) out[ow + shift] += in[ow];
           else
@@ -163,8 +167,8 @@ void conv2d_reference(const T* x, const T* w, const T* bias, int64_t n, int64_t 
 }
 
 #define MG_INSTANTIATE(T)                                                                                  \
-  template void im2col<T>(const T*, const ConvGeom&, T*);                                                  \
-  template void col2im<T>(const T*, const ConvGeom&, T*);                                                  \
+  template void im2col<T>(const T*, const ConvGeom&, T*, int64_t, int64_t);                                \
+  template void col2im<T>(const T*, const ConvGeom&, T*, int64_t, int64_t);                                \
   template void depthwise_forward<T>(const T*, const T*, const T*, const ConvGeom&, int64_t, int64_t, T*); \
   template void depthwise_backward_input<T>(const T*, const T*, const ConvGeom&, int64_t, int64_t, T*);    \
   template void depthwise_backward_weight<T>(const T*, const T*, const ConvGeom&, int64_t, int64_t, T*);   \

@@ -13,9 +13,11 @@ struct ConvGeom {
 };
 
 // col (c*kh*kw, ho*wo) <- x (c, h, w): every receptive field as a column (zeros in the padding).
-template <typename T> void im2col(const T* x, const ConvGeom& g, T* col);
-// x (c, h, w) += col (c*kh*kw, ho*wo): the adjoint of im2col (overlapping windows add up).
-template <typename T> void col2im(const T* col, const ConvGeom& g, T* x);
+// With a range of output rows [oh0, oh1), only their columns: col (c*kh*kw, (oh1 - oh0) * wo).
+template <typename T> void im2col(const T* x, const ConvGeom& g, T* col, int64_t oh0 = 0, int64_t oh1 = -1);
+// x (c, h, w) += col (c*kh*kw, ho*wo): the adjoint of im2col (overlapping windows add up); with a
+// range of output rows, col holds only theirs, as im2col makes it.
+template <typename T> void col2im(const T* col, const ConvGeom& g, T* x, int64_t oh0 = 0, int64_t oh1 = -1);
 
 // Depthwise (one filter per channel), for channels [c0, c1) of one sample.
 // y (c, ho, wo) = sum_ij w (c, kh, kw) * x (c, h, w) shifted (+ bias (c) if not null)

@@ -1,7 +1,9 @@
 #include "core/kernels/depthwise.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <vector>
 
 namespace mg::kernels {
 
@@ -67,14 +69,15 @@ template <typename T> void extend_rows(const T* gy, const ConvGeom& g, const Pha
 
 // The split path. When the stride s divides the plane and the output is the input's size over s
 // (MaxViT's 3x3 convs with padding 1, at stride 1 and 2), split x into s * s planes of the output's
-// size, E(a, b)[r][c] = x[s*r + a][s*c + b], without padding. Tap (i, j) of output (oh, ow) reads
-// input (s*oh + i - pad, s*ow + j - pad), that is E(a, b)[oh + di][ow + dj] with i - pad = s*di + a
-// and j - pad = s*dj + b: in the output's flattened layout p = oh * wo + ow, the slice of E(a, b)
-// shifted by di * wo + dj. So each tap is one loop over the whole plane (at stride 1 straight over
-// x, no copy at all). Shifts that would read above the first or below the last row are cut off by
-// the range of p; those that would read past the left or right edge land on the neighbouring row,
-// and a column test drops them (a test, not a multiply by 0, which would turn an inf there into a
-// NaN). col[p] = p % wo, made once per call.
+// size, E(a, b)[r][c] = x[s*r + a][s*c + b], without padding (at stride 1, E is x itself). Tap (i, j)
+// of output (oh, ow) reads input (s*oh + i - pad, s*ow + j - pad), that is E(a, b)[oh + di][ow + dj]
+// with i - pad = s*di + a and j - pad = s*dj + b: in the output's flattened layout p = oh * wo + ow,
+// the slice of E(a, b) shifted by off = di * wo + dj. So all taps go in one pass over the plane, a
+// multiply-add per tap per output on contiguous slices, which the compiler vectorises. Each tap reads
+// a copy of its plane (ShiftedCopies) with zeros before and after it, so that a shift past the first
+// or last row reads zeros, and with the columns zeroed that its shift dj carries across a row's edge
+// (the last -dj columns for dj < 0, the first dj for dj > 0): what an output would wrap around to
+// read there is exactly what the zero padding of the convolution would have given.
 bool is_split(const ConvGeom& g) {
   const int64_t s = g.stride;
   return g.h % s == 0 && g.w % s == 0 && g.ho * s == g.h && g.wo * s == g.w;
@@ -82,35 +85,154 @@ bool is_split(const ConvGeom& g) {
 
 struct SplitTap {
   int64_t plane;   // which E(a, b): a * s + b
-  int64_t off;     // index in E - output index
-  int64_t p0, p1;  // outputs whose input row exists (and whose E index is inside the plane)
-  int64_t lo, hi;  // output columns whose input column exists
+  int64_t dj;      // the shift in columns
+  int64_t off;     // di * wo + dj: index in E - output index
 };
 SplitTap split_tap(const ConvGeom& g, int64_t i, int64_t j) {
-  const int64_t s = g.stride, n = g.ho * g.wo;
+  const int64_t s = g.stride;
   auto floor_div = [s](int64_t v) { return v >= 0 ? v / s : -((-v + s - 1) / s); };
   const int64_t di = floor_div(i - g.pad), dj = floor_div(j - g.pad);
-  SplitTap t;
-  t.plane = (i - g.pad - s * di) * s + (j - g.pad - s * dj);
-  t.off = di * g.wo + dj;
-  t.p0 = std::max({int64_t(0), -di * g.wo, -t.off});
-  t.p1 = std::min({n, (g.ho - di) * g.wo, n - t.off});
-  t.lo = -dj, t.hi = g.wo - dj;
-  return t;
+  return {(i - g.pad - s * di) * s + (j - g.pad - s * dj), dj, di * g.wo + dj};
 }
 
-template <typename T> void column_index(const ConvGeom& g, T* col) {
-  for (int64_t r = 0; r < g.ho; ++r)
-    for (int64_t c = 0; c < g.wo; ++c) col[r * g.wo + c] = static_cast<T>(c);
+std::vector<SplitTap> split_taps(const ConvGeom& g) {  // all of them, in (i, j) order, once per call
+  std::vector<SplitTap> taps;
+  for (int64_t i = 0; i < g.kh; ++i)
+    for (int64_t j = 0; j < g.kw; ++j) taps.push_back(split_tap(g, i, j));
+  return taps;
 }
 
-// E (s*s planes of ho x wo) <- one channel x (h, w); and the adjoint, x <- E (interleave back).
-template <typename T> void split_planes(const T* x, const ConvGeom& g, T* e) {
-  const int64_t s = g.stride, n = g.ho * g.wo;
+// The copies the taps read: one per distinct (plane, dj), each `pad` zeros, the plane, `pad` zeros
+// (pad = the largest |off|). Forward: a tap reads its copy at output index + off, and its wrapped
+// columns are zeroed as above. Backward (the transposed conv, reading gy at E index - off): the
+// mirror image, the first -dj columns (dj < 0) or the last dj (dj > 0) zeroed.
+struct CopyLayout {
+  std::vector<std::pair<int64_t, int64_t>> keys;  // (plane, dj)
+  std::vector<int64_t> copy_of;                    // per tap
+  int64_t pad = 0, len = 0;
+  bool backward = false;
+  int64_t size() const { return static_cast<int64_t>(keys.size()) * len; }
+};
+CopyLayout copy_layout(const std::vector<SplitTap>& taps, const ConvGeom& g, bool backward) {
+  CopyLayout l;
+  l.backward = backward;
+  for (const SplitTap& t : taps) {
+    l.pad = std::max(l.pad, std::abs(t.off));
+    const std::pair<int64_t, int64_t> key{backward ? 0 : t.plane, t.dj};  // backward: gy is one plane
+    auto it = std::find(l.keys.begin(), l.keys.end(), key);
+    l.copy_of.push_back(it - l.keys.begin());
+    if (it == l.keys.end()) l.keys.push_back(key);
+  }
+  l.len = g.ho * g.wo + 2 * l.pad;
+  return l;
+}
+
+// Everything the split path derives from the geometry alone, made once per thread and geometry
+// (the kernels are called for every few channels of every sample).
+struct SplitPlan {
+  ConvGeom g{};
+  std::vector<SplitTap> taps;
+  CopyLayout fwd, bwd;
+  std::vector<std::vector<int64_t>> of_plane;  // the taps that read each plane
+};
+const SplitPlan& split_plan(const ConvGeom& g) {
+  thread_local SplitPlan plan;
+  thread_local bool made = false;
+  const ConvGeom& p = plan.g;
+  if (!made || p.c != g.c || p.h != g.h || p.w != g.w || p.kh != g.kh || p.kw != g.kw || p.stride != g.stride ||
+      p.pad != g.pad || p.ho != g.ho || p.wo != g.wo) {
+    plan.g = g;
+    plan.taps = split_taps(g);
+    plan.fwd = copy_layout(plan.taps, g, false);
+    plan.bwd = copy_layout(plan.taps, g, true);
+    plan.of_plane.assign(static_cast<size_t>(g.stride * g.stride), {});
+    for (size_t t = 0; t < plan.taps.size(); ++t) plan.of_plane[plan.taps[t].plane].push_back(static_cast<int64_t>(t));
+    made = true;
+  }
+  return plan;
+}
+
+template <typename T> struct ShiftedCopies {
+  const CopyLayout& l;
+  int64_t n, wo;
+  T* buf;
+  ShiftedCopies(const CopyLayout& layout, const ConvGeom& g, T* b) : l(layout), n(g.ho * g.wo), wo(g.wo), buf(b) {
+    for (size_t k = 0; k < l.keys.size(); ++k) {  // the zeros before and after each copy, once
+      std::fill(buf + k * l.len, buf + k * l.len + l.pad, T(0));
+      std::fill(buf + k * l.len + l.pad + n, buf + (k + 1) * l.len, T(0));
+    }
+  }
+  // planes: plane k at planes + k * n
+  void load(const T* planes) {
+    for (size_t k = 0; k < l.keys.size(); ++k) {
+      const auto [plane, dj] = l.keys[k];
+      T* d = buf + k * l.len + l.pad;
+      std::copy(planes + plane * n, planes + (plane + 1) * n, d);
+      if (dj == 0) continue;
+      const bool last = (dj < 0) != l.backward;  // zero the last |dj| columns, or the first
+      const int64_t c0 = last ? wo - std::abs(dj) : 0, c1 = last ? wo : std::abs(dj);
+      for (int64_t r = 0; r < n / wo; ++r) std::fill(d + r * wo + c0, d + r * wo + c1, T(0));
+    }
+  }
+  const T* tap(const std::vector<SplitTap>& taps, size_t t) const {
+    return buf + l.copy_of[t] * l.len + l.pad + (l.backward ? -taps[t].off : taps[t].off);
+  }
+};
+
+// out[p] = init (+ out[p] if add) + sum over the N taps of w[t] * src[t][p]. Positions go in blocks of
+// W (one vector register) held in a local array, the taps inside: the block stays in a register.
+template <int N, typename T>
+void taps_sum(int64_t n, const T* const* src, const T* w, T init, bool add, T* out) {
+  constexpr int64_t W = 64 / sizeof(T);
+  const T* s[N];
+  T wv[N];
+  for (int t = 0; t < N; ++t) s[t] = src[t], wv[t] = w[t];
+  int64_t p0 = 0;
+  for (; p0 + W <= n; p0 += W) {
+    T acc[W];
+    for (int64_t q = 0; q < W; ++q) acc[q] = add ? out[p0 + q] + init : init;
+    for (int t = 0; t < N; ++t)
+      for (int64_t q = 0; q < W; ++q) acc[q] += wv[t] * s[t][p0 + q];
+    for (int64_t q = 0; q < W; ++q) out[p0 + q] = acc[q];
+  }
+  for (int64_t p = p0; p < n; ++p) {
+    T acc = add ? out[p] + init : init;
+    for (int t = 0; t < N; ++t) acc += wv[t] * s[t][p];
+    out[p] = acc;
+  }
+}
+// Any number of taps, in groups of up to 9 (a compile-time count, so the loop over taps unrolls).
+template <typename T> void taps_sum_any(int64_t count, int64_t n, const T* const* src, const T* w, T init, T* out) {
+  if (count == 0) return std::fill(out, out + n, init);
+  for (int64_t t0 = 0; t0 < count; t0 += 9) {
+    const bool add = t0 > 0;
+    const T in = add ? T(0) : init;
+    switch (std::min<int64_t>(9, count - t0)) {
+      case 1: taps_sum<1>(n, src + t0, w + t0, in, add, out); break;
+      case 2: taps_sum<2>(n, src + t0, w + t0, in, add, out); break;
+      case 3: taps_sum<3>(n, src + t0, w + t0, in, add, out); break;
+      case 4: taps_sum<4>(n, src + t0, w + t0, in, add, out); break;
+      case 5: taps_sum<5>(n, src + t0, w + t0, in, add, out); break;
+      case 6: taps_sum<6>(n, src + t0, w + t0, in, add, out); break;
+      case 7: taps_sum<7>(n, src + t0, w + t0, in, add, out); break;
+      case 8: taps_sum<8>(n, src + t0, w + t0, in, add, out); break;
+      default: taps_sum<9>(n, src + t0, w + t0, in, add, out); break;
+    }
+  }
+}
+
+template <typename T> void add_products(int64_t n, const T* g, const T* src, T* __restrict__ acc) {
+  for (int64_t p = 0; p < n; ++p) acc[p] += g[p] * src[p];
+}
+
+// E (s*s planes of ho x wo, plane k at e + k * step) <- one channel x (h, w); and the adjoint,
+// x <- E (interleave back).
+template <typename T> void split_planes(const T* x, const ConvGeom& g, T* e, int64_t step) {
+  const int64_t s = g.stride;
   for (int64_t row = 0; row < g.h; ++row)
     for (int64_t b = 0; b < s; ++b) {
       const T* src = x + row * g.w + b;
-      T* dst = e + ((row % s) * s + b) * n + (row / s) * g.wo;
+      T* dst = e + ((row % s) * s + b) * step + (row / s) * g.wo;
       if (s == 2)
         strided_copy<2>(src, 0, 0, g.wo, dst);
       else
@@ -130,34 +252,44 @@ template <typename T> void merge_planes(const T* e, const ConvGeom& g, T* x) {
 }  // namespace
 
 int64_t dw_scratch_size(const ConvGeom& g) {
-  // split: the column index, and the planes E (or their gradient) unless the stride is 1
-  if (is_split(g)) return g.ho * g.wo * (1 + (g.stride > 1 ? g.stride * g.stride : 0));
+  if (is_split(g)) {  // forward and weight: split planes (stride > 1) and their copies; backward: gy's, and dE
+    const SplitPlan& plan = split_plan(g);
+    const int64_t n = g.ho * g.wo, planes = g.stride * g.stride;
+    const int64_t fwd = (g.stride > 1 ? planes * n : 0) + plan.fwd.size();
+    const int64_t bwd = plan.bwd.size() + (g.stride > 1 ? planes * n : 0);
+    return std::max(fwd, bwd);
+  }
   const Phases q(g);
   return q.s * q.s * q.plane + q.len;
 }
 
 int64_t dw_acc_size(const ConvGeom& g) { return g.kh * g.kw * (is_split(g) ? g.ho * g.wo : Phases(g).len); }
 
+bool dw_splits_input(const ConvGeom& g) { return is_split(g) && g.stride > 1; }
+
+template <typename T> void dw_split(const T* x, const ConvGeom& g, int64_t c0, int64_t c1, T* xs) {
+  for (int64_t c = c0; c < c1; ++c) split_planes(x + c * g.h * g.w, g, xs + c * g.h * g.w, g.ho * g.wo);
+}
+
+
+
 template <typename T>
-void dw_forward(const T* x, const T* w, const T* bias, const ConvGeom& g, int64_t c0, int64_t c1, T* y, T* scratch) {
+void dw_forward(const T* x, const T* w, const T* bias, const ConvGeom& g, int64_t c0, int64_t c1, T* y, T* scratch,
+                bool x_split) {
   if (is_split(g)) {
-    const int64_t n = g.ho * g.wo;
-    T* col = scratch;
-    T* e = scratch + n;
-    column_index(g, col);
+    const int64_t n = g.ho * g.wo, ntaps = g.kh * g.kw;
+    const SplitPlan& plan = split_plan(g);
+    const std::vector<SplitTap>& taps = plan.taps;
+    const bool split_here = g.stride > 1 && !x_split;
+    T* e = scratch;  // the split planes, when split here
+    ShiftedCopies<T> xs(plan.fwd, g, scratch + (split_here ? g.stride * g.stride * n : 0));
+    std::vector<const T*> src(static_cast<size_t>(ntaps));
+    for (int64_t t = 0; t < ntaps; ++t) src[t] = xs.tap(taps, t);
     for (int64_t c = c0; c < c1; ++c) {
       const T* xc = x + c * g.h * g.w;
-      if (g.stride > 1) split_planes(xc, g, e), xc = e;
-      T* __restrict__ yc = y + c * n;
-      std::fill(yc, yc + n, bias ? bias[c] : T(0));
-      for (int64_t i = 0; i < g.kh; ++i)
-        for (int64_t j = 0; j < g.kw; ++j) {
-          const T wv = w[(c * g.kh + i) * g.kw + j];
-          const SplitTap t = split_tap(g, i, j);
-          const int64_t o = t.plane * n + t.off;  // E index = o + output index
-          const T lo = static_cast<T>(t.lo), hi = static_cast<T>(t.hi);
-          for (int64_t p = t.p0; p < t.p1; ++p) yc[p] += col[p] >= lo && col[p] < hi ? wv * xc[o + p] : T(0);
-        }
+      if (split_here) split_planes(xc, g, e, n), xc = e;
+      xs.load(xc);
+      taps_sum_any(ntaps, n, src.data(), w + c * ntaps, bias ? bias[c] : T(0), y + c * n);
     }
     return;
   }
@@ -182,22 +314,23 @@ void dw_forward(const T* x, const T* w, const T* bias, const ConvGeom& g, int64_
 template <typename T>
 void dw_backward_input(const T* gy, const T* w, const ConvGeom& g, int64_t c0, int64_t c1, T* gx, T* scratch) {
   if (is_split(g)) {  // dE[q] = sum over taps of w * gy[q - off], where output q - off exists
-    const int64_t n = g.ho * g.wo;
-    T* col = scratch;
-    column_index(g, col);
+    const int64_t n = g.ho * g.wo, ntaps = g.kh * g.kw, planes = g.stride * g.stride;
+    const SplitPlan& plan = split_plan(g);
+    const std::vector<SplitTap>& taps = plan.taps;
+    ShiftedCopies<T> gs(plan.bwd, g, scratch);
+    T* de = scratch + plan.bwd.size();  // stride > 1: the gradient of the planes, then interleaved into gx
+    const std::vector<std::vector<int64_t>>& of_plane = plan.of_plane;
+    std::vector<const T*> src(static_cast<size_t>(ntaps));
+    std::vector<T> wv(static_cast<size_t>(ntaps));
     for (int64_t c = c0; c < c1; ++c) {
-      const T* gyc = gy + c * n;
+      gs.load(gy + c * n);
       T* gxc = gx + c * g.h * g.w;
-      T* de = g.stride > 1 ? scratch + n : gxc;  // at stride 1, E is x itself
-      std::fill(de, de + g.stride * g.stride * n, T(0));
-      for (int64_t i = 0; i < g.kh; ++i)
-        for (int64_t j = 0; j < g.kw; ++j) {
-          const T wv = w[(c * g.kh + i) * g.kw + j];
-          const SplitTap t = split_tap(g, i, j);
-          const int64_t o = t.plane * n + t.off;
-          const T lo = static_cast<T>(t.lo), hi = static_cast<T>(t.hi);
-          for (int64_t p = t.p0; p < t.p1; ++p) de[o + p] += col[p] >= lo && col[p] < hi ? wv * gyc[p] : T(0);
-        }
+      for (int64_t k = 0; k < planes; ++k) {
+        const std::vector<int64_t>& ts = of_plane[k];
+        for (size_t u = 0; u < ts.size(); ++u) src[u] = gs.tap(taps, ts[u]), wv[u] = w[c * ntaps + ts[u]];
+        T* out = g.stride > 1 ? de + k * n : gxc;  // at stride 1, E is x itself
+        taps_sum_any(static_cast<int64_t>(ts.size()), n, src.data(), wv.data(), T(0), out);
+      }
       if (g.stride > 1) merge_planes(de, g, gxc);
     }
     return;
@@ -235,24 +368,21 @@ void dw_backward_input(const T* gy, const T* w, const ConvGeom& g, int64_t c0, i
 }
 
 template <typename T>
-void dw_backward_weight_acc(const T* gy, const T* x, const ConvGeom& g, int64_t c0, int64_t c1, T* acc, T* scratch) {
+void dw_backward_weight_acc(const T* gy, const T* x, const ConvGeom& g, int64_t c0, int64_t c1, T* acc, T* scratch,
+                            bool x_split) {
   if (is_split(g)) {
-    const int64_t n = g.ho * g.wo, taps = g.kh * g.kw;
-    T* col = scratch;
-    T* e = scratch + n;
-    column_index(g, col);
+    const int64_t n = g.ho * g.wo, ntaps = g.kh * g.kw;
+    const SplitPlan& plan = split_plan(g);
+    const std::vector<SplitTap>& taps = plan.taps;
+    const bool split_here = g.stride > 1 && !x_split;
+    T* e = scratch;
+    ShiftedCopies<T> xs(plan.fwd, g, scratch + (split_here ? g.stride * g.stride * n : 0));
     for (int64_t c = c0; c < c1; ++c) {
       const T* xc = x + c * g.h * g.w;
-      if (g.stride > 1) split_planes(xc, g, e), xc = e;
-      const T* gyc = gy + c * n;
-      for (int64_t i = 0; i < g.kh; ++i)
-        for (int64_t j = 0; j < g.kw; ++j) {
-          const SplitTap t = split_tap(g, i, j);
-          const int64_t o = t.plane * n + t.off;
-          const T lo = static_cast<T>(t.lo), hi = static_cast<T>(t.hi);
-          T* __restrict__ a = acc + ((c - c0) * taps + i * g.kw + j) * n;
-          for (int64_t p = t.p0; p < t.p1; ++p) a[p] += col[p] >= lo && col[p] < hi ? gyc[p] * xc[o + p] : T(0);
-        }
+      if (split_here) split_planes(xc, g, e, n), xc = e;
+      xs.load(xc);
+      for (int64_t t = 0; t < ntaps; ++t)
+        add_products(n, gy + c * n, xs.tap(taps, t), acc + ((c - c0) * ntaps + t) * n);
     }
     return;
   }
@@ -284,9 +414,10 @@ template <typename T> void dw_reduce(const T* acc, const ConvGeom& g, int64_t c0
 }
 
 #define MG_INSTANTIATE(T)                                                                                      \
-  template void dw_forward<T>(const T*, const T*, const T*, const ConvGeom&, int64_t, int64_t, T*, T*);       \
+  template void dw_split<T>(const T*, const ConvGeom&, int64_t, int64_t, T*);                                 \
+  template void dw_forward<T>(const T*, const T*, const T*, const ConvGeom&, int64_t, int64_t, T*, T*, bool); \
   template void dw_backward_input<T>(const T*, const T*, const ConvGeom&, int64_t, int64_t, T*, T*);          \
-  template void dw_backward_weight_acc<T>(const T*, const T*, const ConvGeom&, int64_t, int64_t, T*, T*);     \
+  template void dw_backward_weight_acc<T>(const T*, const T*, const ConvGeom&, int64_t, int64_t, T*, T*, bool); \
   template void dw_reduce<T>(const T*, const ConvGeom&, int64_t, int64_t, T*);
 MG_INSTANTIATE(float)
 MG_INSTANTIATE(double)

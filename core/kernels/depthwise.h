@@ -26,9 +26,16 @@ namespace mg::kernels {
 // Elements of scratch the functions below need (for any of them).
 int64_t dw_scratch_size(const ConvGeom& g);
 
+// At stride > 1 the split path reads x as its phase planes. dw_split makes them (channels
+// [c0, c1), each plane the size of x's), so that a caller can split once in the forward and keep
+// the split copy for the weight gradient; the functions below then take it with x_split = true.
+bool dw_splits_input(const ConvGeom& g);
+template <typename T> void dw_split(const T* x, const ConvGeom& g, int64_t c0, int64_t c1, T* xs);
+
 // y (c, ho, wo) = depthwise conv of x (c, h, w) with w (c, kh, kw) (+ bias (c) if not null)
 template <typename T>
-void dw_forward(const T* x, const T* w, const T* bias, const ConvGeom& g, int64_t c0, int64_t c1, T* y, T* scratch);
+void dw_forward(const T* x, const T* w, const T* bias, const ConvGeom& g, int64_t c0, int64_t c1, T* y, T* scratch,
+                bool x_split = false);
 // gx (c, h, w) = the adjoint (transposed convolution) applied to gy (c, ho, wo)
 template <typename T>
 void dw_backward_input(const T* gy, const T* w, const ConvGeom& g, int64_t c0, int64_t c1, T* gx, T* scratch);
@@ -37,7 +44,8 @@ void dw_backward_input(const T* gy, const T* w, const ConvGeom& g, int64_t c0, i
 // then sums each tap's row in a fixed order. acc is dw_acc_size(g) elements per channel.
 int64_t dw_acc_size(const ConvGeom& g);
 template <typename T>
-void dw_backward_weight_acc(const T* gy, const T* x, const ConvGeom& g, int64_t c0, int64_t c1, T* acc, T* scratch);
+void dw_backward_weight_acc(const T* gy, const T* x, const ConvGeom& g, int64_t c0, int64_t c1, T* acc, T* scratch,
+                            bool x_split = false);
 // gw (c, kh, kw) = the sums of acc's rows (in double), channels [c0, c1)
 template <typename T> void dw_reduce(const T* acc, const ConvGeom& g, int64_t c0, int64_t c1, T* gw);
 

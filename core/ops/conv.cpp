@@ -23,6 +23,12 @@ struct ConvArgs {
   bool depthwise() const { return groups == c && groups == o && groups > 1; }
   bool pointwise() const { return kh == 1 && kw == 1 && stride == 1 && pad == 0 && groups == 1; }
   kernels::ConvGeom geom() const { return {c / groups, h, w, kh, kw, stride, pad, ho, wo}; }
+  // Output rows per im2col block: the columns of a whole sample can be megabytes, which the GEMM
+  // then reads from memory to pack; blocks of ~64K values stay in cache between im2col and GEMM.
+  int64_t col_rows() const {
+    const int64_t ck = c / groups * kh * kw;
+    return std::max<int64_t>(1, std::min<int64_t>(ho, 65536 / std::max<int64_t>(ck * wo, 1)));
+  }
 };
 
 constexpr int64_t kSamplesPerGroup = 8;  // weight-gradient partial sums: fixed, for determinism
@@ -37,34 +43,44 @@ template <typename F> void for_sample_channels(int64_t i0, int64_t i1, int64_t c
   }
 }
 
-// y (n, o, ho, wo)
-template <typename T> void forward(const ConvArgs& a, const T* x, const T* w, const T* bias, T* y) {
+// y (n, o, ho, wo). x_split: x holds the depthwise phase planes (kernels::dw_split), not x itself.
+template <typename T> void forward(const ConvArgs& a, const T* x, const T* w, const T* bias, T* y, bool x_split) {
   const auto g = a.geom();
   const int64_t og = a.o / a.groups, cg = a.c / a.groups, ck = cg * a.kh * a.kw, hw_out = a.ho * a.wo;
   if (a.depthwise()) {
     parallel_for(a.n * a.c, 16, [&](int64_t i0, int64_t i1) {
       std::vector<T> scratch(static_cast<size_t>(kernels::dw_scratch_size(g)));
       for_sample_channels(i0, i1, a.c, [&](int64_t s, int64_t c0, int64_t c1) {
-        kernels::dw_forward(x + s * a.c * a.h * a.w, w, bias, g, c0, c1, y + s * a.o * hw_out, scratch.data());
+        kernels::dw_forward(x + s * a.c * a.h * a.w, w, bias, g, c0, c1, y + s * a.o * hw_out, scratch.data(),
+                            x_split);
       });
     });
     return;
   }
+  const int64_t rb = a.col_rows();
   parallel_for(a.n, 1, [&](int64_t s0, int64_t s1) {
-    std::vector<T> col(a.pointwise() ? 0 : static_cast<size_t>(ck * hw_out));
+    std::vector<T> col(a.pointwise() ? 0 : static_cast<size_t>(ck * rb * a.wo));
     for (int64_t s = s0; s < s1; ++s) {
       const T* xs = x + s * a.c * a.h * a.w;
       T* ys = y + s * a.o * hw_out;
       for (int64_t gi = 0; gi < a.groups; ++gi) {
         const T* src = xs + gi * cg * a.h * a.w;
-        if (!a.pointwise()) kernels::im2col(src, g, col.data()), src = col.data();
+        const T* wg = w + gi * og * ck;
         T* yg = ys + gi * og * hw_out;
         T beta = 0;
         if (bias) {
           for (int64_t o = 0; o < og; ++o) std::fill(yg + o * hw_out, yg + (o + 1) * hw_out, bias[gi * og + o]);
           beta = 1;
         }
-        kernels::gemm<T>(false, false, og, hw_out, ck, T(1), w + gi * og * ck, ck, src, hw_out, beta, yg, hw_out);
+        if (a.pointwise()) {
+          kernels::gemm<T>(false, false, og, hw_out, ck, T(1), wg, ck, src, hw_out, beta, yg, hw_out);
+          continue;
+        }
+        for (int64_t oh0 = 0; oh0 < a.ho; oh0 += rb) {  // y_g[:, block] = W_g (og, ck) @ col (ck, nb)
+          const int64_t oh1 = std::min(a.ho, oh0 + rb), nb = (oh1 - oh0) * a.wo;
+          kernels::im2col(src, g, col.data(), oh0, oh1);
+          kernels::gemm<T>(false, false, og, nb, ck, T(1), wg, ck, col.data(), nb, beta, yg + oh0 * a.wo, hw_out);
+        }
       }
     }
   });
@@ -83,26 +99,31 @@ template <typename T> void backward_input(const ConvArgs& a, const T* gy, const 
     });
     return;
   }
+  const int64_t rb = a.col_rows();
   parallel_for(a.n, 1, [&](int64_t s0, int64_t s1) {
-    std::vector<T> col(a.pointwise() ? 0 : static_cast<size_t>(ck * hw_out));
+    std::vector<T> col(a.pointwise() ? 0 : static_cast<size_t>(ck * rb * a.wo));
     for (int64_t s = s0; s < s1; ++s) {
       for (int64_t gi = 0; gi < a.groups; ++gi) {
         const T* gys = gy + (s * a.o + gi * og) * hw_out;
+        const T* wg = w + gi * og * ck;
         T* gxs = gx + (s * a.c + gi * cg) * a.h * a.w;
-        // col = W_g^T (ck, og) @ gy_g (og, hw_out); for 1x1 col is gx itself
-        T* dst = a.pointwise() ? gxs : col.data();
-        kernels::gemm<T>(true, false, ck, hw_out, og, T(1), w + gi * og * ck, ck, gys, hw_out, T(0), dst, hw_out);
-        if (!a.pointwise()) {
-          std::fill(gxs, gxs + cg * a.h * a.w, T(0));
-          kernels::col2im(col.data(), g, gxs);
+        if (a.pointwise()) {  // gx_g = W_g^T (ck, og) @ gy_g (og, hw_out)
+          kernels::gemm<T>(true, false, ck, hw_out, og, T(1), wg, ck, gys, hw_out, T(0), gxs, hw_out);
+          continue;
+        }
+        std::fill(gxs, gxs + cg * a.h * a.w, T(0));
+        for (int64_t oh0 = 0; oh0 < a.ho; oh0 += rb) {  // col = W_g^T @ gy_g[:, block], added back into gx
+          const int64_t oh1 = std::min(a.ho, oh0 + rb), nb = (oh1 - oh0) * a.wo;
+          kernels::gemm<T>(true, false, ck, nb, og, T(1), wg, ck, gys + oh0 * a.wo, hw_out, T(0), col.data(), nb);
+          kernels::col2im(col.data(), g, gxs, oh0, oh1);
         }
       }
     }
   });
 }
 
-// gw (o, c/groups, kh, kw) from gy and x
-template <typename T> void backward_weight(const ConvArgs& a, const T* gy, const T* x, T* gw) {
+// gw (o, c/groups, kh, kw) from gy and x (x_split as in forward)
+template <typename T> void backward_weight(const ConvArgs& a, const T* gy, const T* x, T* gw, bool x_split) {
   const auto g = a.geom();
   const int64_t og = a.o / a.groups, cg = a.c / a.groups, ck = cg * a.kh * a.kw, hw_out = a.ho * a.wo;
   if (a.depthwise()) {
@@ -113,31 +134,45 @@ template <typename T> void backward_weight(const ConvArgs& a, const T* gy, const
       std::vector<T> acc(static_cast<size_t>((c1 - c0) * kernels::dw_acc_size(g)), T(0));
       for (int64_t s = 0; s < a.n; ++s)
         kernels::dw_backward_weight_acc(gy + s * a.o * hw_out, x + s * a.c * a.h * a.w, g, c0, c1, acc.data(),
-                                        scratch.data());
+                                        scratch.data(), x_split);
       kernels::dw_reduce(acc.data(), g, c0, c1, gw);
     });
     return;
   }
   const int64_t wsize = a.o * ck, n_parts = (a.n + kSamplesPerGroup - 1) / kSamplesPerGroup;
   std::vector<T> partial(static_cast<size_t>(n_parts * wsize), T(0));
+  const int64_t rb = a.col_rows();
   parallel_for(n_parts, 1, [&](int64_t p0, int64_t p1) {
-    std::vector<T> col(a.pointwise() ? 0 : static_cast<size_t>(ck * hw_out));
+    std::vector<T> col(a.pointwise() ? 0 : static_cast<size_t>(ck * rb * a.wo));
     for (int64_t p = p0; p < p1; ++p) {
       T* acc = partial.data() + p * wsize;
       for (int64_t s = p * kSamplesPerGroup; s < std::min(a.n, (p + 1) * kSamplesPerGroup); ++s)
         for (int64_t gi = 0; gi < a.groups; ++gi) {
           const T* src = x + (s * a.c + gi * cg) * a.h * a.w;
-          if (!a.pointwise()) kernels::im2col(src, g, col.data()), src = col.data();
-          // gw_g (og, ck) += gy_g (og, hw_out) @ col^T (hw_out, ck)
-          kernels::gemm<T>(false, true, og, ck, hw_out, T(1), gy + (s * a.o + gi * og) * hw_out, hw_out, src, hw_out,
-                           T(1), acc + gi * og * ck, ck);
+          const T* gys = gy + (s * a.o + gi * og) * hw_out;
+          T* accg = acc + gi * og * ck;
+          if (a.pointwise()) {  // gw_g (og, ck) += gy_g (og, hw_out) @ x_g^T (hw_out, ck)
+            kernels::gemm<T>(false, true, og, ck, hw_out, T(1), gys, hw_out, src, hw_out, T(1), accg, ck);
+            continue;
+          }
+          // Transposed, gw_g^T (ck, og) += col (ck, nb) @ gy_g[:, block]^T: with og small (32 in the stem) this
+          // shape keeps OpenBLAS's kernel busy where (og, ck) would not; the partial sums are kept transposed
+          // (acc_t) and turned round when they are added up.
+          for (int64_t oh0 = 0; oh0 < a.ho; oh0 += rb) {
+            const int64_t oh1 = std::min(a.ho, oh0 + rb), nb = (oh1 - oh0) * a.wo;
+            kernels::im2col(src, g, col.data(), oh0, oh1);
+            kernels::gemm<T>(false, true, ck, og, nb, T(1), col.data(), nb, gys + oh0 * a.wo, hw_out, T(1), accg, og);
+          }
         }
     }
   });
   parallel_for(wsize, 4096, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
+      // gw[i] is (group, o, k); the im2col path keeps each group's partial transposed, (k, o)
+      const int64_t gi = i / (og * ck), o = i / ck % og, k = i % ck;
+      const int64_t at = a.pointwise() ? i : gi * og * ck + k * og + o;
       T s = 0;
-      for (int64_t p = 0; p < n_parts; ++p) s += partial[p * wsize + i];
+      for (int64_t p = 0; p < n_parts; ++p) s += partial[p * wsize + at];
       gw[i] = s;
     }
   });
@@ -173,14 +208,30 @@ Tensor conv2d(const Tensor& x_in, const Tensor& weight, const Tensor& bias, int6
   Tensor x = x_in.detach().contiguous(), w = weight.detach().contiguous();
   Tensor b = bias.defined() ? bias.detach().contiguous() : Tensor();
   Tensor y = Tensor::empty({a.n, a.o, a.ho, a.wo}, x.dtype());
+  // A strided depthwise conv reads x as phase planes: when the weight gradient will need them again,
+  // split once here, and keep the split copy (instead of x, which is the same size) for it.
+  const bool x_split = a.depthwise() && kernels::dw_splits_input(a.geom()) && grad_enabled() && weight.requires_grad();
+  if (x_split) {
+    Tensor xs = Tensor::empty(x.shape(), x.dtype());
+    MG_DISPATCH_FLOAT(x.dtype(), "conv2d", [&] {
+      const scalar_t* px = x.data<scalar_t>();
+      scalar_t* ps = xs.data<scalar_t>();
+      parallel_for(a.n * a.c, 16, [&](int64_t i0, int64_t i1) {
+        for_sample_channels(i0, i1, a.c, [&](int64_t s, int64_t c0, int64_t c1) {
+          kernels::dw_split(px + s * a.c * a.h * a.w, a.geom(), c0, c1, ps + s * a.c * a.h * a.w);
+        });
+      });
+    });
+    x = xs;
+  }
   MG_DISPATCH_FLOAT(x.dtype(), "conv2d", [&] {
     forward<scalar_t>(a, x.data<scalar_t>(), w.data<scalar_t>(), b.defined() ? b.data<scalar_t>() : nullptr,
-                      y.data<scalar_t>());
+                      y.data<scalar_t>(), x_split);
   });
 
   const bool need_x = x_in.requires_grad(), need_w = weight.requires_grad();
   const bool need_b = bias.defined() && bias.requires_grad();
-  record("conv2d", y, {x_in, weight, bias}, [a, x, w, need_x, need_w, need_b](const Tensor& g_in) {
+  record("conv2d", y, {x_in, weight, bias}, [a, x, w, need_x, need_w, need_b, x_split](const Tensor& g_in) {
     Tensor g = g_in.contiguous();
     Tensor gx, gw, gb;
     MG_DISPATCH_FLOAT(g.dtype(), "conv2d backward", [&] {
@@ -190,7 +241,7 @@ Tensor conv2d(const Tensor& x_in, const Tensor& weight, const Tensor& bias, int6
       }
       if (need_w) {
         gw = Tensor::empty(w.shape(), w.dtype());
-        backward_weight<scalar_t>(a, g.data<scalar_t>(), x.data<scalar_t>(), gw.data<scalar_t>());
+        backward_weight<scalar_t>(a, g.data<scalar_t>(), x.data<scalar_t>(), gw.data<scalar_t>(), x_split);
       }
     });
     if (need_b) gb = sum(g, {0, 2, 3});

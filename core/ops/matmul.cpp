@@ -122,7 +122,13 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     if (bias.defined()) {  // start C at the bias, then accumulate the product into it
       Tensor b = bias.detach().contiguous();  // read as an array: a strided view must be made dense
       const scalar_t* pb = b.data<scalar_t>();
-      for (int64_t r = 0; r < rows; ++r) std::copy(pb, pb + outf, po + r * outf);
+      // Each task copies the bias into its first row, then doubles the filled rows with one copy
+      // at a time: a few long copies instead of one short call per row.
+      parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(outf, 1)), [&](int64_t r0, int64_t r1) {
+        std::copy(pb, pb + outf, po + r0 * outf);
+        for (int64_t done = 1; done < r1 - r0; done *= 2)
+          std::copy(po + r0 * outf, po + (r0 + std::min(done, r1 - r0 - done)) * outf, po + (r0 + done) * outf);
+      });
       beta = 1;
     }
     kernels::gemm_parallel<scalar_t>(false, true, rows, outf, in, scalar_t(1), x2.data<scalar_t>(), in,

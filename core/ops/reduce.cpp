@@ -1,13 +1,14 @@
-// Reductions. The kernel arranges the tensor as (kept, reduced) and sums each row sequentially in
-// double precision: one fixed order per output element, so any thread count gives the same bits.
-// (Two layouts are summed in place instead: a reduced prefix, by columns; and kept dims between
-// reduced ones, by BatchNorm's per-channel lane sums.)
+// Reductions. The kernel arranges the tensor as (kept, reduced) and sums each row in double
+// precision, in lanes (core/kernels/lanes.h): one fixed order per output element, so any thread
+// count gives the same bits. (Two layouts are summed in place instead: a reduced prefix, by columns
+// in fixed blocks of rows; and kept dims between reduced ones, by BatchNorm's per-channel lane sums.)
 #include <algorithm>
 #include <numeric>
 
 #include "core/autograd.h"
 #include "core/factory.h"
 #include "core/kernels/batch_norm.h"
+#include "core/kernels/lanes.h"
 #include "core/kernels/loops.h"
 #include "core/ops.h"
 
@@ -54,14 +55,26 @@ Tensor sum_kernel(const Tensor& x, const std::vector<bool>& red, const Shape& ou
       else if (seen_kept) prefix = false;
     }
     if (prefix && n_out > 1) {
+      // Rows in fixed blocks (each summed by columns, vectorised across them), then the blocks'
+      // sums added in order: parallel even when there are few columns and many rows.
       const scalar_t* p = x.data<scalar_t>();
-      parallel_for(n_out, 256, [&](int64_t j0, int64_t j1) {
-        std::vector<double> acc(static_cast<size_t>(j1 - j0), 0.0);
-        for (int64_t i = 0; i < n_red; ++i) {
-          const scalar_t* row = p + i * n_out;
-          for (int64_t j = j0; j < j1; ++j) acc[j - j0] += row[j];
+      const int64_t block = 1024, parts = (n_red + block - 1) / block;
+      std::vector<double> partial(static_cast<size_t>(parts * n_out), 0.0);
+      parallel_for(parts, 1, [&](int64_t p0, int64_t p1) {
+        for (int64_t b = p0; b < p1; ++b) {
+          double* acc = partial.data() + b * n_out;
+          for (int64_t i = b * block; i < std::min(n_red, (b + 1) * block); ++i) {
+            const scalar_t* row = p + i * n_out;
+            for (int64_t j = 0; j < n_out; ++j) acc[j] += row[j];
+          }
         }
-        for (int64_t j = j0; j < j1; ++j) o[j] = static_cast<scalar_t>(acc[j - j0]);
+      });
+      parallel_for(n_out, 1024, [&](int64_t j0, int64_t j1) {
+        for (int64_t j = j0; j < j1; ++j) {
+          double s = 0;
+          for (int64_t b = 0; b < parts; ++b) s += partial[b * n_out + j];
+          o[j] = static_cast<scalar_t>(s);
+        }
       });
       return;
     }
@@ -85,10 +98,10 @@ Tensor sum_kernel(const Tensor& x, const std::vector<bool>& red, const Shape& ou
     const scalar_t* p = xp.data<scalar_t>();
     parallel_for(n_out, std::max<int64_t>(1, 16384 / std::max<int64_t>(n_red, 1)), [&](int64_t i0, int64_t i1) {
       for (int64_t i = i0; i < i1; ++i) {
-        double acc = 0;
         const scalar_t* row = p + i * n_red;
-        for (int64_t j = 0; j < n_red; ++j) acc += row[j];
-        o[i] = static_cast<scalar_t>(acc);
+        double part[8] = {};  // 8 lanes: vectorised (core/kernels/lanes.h)
+        kernels::add_lanes<8>(n_red, part, [row](int64_t j) { return static_cast<double>(row[j]); });
+        o[i] = static_cast<scalar_t>(kernels::combine_lanes<8>(part));
       }
     });
   });
