@@ -54,22 +54,29 @@ bool jpeg_huffman_tables_fit(const uint8_t* p, size_t n) {
   return true;
 }
 
-// stb_image 2.27 copies a PNG's first IDAT chunk into a buffer it allocates only for a non-empty
-// chunk: an empty first IDAT makes it memcpy to a null pointer (undefined behaviour, found by
-// tests/fuzz/fuzz_image.cpp). Such a file is refused first; the chunks are walked as stb walks them.
-bool png_first_idat_nonempty(const uint8_t* p, size_t n) {
+// Two PNG chunk headers stb_image 2.27 acts on before it has checked the data is there (found by
+// tests/fuzz/fuzz_image.cpp), so the chunks are walked here first, as stb walks them:
+// - an IDAT chunk's length is allocated before it is read: a 100-byte file claiming a 2 GB chunk
+//   makes it allocate 2 GB. Every chunk's data must lie inside the file (stb would fail there anyway).
+// - an empty first IDAT chunk makes it memcpy to a null pointer (undefined behaviour).
+const char* png_chunk_problem(const uint8_t* p, size_t n) {
   static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
-  if (n < 8 || std::memcmp(p, sig, 8) != 0) return true;  // not a PNG
+  if (n < 8 || std::memcmp(p, sig, 8) != 0) return nullptr;  // not a PNG
   auto be32 = [p](size_t i) {
     return (uint32_t{p[i]} << 24) | (uint32_t{p[i + 1]} << 16) | (uint32_t{p[i + 2]} << 8) | p[i + 3];
   };
+  bool seen_idat = false;
   for (size_t i = 8; i + 8 <= n;) {
     const uint32_t length = be32(i), type = be32(i + 4);
-    if (type == 0x49444154) return length != 0;  // "IDAT": only the first one matters
-    if (type == 0x49454E44) break;               // "IEND"
-    i += 12 + static_cast<size_t>(length);       // length, type, data, CRC
+    if (i + 8 + static_cast<size_t>(length) > n) return "a chunk runs past the end of the file";
+    if (type == 0x49444154) {  // "IDAT"
+      if (!seen_idat && length == 0) return "its first IDAT chunk is empty";
+      seen_idat = true;
+    }
+    if (type == 0x49454E44) break;          // "IEND": stb reads no further
+    i += 12 + static_cast<size_t>(length);  // length, type, data, CRC
   }
-  return true;
+  return nullptr;
 }
 
 std::vector<uint8_t> read_bytes(const std::string& path, const DecodeLimits& limits) {
@@ -91,8 +98,6 @@ ImageHeader image_header_from_memory(const uint8_t* bytes, size_t size, const st
   check_file_size(what, size, limits);
   if (!jpeg_huffman_tables_fit(bytes, size))
     throw DataError("image " + what + ": corrupt JPEG (a Huffman table lists more than 256 symbols)");
-  if (!png_first_idat_nonempty(bytes, size))
-    throw DataError("image " + what + ": corrupt PNG (its first IDAT chunk is empty)");
   ImageHeader h;
   if (size == 0 || !stbi_info_from_memory(bytes, static_cast<int>(size), &h.width, &h.height, &h.channels))
     throw DataError("image " + what + ": not a readable JPEG/PNG/BMP (" +
@@ -119,6 +124,10 @@ void decode_image_rgb_from_memory(const uint8_t* bytes, size_t size, const std::
                                   int64_t width, uint8_t* chw_out, const DecodeLimits& limits) {
   const ImageHeader h = image_header_from_memory(bytes, size, what, limits);
   check_image_size(what, h, height, width);
+  // Only here, not in the header check: reading the header, stb stops before the chunks at stake,
+  // and a file cut short keeps passing the cheap header scan (ImageFolderOptions::full_scan).
+  if (const char* problem = png_chunk_problem(bytes, size))
+    throw DataError("image " + what + ": corrupt PNG (" + problem + ")");
   int w = 0, hh = 0, c = 0;
   // Forcing 3 channels makes stb_image expand grey and drop alpha, so every image is RGB.
   std::unique_ptr<stbi_uc, void (*)(void*)> hwc(stbi_load_from_memory(bytes, static_cast<int>(size), &w, &hh, &c, 3),
