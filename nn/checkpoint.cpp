@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <set>
 
+#include "core/crash_point.h"
 #include "nn/serialize.h"
 
 namespace mg::nn {
@@ -56,6 +57,7 @@ void keep_previous(const std::string& path, const std::string& prev) {
     fs::remove(tmp, ec);
     throw Error(cat("checkpoint ", path, ": cannot keep the previous checkpoint as ", prev, ": ", std::strerror(err)));
   }
+  crash_point("checkpoint.previous_kept");  // the crash points: core/crash_point.h
 }
 
 NamedTensors cloned(const NamedTensors& ts) {

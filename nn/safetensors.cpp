@@ -15,6 +15,8 @@
 #include <set>
 #include <sstream>
 
+#include "core/crash_point.h"
+
 namespace mg::safetensors {
 namespace {
 
@@ -39,7 +41,8 @@ const DTypeInfo* find_dtype(const std::string& s) {
   return nullptr;
 }
 
-template <typename... A> std::string cat(const A&... a) {
+template <typename... A>
+std::string cat(const A&... a) {
   std::ostringstream o;
   (o << ... << a);
   return o.str();
@@ -79,7 +82,8 @@ uint64_t load_le(const unsigned char* p, size_t n) {  // byte by byte, so it wor
   return v;
 }
 
-template <typename F, typename Bits> F from_bits(Bits b) {
+template <typename F, typename Bits>
+F from_bits(Bits b) {
   static_assert(sizeof(F) == sizeof(Bits), "same width");
   F v;
   std::memcpy(&v, &b, sizeof v);
@@ -444,7 +448,8 @@ double load_float(const unsigned char* p, DType t) {  // t is F16, BF16, F32 or 
 }
 
 // Going through double is exact for F16/BF16/F32, so to_float32 rounds only F64, once.
-template <typename Out> std::vector<Out> widen(const Entry& e, const char* fn) {
+template <typename Out>
+std::vector<Out> widen(const Entry& e, const char* fn) {
   if (e.dtype != DType::F16 && e.dtype != DType::BF16 && e.dtype != DType::F32 && e.dtype != DType::F64)
     throw Error(cat(fn, ": entry ", quote(e.name), " has dtype ", name(e.dtype),
                     "; only F16, BF16, F32 and F64 convert to floating point"));
@@ -519,12 +524,18 @@ void write(const std::string& path, const File& f) {
   FILE* fp = std::fopen(tmp.c_str(), "wb");
   if (!fp) throw Error(cat(path, ": cannot create ", tmp, ": ", std::strerror(errno)));
   bool ok = std::fwrite(h.data(), 1, h.size(), fp) == h.size();
-  for (const Entry* e : order)
+  crash_point("safetensors.header_written");  // the crash points: core/crash_point.h
+  for (size_t i = 0; i < order.size(); ++i) {
+    const Entry* e = order[i];
+    if (i == order.size() / 2) crash_point("safetensors.half_written");
     ok = ok && (e->bytes.empty() || std::fwrite(e->bytes.data(), 1, e->bytes.size(), fp) == e->bytes.size());
+  }
   ok = ok && std::fflush(fp) == 0 && fsync(fileno(fp)) == 0;  // on disk before the rename publishes it
+  crash_point("safetensors.synced");
   int err = errno;
   if (std::fclose(fp) != 0 && ok) ok = false, err = errno;
   if (ok && std::rename(tmp.c_str(), path.c_str()) != 0) ok = false, err = errno;
+  if (ok) crash_point("safetensors.renamed");
   if (!ok) {
     std::remove(tmp.c_str());
     throw Error(cat(path, ": writing failed: ", std::strerror(err)));

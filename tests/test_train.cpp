@@ -15,6 +15,7 @@
 #include <stb/stb_image_write.h>
 
 #include <algorithm>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -23,10 +24,10 @@
 #include <string>
 #include <vector>
 
-#include "temp_dir.h"
 #include "data/cifar_binary.h"
 #include "data/synthetic.h"
 #include "nn/serialize.h"
+#include "temp_dir.h"
 
 namespace fs = std::filesystem;
 using mg::testing::TempDir;
@@ -58,14 +59,16 @@ struct Result {
 };
 
 // Runs a program of the build in `cwd` with MAXGRAD_DATA unset (so no CIFAR-10 is found by
-// accident), capturing its exit status, stdout and stderr.
-Result run(const std::string& program, const std::vector<std::string>& args, const TempDir& cwd) {
-  std::string cmd = "cd " + quote(cwd.path.string()) + " && env -u MAXGRAD_DATA " + quote(bin(program));
+// accident) and `env` ("NAME=value ...", quoted) set, capturing its exit status, stdout and stderr.
+// A program killed by a signal reports 128 + the signal, as the shell does.
+Result run(const std::string& program, const std::vector<std::string>& args, const TempDir& cwd,
+           const std::string& env = "") {
+  std::string cmd = "cd " + quote(cwd.path.string()) + " && env -u MAXGRAD_DATA " + env + " " + quote(bin(program));
   for (const auto& a : args) cmd += " " + quote(a);
   const std::string out = cwd / ".stdout", err = cwd / ".stderr";
   const int raw = std::system((cmd + " >" + quote(out) + " 2>" + quote(err)).c_str());
   Result r;
-  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : WIFSIGNALED(raw) ? 128 + WTERMSIG(raw) : -1;
   r.out = read_text(out), r.err = read_text(err);
   return r;
 }
@@ -109,6 +112,31 @@ void check_learned(const std::vector<LogRow>& log, double min_accuracy) {
   MESSAGE("train loss ", first, " -> ", final, ", test accuracy ", acc);
   CHECK(final < first - 0.1);
   CHECK(acc >= min_accuracy);
+}
+
+// Two runs' out folders hold bitwise the same last checkpoint (weights, buffers, AdamW moments,
+// generators, position, history; wall-clock times aside) and the same log of `epochs` rows.
+void check_same_run(const fs::path& a_dir, const fs::path& b_dir, size_t epochs) {
+  std::map<std::string, std::string> meta_a, meta_b;
+  const mg::nn::NamedTensors a = mg::nn::load_tensors(a_dir / "last.safetensors", &meta_a);
+  const mg::nn::NamedTensors b = mg::nn::load_tensors(b_dir / "last.safetensors", &meta_b);
+  CHECK(meta_a == meta_b);
+  REQUIRE(a.size() == b.size());
+  int compared = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    REQUIRE(a[i].first == b[i].first);
+    if (a[i].first.find("seconds") != std::string::npos) continue;  // wall-clock times differ, by nature
+    CHECK_MESSAGE(mg::nn::entry_from_tensor("", a[i].second).bytes == mg::nn::entry_from_tensor("", b[i].second).bytes,
+                  a[i].first);
+    ++compared;
+  }
+  CHECK(compared > 50);  // weights, buffers, AdamW moments, generator, history, sums
+
+  const auto log_a = read_log(a_dir / "log.csv"), log_b = read_log(b_dir / "log.csv");
+  REQUIRE(log_a.size() == epochs);
+  REQUIRE(log_b.size() == epochs);
+  for (size_t e = 0; e < epochs; ++e)
+    for (size_t c = 0; c < 7; ++c) CHECK(log_a[e].fields[c] == log_b[e].fields[c]);
 }
 
 bool is_png(const std::string& path) { return read_text(path).rfind("\x89PNG\r\n\x1a\n", 0) == 0; }
@@ -217,31 +245,52 @@ TEST_CASE("a run stopped by --max-steps and resumed ends bitwise where an uninte
   r = run("train_cifar", {"--out", "resumed", "--resume"}, dir);
   REQUIRE_MESSAGE(r.status == 0, r.err);
 
-  std::map<std::string, std::string> meta_a, meta_b;
-  const mg::nn::NamedTensors a = mg::nn::load_tensors(dir / "straight/last.safetensors", &meta_a);
-  const mg::nn::NamedTensors b = mg::nn::load_tensors(dir / "resumed/last.safetensors", &meta_b);
-  CHECK(meta_a == meta_b);
-  REQUIRE(a.size() == b.size());
-  int compared = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    REQUIRE(a[i].first == b[i].first);
-    if (a[i].first.find("seconds") != std::string::npos) continue;  // wall-clock times differ, by nature
-    CHECK_MESSAGE(mg::nn::entry_from_tensor("", a[i].second).bytes == mg::nn::entry_from_tensor("", b[i].second).bytes,
-                  a[i].first);
-    ++compared;
-  }
-  CHECK(compared > 50);  // weights, buffers, AdamW moments, generator, history, sums
-
-  const auto log_a = read_log(dir / "straight/log.csv"), log_b = read_log(dir / "resumed/log.csv");
-  REQUIRE(log_a.size() == 2);
-  REQUIRE(log_b.size() == 2);
-  for (size_t e = 0; e < 2; ++e)
-    for (size_t c = 0; c < 7; ++c) CHECK(log_a[e].fields[c] == log_b[e].fields[c]);
+  check_same_run(dir / "straight", dir / "resumed", 2);
 
   // A resumed run refuses a flag that would change the result.
   r = run("train_cifar", {"--out", "resumed", "--resume", "--lr", "0.01"}, dir);
   CHECK(r.status == 2);
   CHECK(r.err.find("--lr: the checkpoint has 0.002, the command line 0.01") != std::string::npos);
+}
+
+TEST_CASE("SIGKILL during checkpoint writing: the run resumes from what is on disk and ends as if never killed") {
+  TempDir dir;
+  // 3 epochs of 6 steps; a checkpoint at the end of each. Every run below is killed (core/crash_point.h)
+  // while writing the second one, at a different point of it, then resumed with --resume.
+  const std::vector<std::string> cfg = tiny({"--synthetic", "--subset", "20", "--eval-subset", "5", "--epochs", "3",
+                                             "--batch", "32", "--stochastic-depth", "0.1"});
+  auto with = [&](std::vector<std::string> more) {
+    std::vector<std::string> a = cfg;
+    a.insert(a.end(), more.begin(), more.end());
+    return a;
+  };
+  REQUIRE(run("train_cifar", with({"--out", "straight"}), dir).status == 0);
+
+  struct Point {
+    const char* crash_at;      // MAXGRAD_CRASH_AT
+    const char* step_on_disk;  // the step of last.safetensors after the kill
+  };
+  // In the order a save goes through them; the first save passes no previous_kept (nothing to keep).
+  const Point points[] = {{"checkpoint.previous_kept:1", "6"},
+                          {"safetensors.header_written:2", "6"},
+                          {"safetensors.half_written:2", "6"},
+                          {"safetensors.synced:2", "6"},
+                          {"safetensors.renamed:2", "12"}};
+  for (const Point& p : points) {
+    const std::string at = p.crash_at;
+    CAPTURE(at);
+    const std::string out = std::string("killed_") + p.crash_at;
+    Result r = run("train_cifar", with({"--out", out}), dir, quote(std::string("MAXGRAD_CRASH_AT=") + p.crash_at));
+    REQUIRE_MESSAGE(r.status == 128 + SIGKILL, r.err);
+    std::map<std::string, std::string> meta;
+    mg::nn::load_tensors((dir.path / out / "last.safetensors").string(), &meta);  // complete, whatever the point
+    CHECK(meta.at("step") == p.step_on_disk);
+    r = run("train_cifar", {"--out", out, "--resume"}, dir);
+    REQUIRE_MESSAGE(r.status == 0, r.err);
+    CHECK(r.out.find(std::string("resuming at epoch ") + (p.step_on_disk == std::string("6") ? "2" : "3")) !=
+          std::string::npos);
+    check_same_run(dir.path / "straight", dir.path / out, 3);
+  }
 }
 
 TEST_CASE("a NaN loss stops the run naming the step, keeping the last good checkpoint") {
