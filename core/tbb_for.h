@@ -5,7 +5,8 @@
 // would report every loop's reads of its inputs, and the caller's reads of its outputs, as races.
 // Under TSan this wrapper states what tbb::parallel_for guarantees anyway, through one sync address:
 // every copy of the body is a release, every chunk starts with an acquire and ends with a release,
-// and the caller acquires once the loop returns. Chunks running at the same time stay unordered, so
+// and the caller acquires once the loop returns. A chunk that throws releases too, and the caller
+// acquires before the exception reaches it: oneTBB rethrows only after every chunk has stopped. Chunks running at the same time stay unordered, so
 // two of them touching the same memory are still reported. The reports left are about oneTBB's own
 // bookkeeping; tests/tsan.supp silences those (and only those). Other builds call tbb::parallel_for
 // directly: this header costs them nothing.
@@ -34,6 +35,10 @@ namespace tsan_detail {
 inline char token;  // a global address, so a thread can acquire before it reads anything oneTBB handed it
 inline void acquire() { __tsan_acquire(&token); }
 inline void release() { __tsan_release(&token); }
+// Calls F on scope exit, also when an exception passes through.
+template <void (*F)()> struct OnExit {
+  ~OnExit() { F(); }
+};
 
 template <class F> struct Body {
   F f;
@@ -41,8 +46,8 @@ template <class F> struct Body {
   Body(const Body& o) : f((acquire(), o.f)) { release(); }
   template <class A> void operator()(A&& a) const {
     acquire();
+    const OnExit<release> released;
     f(std::forward<A>(a));
-    release();
   }
 };
 }  // namespace tsan_detail
@@ -50,14 +55,14 @@ template <class F> struct Body {
 // A Range (tbb::blocked_range, ...), then the body, then optional arguments (a partitioner).
 template <class Range, class F, class... Rest, std::enable_if_t<!std::is_integral_v<Range>, int> = 0>
 void tbb_parallel_for(const Range& range, const F& body, Rest&&... rest) {
+  const tsan_detail::OnExit<tsan_detail::acquire> acquired;
   tbb::parallel_for(range, tsan_detail::Body<F>(body), std::forward<Rest>(rest)...);
-  tsan_detail::acquire();
 }
 // An index range [first, last), body(i) for each index.
 template <class Index, class F, std::enable_if_t<std::is_integral_v<Index>, int> = 0>
 void tbb_parallel_for(Index first, Index last, const F& body) {
+  const tsan_detail::OnExit<tsan_detail::acquire> acquired;
   tbb::parallel_for(first, last, tsan_detail::Body<F>(body));
-  tsan_detail::acquire();
 }
 #else
 template <class Range, class F, class... Rest, std::enable_if_t<!std::is_integral_v<Range>, int> = 0>
