@@ -26,10 +26,10 @@ void* storage_allocate(size_t nbytes);
 void storage_free(void* p, size_t nbytes);
 
 struct AllocatorStats {
-  size_t cached_bytes = 0;     // held in free lists now
+  size_t cached_bytes = 0;  // held in free lists now
   size_t cached_blocks = 0;
-  uint64_t hits = 0;           // requests served from the cache
-  uint64_t misses = 0;         // requests that went to the system (cacheable sizes only)
+  uint64_t hits = 0;    // requests served from the cache
+  uint64_t misses = 0;  // requests that went to the system (cacheable sizes only)
   size_t peak_cached_bytes = 0;
 };
 AllocatorStats allocator_stats();

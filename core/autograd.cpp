@@ -106,18 +106,16 @@ void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
     ready.pop_back();
     Tensor g = std::move(grads[node.get()]);
     grads.erase(node.get());
-    MG_CHECK(node->backward, "backward",
-             "the graph through '", node->name,
+    MG_CHECK(node->backward, "backward", "the graph through '", node->name,
              "' was already freed by an earlier backward(); pass retain_graph=true to the first call");
     for (const auto& [t, v] : node->saved)
-      MG_CHECK(t.version() == v, "backward",
-               "a tensor ", t.info(), " saved by '", node->name,
+      MG_CHECK(t.version() == v, "backward", "a tensor ", t.info(), " saved by '", node->name,
                "' was modified in place after it was saved (version ", v, " -> ", t.version(),
                "); make the in-place update outside the graph or use an out-of-place op");
 
     std::vector<Tensor> in_grads = node->backward(g);
-    MG_CHECK(in_grads.size() == node->next.size(), "backward",
-             "'", node->name, "' returned ", in_grads.size(), " gradients for ", node->next.size(), " inputs");
+    MG_CHECK(in_grads.size() == node->next.size(), "backward", "'", node->name, "' returned ", in_grads.size(),
+             " gradients for ", node->next.size(), " inputs");
     for (size_t i = 0; i < node->next.size(); ++i) {
       const Node::Edge& e = node->next[i];
       if (!e.fn && !e.leaf) continue;
@@ -216,7 +214,8 @@ std::string graph_to_dot(const Tensor& t) {
           o << "  n" << c << " -> n" << me << ";\n";
         } else if (e.leaf) {
           int c = get_id(e.leaf.get(), fresh);
-          if (fresh) o << "  n" << c << " [label=\"" << leaf_label(*e.leaf) << "\", style=filled, fillcolor=lightblue];\n";
+          if (fresh)
+            o << "  n" << c << " [label=\"" << leaf_label(*e.leaf) << "\", style=filled, fillcolor=lightblue];\n";
           o << "  n" << c << " -> n" << me << ";\n";
         }
       }

@@ -24,10 +24,10 @@ class Node {
     std::shared_ptr<TensorImpl> leaf;
   };
 
-  std::string name;           // the op, e.g. "mul"
-  std::vector<Edge> next;     // one per input of the op
+  std::string name;                 // the op, e.g. "mul"
+  std::vector<Edge> next;           // one per input of the op
   std::vector<Shape> input_shapes;  // to check what backward returns
-  BackwardFn backward;        // cleared once run, unless retain_graph
+  BackwardFn backward;              // cleared once run, unless retain_graph
   // Tensors the backward closure reads, with their storage version at forward time.
   std::vector<std::pair<Tensor, uint64_t>> saved;
 

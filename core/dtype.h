@@ -29,23 +29,38 @@ template <> struct dtype_of<int64_t> { static constexpr DType value = DType::Int
 }  // namespace mg
 
 // Runs BODY with `scalar_t` bound to the C++ type of a floating dtype (the PyTorch idiom).
-#define MG_DISPATCH_FLOAT(DTYPE, OPNAME, ...)                                        \
-  [&] {                                                                              \
-    switch (DTYPE) {                                                                 \
-      case ::mg::DType::Float32: { using scalar_t = float; return __VA_ARGS__(); }   \
-      case ::mg::DType::Float64: { using scalar_t = double; return __VA_ARGS__(); }  \
-      default:                                                                       \
+#define MG_DISPATCH_FLOAT(DTYPE, OPNAME, ...)                                                               \
+  [&] {                                                                                                     \
+    switch (DTYPE) {                                                                                        \
+      case ::mg::DType::Float32: {                                                                          \
+        using scalar_t = float;                                                                             \
+        return __VA_ARGS__();                                                                               \
+      }                                                                                                     \
+      case ::mg::DType::Float64: {                                                                          \
+        using scalar_t = double;                                                                            \
+        return __VA_ARGS__();                                                                               \
+      }                                                                                                     \
+      default:                                                                                              \
         throw ::mg::Error(std::string(OPNAME) + ": expected a floating tensor (float32 or float64), got " + \
-                          ::mg::dtype_name(DTYPE));                                  \
-    }                                                                                \
+                          ::mg::dtype_name(DTYPE));                                                         \
+    }                                                                                                       \
   }()
 
-#define MG_DISPATCH_ALL(DTYPE, OPNAME, ...)                                          \
-  [&] {                                                                              \
-    switch (DTYPE) {                                                                 \
-      case ::mg::DType::Float32: { using scalar_t = float; return __VA_ARGS__(); }   \
-      case ::mg::DType::Float64: { using scalar_t = double; return __VA_ARGS__(); }  \
-      case ::mg::DType::Int64: { using scalar_t = int64_t; return __VA_ARGS__(); }   \
-    }                                                                                \
-    throw ::mg::Error(std::string(OPNAME) + ": unknown dtype");                      \
+#define MG_DISPATCH_ALL(DTYPE, OPNAME, ...)                     \
+  [&] {                                                         \
+    switch (DTYPE) {                                            \
+      case ::mg::DType::Float32: {                              \
+        using scalar_t = float;                                 \
+        return __VA_ARGS__();                                   \
+      }                                                         \
+      case ::mg::DType::Float64: {                              \
+        using scalar_t = double;                                \
+        return __VA_ARGS__();                                   \
+      }                                                         \
+      case ::mg::DType::Int64: {                                \
+        using scalar_t = int64_t;                               \
+        return __VA_ARGS__();                                   \
+      }                                                         \
+    }                                                           \
+    throw ::mg::Error(std::string(OPNAME) + ": unknown dtype"); \
   }()

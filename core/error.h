@@ -37,7 +37,7 @@ template <typename... A> std::string cat(const A&... a) {
 }  // namespace mg
 
 // MG_CHECK(cond, "op", parts...): throws mg::Error("op: parts...") when cond is false.
-#define MG_CHECK(COND, OP, ...) \
-  do {                          \
+#define MG_CHECK(COND, OP, ...)                                       \
+  do {                                                                \
     if (!(COND)) throw ::mg::Error(::mg::cat(OP, ": ", __VA_ARGS__)); \
   } while (0)

@@ -46,8 +46,8 @@ Tensor normal(const Shape& shape, double mean, double std, Generator& gen, DType
   return fill_random(shape, dtype, [&] { return mean + std * gen.normal(); });
 }
 Tensor trunc_normal(const Shape& shape, double mean, double std, Generator& gen, double a, double b, DType dtype) {
-  MG_CHECK(a < b && (a - mean) / std < 6 && (b - mean) / std > -6, "trunc_normal",
-           "the interval [", a, ", ", b, "] must overlap N(", mean, ", ", std, ") meaningfully");
+  MG_CHECK(a < b && (a - mean) / std < 6 && (b - mean) / std > -6, "trunc_normal", "the interval [", a, ", ", b,
+           "] must overlap N(", mean, ", ", std, ") meaningfully");
   return fill_random(shape, dtype, [&] {
     for (;;) {
       double v = mean + std * gen.normal();

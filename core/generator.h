@@ -13,8 +13,8 @@ class Generator {
   void manual_seed(uint64_t seed);
 
   uint64_t next_u64();
-  double uniform();  // [0, 1) with 53 random bits
-  double normal();   // standard normal, Box-Muller
+  double uniform();            // [0, 1) with 53 random bits
+  double normal();             // standard normal, Box-Muller
   int64_t randint(int64_t n);  // [0, n), unbiased
 
   // Whole state as plain numbers, for checkpoints.

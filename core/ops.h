@@ -52,7 +52,7 @@ Tensor mean(const Tensor& x);
 Tensor mean(const Tensor& x, std::vector<int64_t> dims, bool keepdim = false);
 // correction 1 = unbiased (PyTorch's default), 0 = biased.
 Tensor var(const Tensor& x, std::vector<int64_t> dims, int64_t correction = 1, bool keepdim = false);
-Tensor max(const Tensor& x, int64_t dim, bool keepdim = false);  // values; gradient to the first max
+Tensor max(const Tensor& x, int64_t dim, bool keepdim = false);     // values; gradient to the first max
 Tensor argmax(const Tensor& x, int64_t dim, bool keepdim = false);  // int64, not differentiable
 
 // ---- core/ops/shape.cpp: differentiable copies and joins (views are Tensor methods) ----
@@ -71,8 +71,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor
               int64_t padding = 0, int64_t groups = 1);
 
 // ---- core/ops/pool.cpp ----
-Tensor avg_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t padding = 0,
-                  bool count_include_pad = true);
+Tensor avg_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t padding = 0, bool count_include_pad = true);
 Tensor adaptive_avg_pool2d(const Tensor& x, int64_t output_size);  // output_size 1 only
 
 // ---- core/ops/softmax.cpp ----

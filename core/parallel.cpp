@@ -6,9 +6,9 @@
 #include <tbb/info.h>
 #include <tbb/parallel_for.h>
 
-#include "core/tbb_for.h"
-
 #include <memory>
+
+#include "core/tbb_for.h"
 
 namespace mg {
 
@@ -30,8 +30,9 @@ void set_num_threads(int n) {
 }
 
 int get_num_threads() {
-  return g_threads > 0 ? g_threads
-                       : static_cast<int>(tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism));
+  return g_threads > 0
+             ? g_threads
+             : static_cast<int>(tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism));
 }
 
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
@@ -43,11 +44,12 @@ void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, in
     return;
   }
   // simple_partitioner with grain 1 over chunk indices: one task per fixed chunk.
-  mg::tbb_parallel_for(tbb::blocked_range<int64_t>(0, chunks, 1),
-                    [&](const tbb::blocked_range<int64_t>& r) {
-                      for (int64_t c = r.begin(); c < r.end(); ++c) fn(c * grain, std::min(n, (c + 1) * grain));
-                    },
-                    tbb::simple_partitioner());
+  mg::tbb_parallel_for(
+      tbb::blocked_range<int64_t>(0, chunks, 1),
+      [&](const tbb::blocked_range<int64_t>& r) {
+        for (int64_t c = r.begin(); c < r.end(); ++c) fn(c * grain, std::min(n, (c + 1) * grain));
+      },
+      tbb::simple_partitioner());
 }
 
 }  // namespace mg

@@ -6,9 +6,9 @@
 // Under TSan this wrapper states what tbb::parallel_for guarantees anyway, through one sync address:
 // every copy of the body is a release, every chunk starts with an acquire and ends with a release,
 // and the caller acquires once the loop returns. A chunk that throws releases too, and the caller
-// acquires before the exception reaches it: oneTBB rethrows only after every chunk has stopped. Chunks running at the same time stay unordered, so
-// two of them touching the same memory are still reported. The reports left are about oneTBB's own
-// bookkeeping; tests/tsan.supp silences those (and only those). Other builds call tbb::parallel_for
+// acquires before the exception reaches it: oneTBB rethrows only after every chunk has stopped. Chunks running at the
+// same time stay unordered, so two of them touching the same memory are still reported. The reports left are about
+// oneTBB's own bookkeeping; tests/tsan.supp silences those (and only those). Other builds call tbb::parallel_for
 // directly: this header costs them nothing.
 #pragma once
 #include <tbb/parallel_for.h>

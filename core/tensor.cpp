@@ -33,7 +33,8 @@ int64_t numel_of(const Shape& shape) {
 int64_t wrap_dim(int64_t d, int64_t ndim, const char* op) {
   // PyTorch lets some ops name dim 0 or -1 of a 0-d tensor, but every caller here goes on to index
   // the shape at the wrapped dim, which a 0-d tensor does not have: refuse instead of reading past it.
-  MG_CHECK(ndim > 0, op, "dimension ", d, " is out of range for a tensor with 0 dims (a scalar has no dims; "
+  MG_CHECK(ndim > 0, op, "dimension ", d,
+           " is out of range for a tensor with 0 dims (a scalar has no dims; "
            "reshape it to [1] first)");
   MG_CHECK(d >= -ndim && d < ndim, op, "dimension ", d, " is out of range for a tensor with ", ndim,
            " dims (expected a dim in [", -ndim, ", ", ndim - 1, "])");
@@ -107,8 +108,8 @@ double Tensor::item() const {
 }
 
 double Tensor::at(const Shape& index) const {
-  MG_CHECK(static_cast<int64_t>(index.size()) == dim(), "at", "index ", mg::shape_str(index), " has ",
-           index.size(), " entries for a tensor of shape ", shape_str());
+  MG_CHECK(static_cast<int64_t>(index.size()) == dim(), "at", "index ", mg::shape_str(index), " has ", index.size(),
+           " entries for a tensor of shape ", shape_str());
   int64_t off = 0;
   for (int64_t d = 0; d < dim(); ++d) {
     MG_CHECK(index[d] >= 0 && index[d] < shape()[d], "at", "index ", mg::shape_str(index),
@@ -175,8 +176,7 @@ Tensor Tensor::to(DType t) const {
 // ---- autograd on the handle ----
 
 Tensor& Tensor::requires_grad_(bool on) {
-  MG_CHECK(!on || is_floating(dtype()), "requires_grad_", "only floating tensors can require gradients, got ",
-           info());
+  MG_CHECK(!on || is_floating(dtype()), "requires_grad_", "only floating tensors can require gradients, got ", info());
   MG_CHECK(is_leaf() || on, "requires_grad_",
            "cannot turn off requires_grad of a non-leaf tensor; use detach() to cut it from the graph");
   impl().requires_grad = on;
@@ -216,15 +216,15 @@ void Tensor::backward(const Tensor& grad, bool retain_graph) const {
 // ---- in-place ----
 
 void Tensor::check_inplace(const char* op) const {
-  MG_CHECK(!(grad_enabled() && requires_grad()), op,
-           "in-place write into ", info(), " which requires grad and is part of a graph; "
+  MG_CHECK(!(grad_enabled() && requires_grad()), op, "in-place write into ", info(),
+           " which requires grad and is part of a graph; "
            "do it under NoGradGuard (optimiser steps, running statistics) or use the out-of-place op");
 }
 
 Tensor& Tensor::copy_(const Tensor& src) {
   check_inplace("copy_");
-  MG_CHECK(broadcast_shapes(src.shape(), shape(), "copy_") == shape(), "copy_", "cannot copy ", src.info(),
-           " into ", info());
+  MG_CHECK(broadcast_shapes(src.shape(), shape(), "copy_") == shape(), "copy_", "cannot copy ", src.info(), " into ",
+           info());
   copy_elements(*this, src);
   ++impl().storage->version;
   return *this;
@@ -246,8 +246,8 @@ Tensor& Tensor::fill_(double v) {
 
 Tensor& Tensor::add_(const Tensor& other, double alpha) {
   check_inplace("add_");
-  MG_CHECK(broadcast_shapes(other.shape(), shape(), "add_") == shape(), "add_", "cannot add ", other.info(),
-           " into ", info());
+  MG_CHECK(broadcast_shapes(other.shape(), shape(), "add_") == shape(), "add_", "cannot add ", other.info(), " into ",
+           info());
   Tensor o = other.dtype() == dtype() ? other.expand(shape()) : other.to(dtype()).expand(shape());
   MG_DISPATCH_FLOAT(dtype(), "add_", [&] {
     scalar_t* p = data<scalar_t>();
@@ -287,8 +287,8 @@ void print_rec(std::ostream& os, const Tensor& t, Shape& idx, int64_t d, int wid
   const int64_t n = t.shape()[d];
   const bool last = d == t.dim() - 1;
   const int64_t edge = 3;
-  const std::string row_sep = "," + std::string(static_cast<size_t>(t.dim() - d - 1), '\n') +
-                              std::string(static_cast<size_t>(d + 8), ' ');
+  const std::string row_sep =
+      "," + std::string(static_cast<size_t>(t.dim() - d - 1), '\n') + std::string(static_cast<size_t>(d + 8), ' ');
   os << '[';
   for (int64_t i = 0; i < n; ++i) {
     if (summarise && n > 2 * edge && i == edge) {

@@ -42,8 +42,7 @@ class Tensor {
   // ---- creation (see also core/factory.h) ----
   static Tensor empty(const Shape& shape, DType dtype = DType::Float32);
   // Copies `values` into a new tensor of `shape` (numel must match).
-  static Tensor from_vector(const std::vector<double>& values, const Shape& shape,
-                            DType dtype = DType::Float32);
+  static Tensor from_vector(const std::vector<double>& values, const Shape& shape, DType dtype = DType::Float32);
   static Tensor from_vector_i64(const std::vector<int64_t>& values, const Shape& shape);
   static Tensor scalar(double v, DType dtype = DType::Float32);
 

@@ -29,24 +29,15 @@ bool foreground(int label, const Geometry& g, int x, int y) {
   const double ax = std::abs(dx), ay = std::abs(dy), dist = std::sqrt(dx * dx + dy * dy);
   const auto stripe = [&](int v) { return ((v + g.phase) % g.period) < g.period / 2; };
   switch (label) {
-    case 0:
-      return stripe(y);
-    case 1:
-      return stripe(x);
-    case 2:
-      return stripe(g.anti ? x + y : x - y + kSide);  // + kSide keeps the argument non-negative
-    case 3:
-      return ((x + g.phase) / g.period + (y + g.phase) / g.period) % 2 == 0;
-    case 4:
-      return dist <= g.r;
-    case 5:
-      return dist <= g.r && dist >= g.r - 3;
-    case 6:
-      return ax <= 0.8 * g.r && ay <= 0.8 * g.r;
-    case 7:
-      return std::max(ax, ay) <= 0.85 * g.r && std::max(ax, ay) >= 0.85 * g.r - 3;
-    case 8:
-      return (ax <= 2 && ay <= g.r) || (ay <= 2 && ax <= g.r);
+    case 0: return stripe(y);
+    case 1: return stripe(x);
+    case 2: return stripe(g.anti ? x + y : x - y + kSide);  // + kSide keeps the argument non-negative
+    case 3: return ((x + g.phase) / g.period + (y + g.phase) / g.period) % 2 == 0;
+    case 4: return dist <= g.r;
+    case 5: return dist <= g.r && dist >= g.r - 3;
+    case 6: return ax <= 0.8 * g.r && ay <= 0.8 * g.r;
+    case 7: return std::max(ax, ay) <= 0.85 * g.r && std::max(ax, ay) >= 0.85 * g.r - 3;
+    case 8: return (ax <= 2 && ay <= g.r) || (ay <= 2 && ax <= g.r);
     default: {  // 9: triangle, apex up, symmetric about x = cx so a flip keeps it
       const double top = g.cy - g.r, bottom = g.cy + 0.7 * g.r;
       const double y0 = y + 0.5;

@@ -7,8 +7,8 @@
 #include <ctime>
 #include <iostream>
 
-#include "core/parallel.h"
 #include "core/blas_select.h"
+#include "core/parallel.h"
 #include "examples/common/model_flags.h"
 #include "nn/optim.h"
 
@@ -82,11 +82,11 @@ int main(int argc, char** argv) {
       return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
     };
     const double med = median(ms);
-    std::printf("{\"preset\":\"%s\",\"mode\":\"%s\",\"batch\":%lld,\"threads\":%d,\"ms_per_step\":%.3f,"
-                "\"img_per_s\":%.3f,\"gflop_per_img\":%.4f,\"cpu_ms_per_step\":%.3f}\n",
-                mf.preset.value_or("cifar").c_str(), train ? "train" : "eval", static_cast<long long>(n),
-                get_num_threads(), med, 1000.0 * static_cast<double>(n) / med, model.flops_per_image() / 1e9,
-                median(cpu));
+    std::printf(
+        "{\"preset\":\"%s\",\"mode\":\"%s\",\"batch\":%lld,\"threads\":%d,\"ms_per_step\":%.3f,"
+        "\"img_per_s\":%.3f,\"gflop_per_img\":%.4f,\"cpu_ms_per_step\":%.3f}\n",
+        mf.preset.value_or("cifar").c_str(), train ? "train" : "eval", static_cast<long long>(n), get_num_threads(),
+        med, 1000.0 * static_cast<double>(n) / med, model.flops_per_image() / 1e9, median(cpu));
   } catch (const std::exception& e) {
     std::cerr << "bench: " << e.what() << "\n";
     return 1;

@@ -245,8 +245,7 @@ void draw_bias(const std::string& checkpoint, std::optional<std::string> key, in
 
 // ---------------------------------------------------------------- shapes through a preset
 
-template <typename M>
-std::shared_ptr<M> child(const nn::Module& m, const std::string& name) {
+template <typename M> std::shared_ptr<M> child(const nn::Module& m, const std::string& name) {
   for (const auto& [n, c] : m.named_children())
     if (n == name) return std::dynamic_pointer_cast<M>(c);
   throw Error("no child module '" + name + "'");

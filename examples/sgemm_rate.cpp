@@ -47,18 +47,18 @@ int main(int argc, char** argv) {
     return best;
   };
   set_num_threads(t);  // also pins OpenBLAS to 1 thread per call
-  const double tbb_rate = best_rate([&] {
-    kernels::gemm_parallel<float>(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
-  });
+  const double tbb_rate = best_rate(
+      [&] { kernels::gemm_parallel<float>(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n); });
   openblas_set_num_threads(t);
   const double blas_rate = best_rate([&] {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(n), static_cast<int>(n),
-                static_cast<int>(n), 1.0f, a.data(), static_cast<int>(n), b.data(), static_cast<int>(n), 0.0f,
-                c.data(), static_cast<int>(n));
+                static_cast<int>(n), 1.0f, a.data(), static_cast<int>(n), b.data(), static_cast<int>(n), 0.0f, c.data(),
+                static_cast<int>(n));
   });
   openblas_set_num_threads(1);
-  std::printf("{\"n\":%lld,\"threads\":%d,\"blas_core\":\"%s\",\"openblas_threads_gflops\":%.1f,"
-              "\"gemm_parallel_gflops\":%.1f,\"gflops\":%.1f}\n",
-              static_cast<long long>(n), t, blas_core_name(), blas_rate, tbb_rate, std::max(blas_rate, tbb_rate));
+  std::printf(
+      "{\"n\":%lld,\"threads\":%d,\"blas_core\":\"%s\",\"openblas_threads_gflops\":%.1f,"
+      "\"gemm_parallel_gflops\":%.1f,\"gflops\":%.1f}\n",
+      static_cast<long long>(n), t, blas_core_name(), blas_rate, tbb_rate, std::max(blas_rate, tbb_rate));
   return 0;
 }

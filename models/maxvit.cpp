@@ -47,8 +47,8 @@ std::vector<std::pair<int64_t, int64_t>> MaxVitConfig::stage_sizes() const {
 void MaxVitConfig::validate() const {
   std::ostringstream why;
   if (block_channels.empty() || block_channels.size() != block_layers.size())
-    why << "\n  block_channels and block_layers must be non-empty and of equal length (got "
-        << block_channels.size() << " and " << block_layers.size() << ")";
+    why << "\n  block_channels and block_layers must be non-empty and of equal length (got " << block_channels.size()
+        << " and " << block_layers.size() << ")";
   if (input_h < 1 || input_w < 1 || stem_channels < 1 || head_dim < 1 || partition_size < 1 || num_classes < 1)
     why << "\n  sizes must be positive";
   if (stem_stride != 1 && stem_stride != 2) why << "\n  stem_stride must be 1 or 2, got " << stem_stride;
@@ -69,7 +69,8 @@ void MaxVitConfig::validate() const {
   std::ostringstream msg;
   msg << "MaxVit: this configuration does not fit:" << w << "\n  input " << input_h << "x" << input_w
       << ", stem stride " << stem_stride << "; feature maps: stem " << sizes[0].first << "x" << sizes[0].second;
-  for (size_t i = 1; i < sizes.size(); ++i) msg << ", block " << i - 1 << " " << sizes[i].first << "x" << sizes[i].second;
+  for (size_t i = 1; i < sizes.size(); ++i)
+    msg << ", block " << i - 1 << " " << sizes[i].first << "x" << sizes[i].second;
   msg << " (each block halves the size; every block's must be a multiple of the partition size)";
   throw Error(msg.str());
 }
@@ -78,10 +79,12 @@ void MaxVitConfig::validate() const {
 
 Tensor window_partition(const Tensor& x, int64_t ph, int64_t pw) {
   const int64_t b = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
-  MG_CHECK(h % ph == 0 && w % pw == 0, "window_partition", "feature map ", x.info(), " is not divisible into ", ph,
-           "x", pw, " cells");
+  MG_CHECK(h % ph == 0 && w % pw == 0, "window_partition", "feature map ", x.info(), " is not divisible into ", ph, "x",
+           pw, " cells");
   // (B, C, H/ph, ph, W/pw, pw) -> (B, H/ph, W/pw, ph, pw, C) -> (B, groups, tokens, C)
-  return x.reshape({b, c, h / ph, ph, w / pw, pw}).permute({0, 2, 4, 3, 5, 1}).reshape({b, (h / ph) * (w / pw), ph * pw, c});
+  return x.reshape({b, c, h / ph, ph, w / pw, pw})
+      .permute({0, 2, 4, 3, 5, 1})
+      .reshape({b, (h / ph) * (w / pw), ph * pw, c});
 }
 
 Tensor window_departition(const Tensor& x, int64_t ph, int64_t pw, int64_t gh, int64_t gw) {
@@ -95,7 +98,9 @@ Tensor grid_partition(const Tensor& x, int64_t ph, int64_t pw) {
   MG_CHECK(h % ph == 0 && w % pw == 0, "grid_partition", "feature map ", x.info(), " is not divisible into ", ph, "x",
            pw, " cells");
   // (B, C, H/ph, ph, W/pw, pw) -> (B, ph, pw, H/ph, W/pw, C) -> (B, tokens of a cell, cells, C)
-  return x.reshape({b, c, h / ph, ph, w / pw, pw}).permute({0, 3, 5, 2, 4, 1}).reshape({b, ph * pw, (h / ph) * (w / pw), c});
+  return x.reshape({b, c, h / ph, ph, w / pw, pw})
+      .permute({0, 3, 5, 2, 4, 1})
+      .reshape({b, ph * pw, (h / ph) * (w / pw), c});
 }
 
 Tensor grid_departition(const Tensor& t, int64_t ph, int64_t pw, int64_t gh, int64_t gw) {
@@ -120,16 +125,16 @@ Tensor relative_position_index(int64_t p) {
 // ---------------------------------------------------------------- attention
 
 RelativePositionalMultiHeadAttention::RelativePositionalMultiHeadAttention(int64_t feat_dim, int64_t hd,
-                                                                           int64_t partition_size,
-                                                                           bool head_dim_scale, Generator& gen)
+                                                                           int64_t partition_size, bool head_dim_scale,
+                                                                           Generator& gen)
     : n_heads(feat_dim / hd), head_dim(hd), size(partition_size) {
   MG_CHECK(feat_dim % hd == 0, "RelativePositionalMultiHeadAttention", "feat_dim ", feat_dim,
            " must be divisible by head_dim ", hd);
   to_qkv = register_module("to_qkv", std::make_shared<Linear>(feat_dim, 3 * feat_dim, true, gen));
   merge = register_module("merge", std::make_shared<Linear>(feat_dim, feat_dim, true, gen));
   const int64_t rows = (2 * size - 1) * (2 * size - 1);
-  relative_position_bias_table = register_parameter("relative_position_bias_table",
-                                                    trunc_normal({rows, n_heads}, 0.0, 0.02, gen));
+  relative_position_bias_table =
+      register_parameter("relative_position_bias_table", trunc_normal({rows, n_heads}, 0.0, 0.02, gen));
   relative_position_index_buf = register_buffer("relative_position_index", relative_position_index(size));
   scale = 1.0 / std::sqrt(static_cast<double>(head_dim_scale ? hd : feat_dim));
 }
@@ -219,8 +224,8 @@ PartitionAttentionLayer::PartitionAttentionLayer(int64_t channels, bool is_grid,
   pw = grid ? grid_w / p : p;
   attn_layer = std::make_shared<Sequential>();
   attn_layer->push_back(std::make_shared<LayerNorm>(channels));
-  attn_layer->push_back(std::make_shared<RelativePositionalMultiHeadAttention>(channels, cfg.head_dim, p,
-                                                                               cfg.head_dim_scale, init));
+  attn_layer->push_back(
+      std::make_shared<RelativePositionalMultiHeadAttention>(channels, cfg.head_dim, p, cfg.head_dim_scale, init));
   attn_layer->push_back(std::make_shared<Dropout>(0.0, drop_gen));
   mlp_layer = std::make_shared<Sequential>();
   mlp_layer->push_back(std::make_shared<LayerNorm>(channels));
@@ -234,8 +239,8 @@ PartitionAttentionLayer::PartitionAttentionLayer(int64_t channels, bool is_grid,
 }
 
 Tensor PartitionAttentionLayer::forward(const Tensor& x) {
-  MG_CHECK(x.size(2) == grid_h && x.size(3) == grid_w, "PartitionAttentionLayer", "expected a ", grid_h, "x",
-           grid_w, " feature map, got ", x.info());
+  MG_CHECK(x.size(2) == grid_h && x.size(3) == grid_w, "PartitionAttentionLayer", "expected a ", grid_h, "x", grid_w,
+           " feature map, got ", x.info());
   // (B, groups, tokens, C). Grid: window_partition with groups and tokens swapped (the tokens of a
   // group are spread over the map), laid out in that order by the same single copy.
   Tensor t = grid ? grid_partition(x, ph, pw) : window_partition(x, ph, pw);
@@ -277,7 +282,8 @@ MaxVit::MaxVit(const MaxVitConfig& cfg, uint64_t seed) : config(cfg) {
     auto layers = std::make_shared<Sequential>();
     for (int64_t i = 0; i < cfg.block_layers[b]; ++i, ++layer_idx) {
       // np.linspace(0, p, total)[layer_idx]
-      const double p = total > 1 ? cfg.stochastic_depth * static_cast<double>(layer_idx) / static_cast<double>(total - 1) : 0.0;
+      const double p =
+          total > 1 ? cfg.stochastic_depth * static_cast<double>(layer_idx) / static_cast<double>(total - 1) : 0.0;
       auto l = std::make_shared<Sequential>();
       l->add("MBconv", std::make_shared<MBConv>(i == 0 ? in : out, out, i == 0 ? 2 : 1, cfg, p, drop_gen, init));
       l->add("window_attention", std::make_shared<PartitionAttentionLayer>(out, false, gh, gw, cfg, p, drop_gen, init));
@@ -325,7 +331,9 @@ Tensor MaxVit::forward(const Tensor& x) {
 double MaxVit::flops_per_image() const {
   const auto& c = config;
   const auto sizes = c.stage_sizes();
-  auto conv = [](double out_hw, double out_c, double k, double in_per_group) { return 2 * out_hw * out_c * k * k * in_per_group; };
+  auto conv = [](double out_hw, double out_c, double k, double in_per_group) {
+    return 2 * out_hw * out_c * k * k * in_per_group;
+  };
   double f = 0;
   double hw = static_cast<double>(sizes[0].first * sizes[0].second);
   f += conv(hw, c.stem_channels, 3, 3) + conv(hw, c.stem_channels, 3, c.stem_channels);
@@ -337,14 +345,14 @@ double MaxVit::flops_per_image() const {
     for (int64_t i = 0; i < c.block_layers[b]; ++i) {
       const double cin = i == 0 ? in : out, ihw = i == 0 ? hw : ohw;
       if (i == 0 || cin != out) f += conv(ohw, out, 1, cin);  // shortcut 1x1
-      f += conv(ihw, mid, 1, cin);                             // conv_a (stride is on conv_b)
-      f += conv(ohw, mid, 3, 1);                               // depthwise conv_b
-      f += conv(1, sqz, 1, mid) + conv(1, mid, 1, sqz);        // squeeze-excitation
-      f += conv(ohw, out, 1, mid);                             // conv_c
-      for (int a = 0; a < 2; ++a) {                            // window and grid attention
-        f += 2 * ohw * out * 3 * out + 2 * ohw * out * out;    // to_qkv, merge
-        f += 2 * 2 * (ohw / tokens) * tokens * tokens * out;   // q k^T and attn v over all heads
-        f += 2 * 2 * ohw * out * out * c.mlp_ratio;            // MLP
+      f += conv(ihw, mid, 1, cin);                            // conv_a (stride is on conv_b)
+      f += conv(ohw, mid, 3, 1);                              // depthwise conv_b
+      f += conv(1, sqz, 1, mid) + conv(1, mid, 1, sqz);       // squeeze-excitation
+      f += conv(ohw, out, 1, mid);                            // conv_c
+      for (int a = 0; a < 2; ++a) {                           // window and grid attention
+        f += 2 * ohw * out * 3 * out + 2 * ohw * out * out;   // to_qkv, merge
+        f += 2 * 2 * (ohw / tokens) * tokens * tokens * out;  // q k^T and attn v over all heads
+        f += 2 * 2 * ohw * out * out * c.mlp_ratio;           // MLP
       }
     }
     in = out;

@@ -56,8 +56,8 @@ Tensor relative_position_index(int64_t p);
 
 class RelativePositionalMultiHeadAttention : public nn::Module {
  public:
-  RelativePositionalMultiHeadAttention(int64_t feat_dim, int64_t head_dim, int64_t partition_size,
-                                       bool head_dim_scale, Generator& gen);
+  RelativePositionalMultiHeadAttention(int64_t feat_dim, int64_t head_dim, int64_t partition_size, bool head_dim_scale,
+                                       Generator& gen);
   // x (B, G, P*P, C) -> (B, G, P*P, C): attention within each group G
   Tensor forward(const Tensor& x) override;
   Tensor relative_positional_bias() const;  // (1, heads, P*P, P*P)

@@ -40,9 +40,9 @@ class BatchNorm2d : public Module {
   // computes, without storing the normalised tensor. (With a process_group: forward, then gelu.)
   Tensor forward_gelu(const Tensor& x);
 
-  Tensor weight, bias;                      // (C), 1 and 0
-  Tensor running_mean, running_var;         // (C), 0 and 1
-  Tensor num_batches_tracked;               // int64 scalar, +1 per training forward
+  Tensor weight, bias;               // (C), 1 and 0
+  Tensor running_mean, running_var;  // (C), 0 and 1
+  Tensor num_batches_tracked;        // int64 scalar, +1 per training forward
   BatchNormOptions options;
   // Set by convert_sync_batchnorm (nn/sync_batchnorm.h): training statistics over the whole global
   // batch of this group's ranks, PyTorch's SyncBatchNorm. Null (the default): this process's batch.

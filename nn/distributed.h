@@ -57,13 +57,11 @@ class ProcessGroup {
   virtual void barrier_impl() = 0;
 
  private:
-  template <typename F>
-  void timed(int64_t bytes, F&& f);
+  template <typename F> void timed(int64_t bytes, F&& f);
   CommStats stats_;
 };
 
-template <typename F>
-void ProcessGroup::timed(int64_t bytes, F&& f) {
+template <typename F> void ProcessGroup::timed(int64_t bytes, F&& f) {
   const auto t0 = std::chrono::steady_clock::now();
   f();
   stats_.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

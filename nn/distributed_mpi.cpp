@@ -67,8 +67,7 @@ class MpiProcessGroup : public ProcessGroup {
   void barrier_impl() override { check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier"); }
 
  private:
-  template <typename T>
-  void allreduce(T* buf, int64_t n, MPI_Datatype type) {
+  template <typename T> void allreduce(T* buf, int64_t n, MPI_Datatype type) {
     for (int64_t done = 0; done < n; done += kMaxCount)
       check(MPI_Allreduce(MPI_IN_PLACE, buf + done, static_cast<int>(std::min(kMaxCount, n - done)), type, MPI_SUM,
                           MPI_COMM_WORLD),

@@ -106,7 +106,8 @@ void Module::load_state_dict(const NamedTensors& state, bool strict) {
     list("unexpected", unexpected);
   }
   const std::string problems = err.str();
-  if (!problems.empty()) throw Error("load_state_dict: the state does not fit this model; nothing was loaded:" + problems);
+  if (!problems.empty())
+    throw Error("load_state_dict: the state does not fit this model; nothing was loaded:" + problems);
 
   NoGradGuard no_grad;  // in-place writes into parameters are allowed outside the graph
   for (auto& [n, t] : mine) {

@@ -49,8 +49,8 @@ void check_known(const NamedTensors& s, const std::vector<std::string>& prefixes
       if (!ok && key.size() > p.size() + 1 && key.compare(0, p.size() + 1, p + ".") == 0) {
         const std::string idx = key.substr(p.size() + 1);
         // At most 18 digits, so stoull cannot throw out_of_range on a hostile file's key.
-        ok = idx.size() <= 18 && idx.find_first_not_of("0123456789") == std::string::npos &&
-             std::stoull(idx) < n_params;
+        ok =
+            idx.size() <= 18 && idx.find_first_not_of("0123456789") == std::string::npos && std::stoull(idx) < n_params;
       }
     if (!ok) unknown += (unknown.empty() ? "'" : ", '") + key + "'";
   }
@@ -68,9 +68,14 @@ double scalar_entry(const NamedTensors& s, const std::string& key) {
 // ---- SGD ----
 
 SGD::SGD(std::vector<Tensor> params, double lr, double momentum, double weight_decay, bool nesterov, double dampening)
-    : Optimizer(std::move(params), lr), momentum(momentum), weight_decay(weight_decay), dampening(dampening),
-      nesterov(nesterov), buf_(params_.size()) {
-  MG_CHECK(!nesterov || (momentum > 0 && dampening == 0), "SGD", "Nesterov momentum needs momentum > 0 and dampening 0");
+    : Optimizer(std::move(params), lr),
+      momentum(momentum),
+      weight_decay(weight_decay),
+      dampening(dampening),
+      nesterov(nesterov),
+      buf_(params_.size()) {
+  MG_CHECK(!nesterov || (momentum > 0 && dampening == 0), "SGD",
+           "Nesterov momentum needs momentum > 0 and dampening 0");
 }
 
 void SGD::step() {

@@ -41,8 +41,7 @@ const DTypeInfo* find_dtype(const std::string& s) {
   return nullptr;
 }
 
-template <typename... A>
-std::string cat(const A&... a) {
+template <typename... A> std::string cat(const A&... a) {
   std::ostringstream o;
   (o << ... << a);
   return o.str();
@@ -82,8 +81,7 @@ uint64_t load_le(const unsigned char* p, size_t n) {  // byte by byte, so it wor
   return v;
 }
 
-template <typename F, typename Bits>
-F from_bits(Bits b) {
+template <typename F, typename Bits> F from_bits(Bits b) {
   static_assert(sizeof(F) == sizeof(Bits), "same width");
   F v;
   std::memcpy(&v, &b, sizeof v);
@@ -448,8 +446,7 @@ double load_float(const unsigned char* p, DType t) {  // t is F16, BF16, F32 or 
 }
 
 // Going through double is exact for F16/BF16/F32, so to_float32 rounds only F64, once.
-template <typename Out>
-std::vector<Out> widen(const Entry& e, const char* fn) {
+template <typename Out> std::vector<Out> widen(const Entry& e, const char* fn) {
   if (e.dtype != DType::F16 && e.dtype != DType::BF16 && e.dtype != DType::F32 && e.dtype != DType::F64)
     throw Error(cat(fn, ": entry ", quote(e.name), " has dtype ", name(e.dtype),
                     "; only F16, BF16, F32 and F64 convert to floating point"));

@@ -11,8 +11,8 @@ namespace {
 // the reader), and no memcpy at all for a zero-size tensor, whose pointers may be null.
 Tensor filled(Tensor t, const void* src, size_t n, const st::Entry& e) {
   const size_t want = static_cast<size_t>(t.numel()) * itemsize(t.dtype());
-  MG_CHECK(n == want, "tensor_from_entry", "entry '", e.name, "' holds ", n, " bytes, its shape ",
-           shape_str(e.shape), " needs ", want);
+  MG_CHECK(n == want, "tensor_from_entry", "entry '", e.name, "' holds ", n, " bytes, its shape ", shape_str(e.shape),
+           " needs ", want);
   if (n) std::memcpy(t.impl().storage->data(), src, n);  // fresh from Tensor::empty: contiguous, offset 0
   return t;
 }
@@ -20,14 +20,14 @@ Tensor filled(Tensor t, const void* src, size_t n, const st::Entry& e) {
 
 Tensor tensor_from_entry(const st::Entry& e) {
   switch (e.dtype) {
-    case st::DType::F32: case st::DType::F16: case st::DType::BF16: {
+    case st::DType::F32:
+    case st::DType::F16:
+    case st::DType::BF16: {
       std::vector<float> v = st::to_float32(e);
       return filled(Tensor::empty(e.shape, DType::Float32), v.data(), v.size() * sizeof(float), e);
     }
-    case st::DType::F64:
-      return filled(Tensor::empty(e.shape, DType::Float64), e.bytes.data(), e.bytes.size(), e);
-    case st::DType::I64:
-      return filled(Tensor::empty(e.shape, DType::Int64), e.bytes.data(), e.bytes.size(), e);
+    case st::DType::F64: return filled(Tensor::empty(e.shape, DType::Float64), e.bytes.data(), e.bytes.size(), e);
+    case st::DType::I64: return filled(Tensor::empty(e.shape, DType::Int64), e.bytes.data(), e.bytes.size(), e);
     default:
       throw Error(cat("safetensors: tensor '", e.name, "' has dtype ", st::name(e.dtype),
                       ", which maxgrad does not load (F32, F64, I64, F16, BF16)"));
@@ -39,7 +39,9 @@ st::Entry entry_from_tensor(const std::string& name, const Tensor& t_in) {
   st::Entry e;
   e.name = name;
   e.shape = t.shape();
-  e.dtype = t.dtype() == DType::Float32 ? st::DType::F32 : t.dtype() == DType::Float64 ? st::DType::F64 : st::DType::I64;
+  e.dtype = t.dtype() == DType::Float32   ? st::DType::F32
+            : t.dtype() == DType::Float64 ? st::DType::F64
+                                          : st::DType::I64;
   const size_t n = static_cast<size_t>(t.numel()) * itemsize(t.dtype());
   e.bytes.resize(n);
   if (n) {

@@ -22,9 +22,8 @@ struct GradcheckResult {
   std::string report;
 };
 
-inline GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& f,
-                                 std::vector<Tensor> inputs, double eps = 1e-6, double atol = 1e-7,
-                                 double rtol = 1e-4) {
+inline GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& f, std::vector<Tensor> inputs,
+                                 double eps = 1e-6, double atol = 1e-7, double rtol = 1e-4) {
   for (Tensor& t : inputs)
     if (t.dtype() == DType::Float64 && t.is_leaf()) t.requires_grad_(true);
   Tensor out = f(inputs);
@@ -65,8 +64,9 @@ inline GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Te
       const double numeric = (up - down) / (2 * eps);
       const double a = flat_grad.to_vector()[static_cast<size_t>(i)];
       if (std::fabs(a - numeric) > atol + rtol * std::fabs(numeric)) {
-        if (res.ok) rep << "input " << k << " " << t.info() << " element " << i << ": analytic " << a
-                        << " vs numeric " << numeric;
+        if (res.ok)
+          rep << "input " << k << " " << t.info() << " element " << i << ": analytic " << a << " vs numeric "
+              << numeric;
         res.ok = false;
       }
     }
@@ -77,9 +77,9 @@ inline GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Te
 
 }  // namespace mg::testing
 
-#define CHECK_GRADCHECK(...)                                  \
-  do {                                                        \
-    auto gc_result_ = ::mg::testing::gradcheck(__VA_ARGS__);  \
-    INFO(gc_result_.report);                                  \
-    CHECK(gc_result_.ok);                                     \
+#define CHECK_GRADCHECK(...)                                 \
+  do {                                                       \
+    auto gc_result_ = ::mg::testing::gradcheck(__VA_ARGS__); \
+    INFO(gc_result_.report);                                 \
+    CHECK(gc_result_.ok);                                    \
   } while (0)

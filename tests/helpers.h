@@ -15,8 +15,7 @@
 namespace mg::testing {
 
 // The message of the mg::Error that f throws, or "" when it throws nothing.
-template <typename F>
-std::string error_message(F&& f) {
+template <typename F> std::string error_message(F&& f) {
   try {
     f();
   } catch (const Error& e) {

@@ -9,16 +9,16 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include "temp_dir.h"
 #include "helpers.h"
 #include "models/maxvit.h"
 #include "nn/checkpoint.h"
 #include "nn/serialize.h"
+#include "temp_dir.h"
 
 using namespace mg;
 namespace fs = std::filesystem;
-using mg::testing::TempDir;
 using mg::testing::bitwise_equal;
+using mg::testing::TempDir;
 
 namespace {
 
@@ -76,10 +76,7 @@ nn::CheckpointInfo some_info() {
 }
 
 // The message of the mg::Error f throws ("" if none).
-template <typename F>
-std::string error_of(F&& f) {
-  return mg::testing::error_message(f);
-}
+template <typename F> std::string error_of(F&& f) { return mg::testing::error_message(f); }
 
 }  // namespace
 

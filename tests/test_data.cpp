@@ -19,7 +19,6 @@
 #include <string>
 #include <vector>
 
-#include "temp_dir.h"
 #include "data/cifar_binary.h"
 #include "data/image_folder.h"
 #include "data/image_set.h"
@@ -27,6 +26,7 @@
 #include "data/subset.h"
 #include "data/synthetic.h"
 #include "data/transforms.h"
+#include "temp_dir.h"
 
 namespace fs = std::filesystem;
 using mg::testing::TempDir;
@@ -80,8 +80,7 @@ std::vector<uint8_t> load(const Dataset& d, int64_t i) {
 }
 
 // Runs `fn` and returns the DataError message it throws ("" if none).
-template <typename F>
-std::string error_of(F&& fn) {
+template <typename F> std::string error_of(F&& fn) {
   try {
     fn();
   } catch (const DataError& e) {

@@ -69,8 +69,7 @@ ConvCase random_case(Generator& g, Path path) {
   return k;
 }
 
-template <typename T>
-Tensor reference_conv(const ConvCase& k, const Tensor& x, const Tensor& w, const Tensor& b) {
+template <typename T> Tensor reference_conv(const ConvCase& k, const Tensor& x, const Tensor& w, const Tensor& b) {
   const int64_t ho = (k.h + 2 * k.pad - k.kh) / k.stride + 1, wo = (k.w + 2 * k.pad - k.kw) / k.stride + 1;
   Tensor y = Tensor::empty({k.n, k.o, ho, wo}, x.dtype());
   kernels::conv2d_reference<T>(x.data<T>(), w.data<T>(), b.defined() ? b.data<T>() : nullptr, k.n, k.c, k.h, k.w, k.o,
@@ -86,8 +85,7 @@ double dot(const Tensor& a, const Tensor& b) {
   return s;
 }
 
-template <typename T>
-void check_conv_path(Path path, uint64_t seed) {
+template <typename T> void check_conv_path(Path path, uint64_t seed) {
   constexpr DType dt = dtype_of<T>::value;
   const double tol = dt == DType::Float64 ? 1e-12 : 1e-5;
   Generator g(seed);
@@ -117,8 +115,7 @@ void check_conv_path(Path path, uint64_t seed) {
   }
 }
 
-template <typename T>
-std::vector<T> random_vec(Generator& g, int64_t n) {
+template <typename T> std::vector<T> random_vec(Generator& g, int64_t n) {
   std::vector<T> v(static_cast<size_t>(n));
   for (T& e : v) e = static_cast<T>(g.normal());
   return v;
@@ -239,8 +236,7 @@ TEST_CASE("gemm_parallel matches gemm_reference: every transpose, padded leading
   // 300x70x64 and 40x200x160 are above the split threshold (rows and columns of C are split);
   // 24x20x3000 has a small C and a long k (k is split, the partial products summed); the others
   // run as one call, including a 1-row product and k = 1.
-  const Size sizes[] = {{300, 70, 64}, {40, 200, 160}, {5, 7, 3},       {1, 9, 4},
-                        {6, 5, 1},     {257, 300, 17}, {24, 20, 3000}};
+  const Size sizes[] = {{300, 70, 64}, {40, 200, 160}, {5, 7, 3}, {1, 9, 4}, {6, 5, 1}, {257, 300, 17}, {24, 20, 3000}};
   for (const Size& s : sizes)
     for (bool ta : {false, true})
       for (bool tb : {false, true}) {
@@ -280,7 +276,7 @@ TEST_CASE("sum's in-place kernels (reduced prefix, kept block in the middle) mat
   Tensor x = randn({37, 300}, g, DType::Float64);
   Tensor by_cols = sum(x, {0});                               // reduced prefix: summed as columns
   Tensor by_rows = sum(x.transpose(0, 1).contiguous(), {1});  // the same numbers, summed as rows
-  mg::testing::check_close(by_cols, by_rows, 1e-14, 1e-14);  // both add in double (in different orders)
+  mg::testing::check_close(by_cols, by_rows, 1e-14, 1e-14);   // both add in double (in different orders)
   Tensor tall = randn({5000, 3}, g, DType::Float64);          // many rows, few columns: blocks of rows
   mg::testing::check_close(sum(tall, {0}), sum(tall.transpose(0, 1).contiguous(), {1}), 1e-13, 1e-13);
 
@@ -336,8 +332,8 @@ TEST_CASE("multi_head_attention matches the composition of matmul, softmax and t
 // separate kernels (the same arithmetic, so the same bits) and against the formulas.
 TEST_CASE("batch_norm kernels match their references and each other") {
   Generator g(70);
-  for (const kernels::BnGeom geo : {kernels::BnGeom{3, 5, 37}, kernels::BnGeom{4, 2, 16}, kernels::BnGeom{2, 3, 5},
-                                    kernels::BnGeom{9, 4, 1}}) {
+  for (const kernels::BnGeom geo :
+       {kernels::BnGeom{3, 5, 37}, kernels::BnGeom{4, 2, 16}, kernels::BnGeom{2, 3, 5}, kernels::BnGeom{9, 4, 1}}) {
     INFO("n ", geo.n, " c ", geo.c, " inner ", geo.inner);
     const int64_t numel = geo.n * geo.c * geo.inner;
     Tensor x = add(mul(randn({numel}, g), 3.0), 2.0), gy = randn({numel}, g);
@@ -359,8 +355,8 @@ TEST_CASE("batch_norm kernels match their references and each other") {
     // fused training forward = sums + bn_affine + bn_normalize, bit for bit
     Tensor y = Tensor::empty({numel}), y2 = Tensor::empty({numel});
     std::vector<float> m(uc), v(uc), r(uc), scale(uc), shift(uc), sc(uc), sh(uc);
-    kernels::bn_forward_training(px, geo, 1e-3, w.data<float>(), b.data<float>(), kernels::BnAct::None,
-                                 y.data<float>(), m.data(), v.data(), r.data(), sc.data(), sh.data());
+    kernels::bn_forward_training(px, geo, 1e-3, w.data<float>(), b.data<float>(), kernels::BnAct::None, y.data<float>(),
+                                 m.data(), v.data(), r.data(), sc.data(), sh.data());
     for (size_t c = 0; c < uc; ++c) {
       const double var = sq[c] / static_cast<double>(geo.n * geo.inner);
       const auto a = kernels::bn_affine(mean[c], var, 1e-3, w.data<float>(), b.data<float>(), static_cast<int64_t>(c));
@@ -404,12 +400,12 @@ TEST_CASE("depthwise phase-plane kernels match the direct loops") {
     for (int64_t stride : {int64_t(1), int64_t(2), int64_t(3)})
       for (int64_t pad = 0; pad <= k / 2; ++pad)
         // planes the stride divides (the split path, when the padding is (k - 1) / 2) and others
-        for (auto [h, w] : std::vector<std::pair<int64_t, int64_t>>{{k, k + 1}, {4, 5}, {7, 8}, {9, 10}, {8, 8},
-                                                                    {12, 6}, {6, 12}, {9, 9}}) {
+        for (auto [h, w] : std::vector<std::pair<int64_t, int64_t>>{
+                 {k, k + 1}, {4, 5}, {7, 8}, {9, 10}, {8, 8}, {12, 6}, {6, 12}, {9, 9}}) {
           if (h < k || w < k) continue;
           const int64_t c = 3;
-          const kernels::ConvGeom geo{1, h, w, k, k, stride, pad, (h + 2 * pad - k) / stride + 1,
-                                      (w + 2 * pad - k) / stride + 1};
+          const kernels::ConvGeom geo{
+              1, h, w, k, k, stride, pad, (h + 2 * pad - k) / stride + 1, (w + 2 * pad - k) / stride + 1};
           INFO("k ", k, " stride ", stride, " pad ", pad, " h ", h, " w ", w);
           std::vector<double> x = random_vec<double>(g, c * h * w), wt = random_vec<double>(g, c * k * k);
           std::vector<double> bias = random_vec<double>(g, c), gy = random_vec<double>(g, c * geo.ho * geo.wo);

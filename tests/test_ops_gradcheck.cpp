@@ -27,12 +27,9 @@ struct Maker {
   mg::testing::Inputs in{7};
   Tensor operator()(Layout l, const Shape& s) {
     switch (l) {
-      case Layout::Permuted:
-        return in.permuted(s);
-      case Layout::Strided:
-        return in.strided(s);
-      default:
-        return in.randn(s);
+      case Layout::Permuted: return in.permuted(s);
+      case Layout::Strided: return in.strided(s);
+      default: return in.randn(s);
     }
   }
   // Values in [lo, hi) with the same layouts: for ops defined on part of the line.

@@ -73,8 +73,7 @@ class ThreadGroup : public dist::ProcessGroup {
   }
 
  private:
-  template <typename T>
-  void allreduce(T* buf, int64_t n) {
+  template <typename T> void allreduce(T* buf, int64_t n) {
     meeting_->meet(rank_, buf, n, [](std::vector<void*>& s, int64_t count) {
       std::vector<T> sum(static_cast<size_t>(count), T(0));
       for (void* p : s)

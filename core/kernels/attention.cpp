@@ -13,9 +13,8 @@ namespace {
 // sized block of W columns held in a local array, four rows at a time: four independent chains of
 // multiply-adds, and C is stored once instead of once per p. Each element is summed over p in
 // order, as the plain triple loop would.
-template <typename T>
-void small_gemm(int64_t m, int64_t n, int64_t k, const T* a, int64_t sai, int64_t sap, const T* b, int64_t ldb, T* c,
-                int64_t ldc) {
+template <typename T> void small_gemm(int64_t m, int64_t n, int64_t k, const T* a, int64_t sai, int64_t sap, const T* b,
+                                      int64_t ldb, T* c, int64_t ldc) {
   constexpr int64_t W = 64 / sizeof(T);
   for (int64_t j0 = 0; j0 < n; j0 += W) {
     const int64_t w = std::min(W, n - j0);
@@ -83,9 +82,8 @@ void attention_forward(const T* qkv, const T* bias, const AttnGeom& g, T scale, 
   }
 }
 
-template <typename T>
-void attention_backward(const T* qkv, const T* probs, const T* gout, const AttnGeom& g, T scale, T* gqkv, T* gbias,
-                        T* scratch) {
+template <typename T> void attention_backward(const T* qkv, const T* probs, const T* gout, const AttnGeom& g, T scale,
+                                              T* gqkv, T* gbias, T* scratch) {
   const int64_t n = g.n, hd = g.hd, c = g.heads * hd, row = 3 * c;
   T* vt = scratch;           // (hd, n): the head's values, transposed
   T* ks = scratch + hd * n;  // (n, hd): the head's keys, scaled
@@ -104,7 +102,7 @@ void attention_backward(const T* qkv, const T* probs, const T* gout, const AttnG
         vt[d * n + j] = v[j * row + d];
         ks[j * hd + d] = k[j * row + d] * scale;
       }
-    small_gemm<T>(n, n, hd, go, c, 1, vt, n, ds, n);  // dP = dO v^T
+    small_gemm<T>(n, n, hd, go, c, 1, vt, n, ds, n);   // dP = dO v^T
     small_gemm<T>(n, hd, n, p, 1, n, go, c, dv, row);  // dV = P^T dO
     // dS = P * (dP - rowsum(dP * P)), the softmax backward; the bias gets dS as it is
     T* gb = gbias + h * n * n;
@@ -118,13 +116,13 @@ void attention_backward(const T* qkv, const T* probs, const T* gout, const AttnG
     }
     small_gemm<T>(n, hd, n, ds, n, 1, ks, hd, dq, row);  // dq = dS (k * scale)
     small_gemm<T>(n, hd, n, ds, 1, n, q, row, dk, row);  // dk = (dS^T q) * scale:
-    for (int64_t j = 0; j < n; ++j)                            // the gradient of k * scale, times scale
+    for (int64_t j = 0; j < n; ++j)                      // the gradient of k * scale, times scale
       for (int64_t d = 0; d < hd; ++d) dk[j * row + d] *= scale;
   }
 }
 
-#define MG_INSTANTIATE(T)                                                                            \
-  template void attention_forward<T>(const T*, const T*, const AttnGeom&, T, T*, T*, T*);           \
+#define MG_INSTANTIATE(T)                                                                 \
+  template void attention_forward<T>(const T*, const T*, const AttnGeom&, T, T*, T*, T*); \
   template void attention_backward<T>(const T*, const T*, const T*, const AttnGeom&, T, T*, T*, T*);
 MG_INSTANTIATE(float)
 MG_INSTANTIATE(double)

@@ -25,8 +25,7 @@ void attention_forward(const T* qkv, const T* bias, const AttnGeom& g, T scale, 
 
 // gout (n, C): dL/dO. Writes gqkv (n, 3C) and adds dL/dS (the bias gradient) into gbias (heads, n, n).
 //   dV = P^T dO,   dP = dO v^T,   dS = P * (dP - rowsum(dP * P)),   dq = dS (k * scale),   dk = scale dS^T q
-template <typename T>
-void attention_backward(const T* qkv, const T* probs, const T* gout, const AttnGeom& g, T scale, T* gqkv, T* gbias,
-                        T* scratch);
+template <typename T> void attention_backward(const T* qkv, const T* probs, const T* gout, const AttnGeom& g, T scale,
+                                              T* gqkv, T* gbias, T* scratch);
 
 }  // namespace mg::kernels

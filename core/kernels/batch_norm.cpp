@@ -12,7 +12,6 @@ namespace {
 
 constexpr int64_t kLanes = 16;  // two AVX-512 registers of doubles: two independent add chains
 
-
 // ---- one channel: every kernel below is a loop over channels of these ----
 
 template <typename T> double channel_sum(const T* x, const BnGeom& g, int64_t ch) {
@@ -50,8 +49,7 @@ template <typename T> void channel_normalize(const T* x, const BnGeom& g, int64_
 // sum_g = sum of gn, sum_gxhat = sum of gn * xhat, in one pass over the channel, where gn(row, x, i)
 // is the gradient of the normalised value at element i of a row (and may store it on the way).
 template <typename T, typename Gn>
-void channel_grad_sums_of(const T* x, const BnGeom& g, int64_t ch, T m, T rs, Gn gn, double& sum_g,
-                          double& sum_gxhat) {
+void channel_grad_sums_of(const T* x, const BnGeom& g, int64_t ch, T m, T rs, Gn gn, double& sum_g, double& sum_gxhat) {
   double pg[kLanes] = {}, pgx[kLanes] = {};
   for (int64_t s = 0; s < g.n; ++s) {
     const int64_t row = (s * g.c + ch) * g.inner;
@@ -73,10 +71,10 @@ void channel_grad_sums_of(const T* x, const BnGeom& g, int64_t ch, T m, T rs, Gn
   sum_gxhat = combine_lanes<kLanes>(pgx);
 }
 
-template <typename T>
-void channel_grad_sums(const T* gy, const T* x, const BnGeom& g, int64_t ch, T m, T rs, double& sum_g,
-                       double& sum_gxhat) {
-  channel_grad_sums_of(x, g, ch, m, rs, [gy](int64_t row, int64_t i) { return gy[row + i]; }, sum_g, sum_gxhat);
+template <typename T> void channel_grad_sums(const T* gy, const T* x, const BnGeom& g, int64_t ch, T m, T rs,
+                                             double& sum_g, double& sum_gxhat) {
+  channel_grad_sums_of(
+      x, g, ch, m, rs, [gy](int64_t row, int64_t i) { return gy[row + i]; }, sum_g, sum_gxhat);
 }
 
 template <typename T>
@@ -99,9 +97,8 @@ template <typename T> BnAffine<T> bn_affine(double mean, double var, double eps,
   return a;
 }
 
-template <typename T>
-void bn_forward_training(const T* x, const BnGeom& g, double eps, const T* w, const T* b, BnAct act, T* y, T* mean,
-                         T* var, T* rstd, T* scale, T* shift) {
+template <typename T> void bn_forward_training(const T* x, const BnGeom& g, double eps, const T* w, const T* b,
+                                               BnAct act, T* y, T* mean, T* var, T* rstd, T* scale, T* shift) {
   const double count = static_cast<double>(g.n * g.inner);
   parallel_for(g.c, 1, [&](int64_t c0, int64_t c1) {
     for (int64_t ch = c0; ch < c1; ++ch) {
@@ -115,18 +112,19 @@ void bn_forward_training(const T* x, const BnGeom& g, double eps, const T* w, co
   });
 }
 
-template <typename T>
-void bn_backward(const T* gy, const T* x, const BnGeom& g, const T* mean, const T* rstd, const T* w, bool training,
-                 BnAct act, const T* scale, const T* shift, T* gx, double* sum_g, double* sum_gxhat) {
+template <typename T> void bn_backward(const T* gy, const T* x, const BnGeom& g, const T* mean, const T* rstd,
+                                       const T* w, bool training, BnAct act, const T* scale, const T* shift, T* gx,
+                                       double* sum_g, double* sum_gxhat) {
   const double count = static_cast<double>(g.n * g.inner);
   parallel_for(g.c, 1, [&](int64_t c0, int64_t c1) {
     for (int64_t ch = c0; ch < c1; ++ch) {
-      const T* gn = gy;  // the gradient of the normalised value
+      const T* gn = gy;          // the gradient of the normalised value
       if (act == BnAct::Gelu) {  // gy * gelu'(x * scale + shift), stored in gx as the sums go
         const T a = scale[ch], b = shift[ch];
-        channel_grad_sums_of(x, g, ch, mean[ch], rstd[ch],
-                             [&](int64_t row, int64_t i) { return gx[row + i] = gy[row + i] * gelu_grad_(x[row + i] * a + b); },
-                             sum_g[ch], sum_gxhat[ch]);
+        channel_grad_sums_of(
+            x, g, ch, mean[ch], rstd[ch],
+            [&](int64_t row, int64_t i) { return gx[row + i] = gy[row + i] * gelu_grad_(x[row + i] * a + b); },
+            sum_g[ch], sum_gxhat[ch]);
         gn = gx;
       } else {
         channel_grad_sums(gy, x, g, ch, mean[ch], rstd[ch], sum_g[ch], sum_gxhat[ch]);
@@ -151,26 +149,24 @@ template <typename T> void bn_channel_sq_dev_sums(const T* x, const BnGeom& g, c
   });
 }
 
-template <typename T>
-void bn_normalize(const T* x, const BnGeom& g, const T* scale, const T* shift, T* y, BnAct act) {
+template <typename T> void bn_normalize(const T* x, const BnGeom& g, const T* scale, const T* shift, T* y, BnAct act) {
   parallel_for(g.c, 1, [&](int64_t c0, int64_t c1) {
     for (int64_t ch = c0; ch < c1; ++ch) channel_normalize(x, g, ch, scale[ch], shift[ch], act, y);
   });
 }
 
-template <typename T>
-void bn_grad_sums(const T* gy, const T* x, const BnGeom& g, const T* mean, const T* rstd, double* sum_g,
-                  double* sum_gxhat) {
+template <typename T> void bn_grad_sums(const T* gy, const T* x, const BnGeom& g, const T* mean, const T* rstd,
+                                        double* sum_g, double* sum_gxhat) {
   parallel_for(g.c, 1, [&](int64_t c0, int64_t c1) {
     for (int64_t ch = c0; ch < c1; ++ch) channel_grad_sums(gy, x, g, ch, mean[ch], rstd[ch], sum_g[ch], sum_gxhat[ch]);
   });
 }
 
-template <typename T>
-void bn_input_grad(const T* gy, const T* x, const BnGeom& g, const T* mean, const T* rstd, const T* k, const T* mg,
-                   const T* mgx, T* gx) {
+template <typename T> void bn_input_grad(const T* gy, const T* x, const BnGeom& g, const T* mean, const T* rstd,
+                                         const T* k, const T* mg, const T* mgx, T* gx) {
   parallel_for(g.c, 1, [&](int64_t c0, int64_t c1) {
-    for (int64_t ch = c0; ch < c1; ++ch) channel_input_grad(gy, x, g, ch, mean[ch], rstd[ch], k[ch], mg[ch], mgx[ch], gx);
+    for (int64_t ch = c0; ch < c1; ++ch)
+      channel_input_grad(gy, x, g, ch, mean[ch], rstd[ch], k[ch], mg[ch], mgx[ch], gx);
   });
 }
 
@@ -198,9 +194,8 @@ void bn_channel_sq_dev_sums_reference(const T* x, const BnGeom& g, const double*
   }
 }
 
-template <typename T>
-void bn_grad_sums_reference(const T* gy, const T* x, const BnGeom& g, const T* mean, const T* rstd, double* sum_g,
-                            double* sum_gxhat) {
+template <typename T> void bn_grad_sums_reference(const T* gy, const T* x, const BnGeom& g, const T* mean,
+                                                  const T* rstd, double* sum_g, double* sum_gxhat) {
   for (int64_t ch = 0; ch < g.c; ++ch) {
     double a = 0, b = 0;
     for (int64_t s = 0; s < g.n; ++s)
@@ -213,20 +208,20 @@ void bn_grad_sums_reference(const T* gy, const T* x, const BnGeom& g, const T* m
   }
 }
 
-#define MG_INSTANTIATE(T)                                                                                       \
-  template BnAffine<T> bn_affine<T>(double, double, double, const T*, const T*, int64_t);                       \
-  template void bn_forward_training<T>(const T*, const BnGeom&, double, const T*, const T*, BnAct, T*, T*, T*, \
-                                       T*, T*, T*);                                                             \
-  template void bn_backward<T>(const T*, const T*, const BnGeom&, const T*, const T*, const T*, bool, BnAct,    \
-                               const T*, const T*, T*, double*, double*);                                       \
-  template void bn_channel_sums<T>(const T*, const BnGeom&, double*);                                           \
-  template void bn_channel_sq_dev_sums<T>(const T*, const BnGeom&, const double*, double*);                     \
-  template void bn_normalize<T>(const T*, const BnGeom&, const T*, const T*, T*, BnAct);                        \
-  template void bn_grad_sums<T>(const T*, const T*, const BnGeom&, const T*, const T*, double*, double*);       \
-  template void bn_input_grad<T>(const T*, const T*, const BnGeom&, const T*, const T*, const T*, const T*,     \
-                                 const T*, T*);                                                                 \
-  template void bn_channel_sums_reference<T>(const T*, const BnGeom&, double*);                                 \
-  template void bn_channel_sq_dev_sums_reference<T>(const T*, const BnGeom&, const double*, double*);           \
+#define MG_INSTANTIATE(T)                                                                                              \
+  template BnAffine<T> bn_affine<T>(double, double, double, const T*, const T*, int64_t);                              \
+  template void bn_forward_training<T>(const T*, const BnGeom&, double, const T*, const T*, BnAct, T*, T*, T*, T*, T*, \
+                                       T*);                                                                            \
+  template void bn_backward<T>(const T*, const T*, const BnGeom&, const T*, const T*, const T*, bool, BnAct, const T*, \
+                               const T*, T*, double*, double*);                                                        \
+  template void bn_channel_sums<T>(const T*, const BnGeom&, double*);                                                  \
+  template void bn_channel_sq_dev_sums<T>(const T*, const BnGeom&, const double*, double*);                            \
+  template void bn_normalize<T>(const T*, const BnGeom&, const T*, const T*, T*, BnAct);                               \
+  template void bn_grad_sums<T>(const T*, const T*, const BnGeom&, const T*, const T*, double*, double*);              \
+  template void bn_input_grad<T>(const T*, const T*, const BnGeom&, const T*, const T*, const T*, const T*, const T*,  \
+                                 T*);                                                                                  \
+  template void bn_channel_sums_reference<T>(const T*, const BnGeom&, double*);                                        \
+  template void bn_channel_sq_dev_sums_reference<T>(const T*, const BnGeom&, const double*, double*);                  \
   template void bn_grad_sums_reference<T>(const T*, const T*, const BnGeom&, const T*, const T*, double*, double*);
 MG_INSTANTIATE(float)
 MG_INSTANTIATE(double)

@@ -18,9 +18,7 @@ struct BnGeom {
 
 // The per-channel constants of y = x * scale + shift from a mean and (biased) variance:
 // rstd = 1 / sqrt(var + eps), scale = w * rstd, shift = b - mean * scale (w, b may be null).
-template <typename T> struct BnAffine {
-  T rstd, scale, shift;
-};
+template <typename T> struct BnAffine { T rstd, scale, shift; };
 template <typename T> BnAffine<T> bn_affine(double mean, double var, double eps, const T* w, const T* b, int64_t ch);
 
 // What follows the normalisation: nothing, or GELU (batch_norm_gelu: y = gelu(x * scale + shift),
@@ -30,17 +28,16 @@ enum class BnAct { None, Gelu };
 // Training forward in one call, channel by channel, so that a channel's values are still in cache
 // for the second and third pass (mean, squared deviations, normalisation); the same arithmetic as
 // the separate kernels below. Writes y and the per-channel mean, biased variance, rstd, scale, shift.
-template <typename T>
-void bn_forward_training(const T* x, const BnGeom& g, double eps, const T* w, const T* b, BnAct act, T* y, T* mean,
-                         T* var, T* rstd, T* scale, T* shift);
+template <typename T> void bn_forward_training(const T* x, const BnGeom& g, double eps, const T* w, const T* b,
+                                               BnAct act, T* y, T* mean, T* var, T* rstd, T* scale, T* shift);
 // Backward in one call, channel by channel (the sums, then the input gradient): sum_g and sum_gxhat
 // as bn_grad_sums; gx as bn_input_grad with k = w * rstd and, when training, mg = sum_g / count,
 // mgx = sum_gxhat / count (zero in evaluation mode, where the statistics are constants).
 // With BnAct::Gelu, gy is the gradient of gelu's output: the gradient of the normalised value,
 // gy * gelu'(x * scale + shift), is formed on the fly (in gx, then overwritten).
-template <typename T>
-void bn_backward(const T* gy, const T* x, const BnGeom& g, const T* mean, const T* rstd, const T* w, bool training,
-                 BnAct act, const T* scale, const T* shift, T* gx, double* sum_g, double* sum_gxhat);
+template <typename T> void bn_backward(const T* gy, const T* x, const BnGeom& g, const T* mean, const T* rstd,
+                                       const T* w, bool training, BnAct act, const T* scale, const T* shift, T* gx,
+                                       double* sum_g, double* sum_gxhat);
 
 // sum[ch] = sum of x over the channel
 template <typename T> void bn_channel_sums(const T* x, const BnGeom& g, double* sum);
@@ -50,21 +47,18 @@ template <typename T> void bn_channel_sq_dev_sums(const T* x, const BnGeom& g, c
 template <typename T>
 void bn_normalize(const T* x, const BnGeom& g, const T* scale, const T* shift, T* y, BnAct act = BnAct::None);
 // sum_g[ch] = sum of gy, sum_gxhat[ch] = sum of gy * xhat with xhat = (x - mean[ch]) * rstd[ch]
-template <typename T>
-void bn_grad_sums(const T* gy, const T* x, const BnGeom& g, const T* mean, const T* rstd, double* sum_g,
-                  double* sum_gxhat);
+template <typename T> void bn_grad_sums(const T* gy, const T* x, const BnGeom& g, const T* mean, const T* rstd,
+                                        double* sum_g, double* sum_gxhat);
 // gx = k[ch] * (gy - mg[ch] - (x - mean[ch]) * rstd[ch] * mgx[ch])
-template <typename T>
-void bn_input_grad(const T* gy, const T* x, const BnGeom& g, const T* mean, const T* rstd, const T* k, const T* mg,
-                   const T* mgx, T* gx);
+template <typename T> void bn_input_grad(const T* gy, const T* x, const BnGeom& g, const T* mean, const T* rstd,
+                                         const T* k, const T* mg, const T* mgx, T* gx);
 
 // The same sums, one value after another in double: the plain definition the tests hold the
 // fast ones to.
 template <typename T> void bn_channel_sums_reference(const T* x, const BnGeom& g, double* sum);
 template <typename T>
 void bn_channel_sq_dev_sums_reference(const T* x, const BnGeom& g, const double* mean, double* sq);
-template <typename T>
-void bn_grad_sums_reference(const T* gy, const T* x, const BnGeom& g, const T* mean, const T* rstd, double* sum_g,
-                            double* sum_gxhat);
+template <typename T> void bn_grad_sums_reference(const T* gy, const T* x, const BnGeom& g, const T* mean,
+                                                  const T* rstd, double* sum_g, double* sum_gxhat);
 
 }  // namespace mg::kernels

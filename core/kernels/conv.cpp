@@ -143,9 +143,9 @@ void depthwise_backward_weight(const T* gy, const T* x, const ConvGeom& g, int64
   }
 }
 
-template <typename T>
-void conv2d_reference(const T* x, const T* w, const T* bias, int64_t n, int64_t c_in, int64_t h, int64_t w_in,
-                      int64_t c_out, int64_t kh, int64_t kw, int64_t stride, int64_t pad, int64_t groups, T* y) {
+template <typename T> void conv2d_reference(const T* x, const T* w, const T* bias, int64_t n, int64_t c_in, int64_t h,
+                                            int64_t w_in, int64_t c_out, int64_t kh, int64_t kw, int64_t stride,
+                                            int64_t pad, int64_t groups, T* y) {
   const int64_t ho = (h + 2 * pad - kh) / stride + 1, wo = (w_in + 2 * pad - kw) / stride + 1;
   const int64_t cg = c_in / groups, og = c_out / groups;
   for (int64_t b = 0; b < n; ++b)
@@ -166,14 +166,14 @@ void conv2d_reference(const T* x, const T* w, const T* bias, int64_t n, int64_t 
         }
 }
 
-#define MG_INSTANTIATE(T)                                                                                  \
-  template void im2col<T>(const T*, const ConvGeom&, T*, int64_t, int64_t);                                \
-  template void col2im<T>(const T*, const ConvGeom&, T*, int64_t, int64_t);                                \
-  template void depthwise_forward<T>(const T*, const T*, const T*, const ConvGeom&, int64_t, int64_t, T*); \
-  template void depthwise_backward_input<T>(const T*, const T*, const ConvGeom&, int64_t, int64_t, T*);    \
-  template void depthwise_backward_weight<T>(const T*, const T*, const ConvGeom&, int64_t, int64_t, T*);   \
-  template void conv2d_reference<T>(const T*, const T*, const T*, int64_t, int64_t, int64_t, int64_t,      \
-                                    int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, T*);
+#define MG_INSTANTIATE(T)                                                                                      \
+  template void im2col<T>(const T*, const ConvGeom&, T*, int64_t, int64_t);                                    \
+  template void col2im<T>(const T*, const ConvGeom&, T*, int64_t, int64_t);                                    \
+  template void depthwise_forward<T>(const T*, const T*, const T*, const ConvGeom&, int64_t, int64_t, T*);     \
+  template void depthwise_backward_input<T>(const T*, const T*, const ConvGeom&, int64_t, int64_t, T*);        \
+  template void depthwise_backward_weight<T>(const T*, const T*, const ConvGeom&, int64_t, int64_t, T*);       \
+  template void conv2d_reference<T>(const T*, const T*, const T*, int64_t, int64_t, int64_t, int64_t, int64_t, \
+                                    int64_t, int64_t, int64_t, int64_t, int64_t, T*);
 MG_INSTANTIATE(float)
 MG_INSTANTIATE(double)
 #undef MG_INSTANTIATE

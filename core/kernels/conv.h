@@ -6,10 +6,10 @@
 namespace mg::kernels {
 
 struct ConvGeom {
-  int64_t c, h, w;     // input channels (of one group), height, width
-  int64_t kh, kw;      // kernel
+  int64_t c, h, w;  // input channels (of one group), height, width
+  int64_t kh, kw;   // kernel
   int64_t stride, pad;
-  int64_t ho, wo;      // output height, width
+  int64_t ho, wo;  // output height, width
 };
 
 // col (c*kh*kw, ho*wo) <- x (c, h, w): every receptive field as a column (zeros in the padding).
@@ -32,8 +32,8 @@ void depthwise_backward_weight(const T* gy, const T* x, const ConvGeom& g, int64
 
 // The plain definition, seven nested loops, kept to test the fast paths against:
 // y (n, o, ho, wo) = bias[o] + sum_{c in group, i, j} w (o, c, i, j) * x (n, c, ho*s-p+i, wo*s-p+j)
-template <typename T>
-void conv2d_reference(const T* x, const T* w, const T* bias, int64_t n, int64_t c_in, int64_t h, int64_t w_in,
-                      int64_t c_out, int64_t kh, int64_t kw, int64_t stride, int64_t pad, int64_t groups, T* y);
+template <typename T> void conv2d_reference(const T* x, const T* w, const T* bias, int64_t n, int64_t c_in, int64_t h,
+                                            int64_t w_in, int64_t c_out, int64_t kh, int64_t kw, int64_t stride,
+                                            int64_t pad, int64_t groups, T* y);
 
 }  // namespace mg::kernels

@@ -84,9 +84,9 @@ bool is_split(const ConvGeom& g) {
 }
 
 struct SplitTap {
-  int64_t plane;   // which E(a, b): a * s + b
-  int64_t dj;      // the shift in columns
-  int64_t off;     // di * wo + dj: index in E - output index
+  int64_t plane;  // which E(a, b): a * s + b
+  int64_t dj;     // the shift in columns
+  int64_t off;    // di * wo + dj: index in E - output index
 };
 SplitTap split_tap(const ConvGeom& g, int64_t i, int64_t j) {
   const int64_t s = g.stride;
@@ -108,7 +108,7 @@ std::vector<SplitTap> split_taps(const ConvGeom& g) {  // all of them, in (i, j)
 // mirror image, the first -dj columns (dj < 0) or the last dj (dj > 0) zeroed.
 struct CopyLayout {
   std::vector<std::pair<int64_t, int64_t>> keys;  // (plane, dj)
-  std::vector<int64_t> copy_of;                    // per tap
+  std::vector<int64_t> copy_of;                   // per tap
   int64_t pad = 0, len = 0;
   bool backward = false;
   int64_t size() const { return static_cast<int64_t>(keys.size()) * len; }
@@ -181,8 +181,7 @@ template <typename T> struct ShiftedCopies {
 
 // out[p] = init (+ out[p] if add) + sum over the N taps of w[t] * src[t][p]. Positions go in blocks of
 // W (one vector register) held in a local array, the taps inside: the block stays in a register.
-template <int N, typename T>
-void taps_sum(int64_t n, const T* const* src, const T* w, T init, bool add, T* out) {
+template <int N, typename T> void taps_sum(int64_t n, const T* const* src, const T* w, T init, bool add, T* out) {
   constexpr int64_t W = 64 / sizeof(T);
   const T* s[N];
   T wv[N];
@@ -271,11 +270,8 @@ template <typename T> void dw_split(const T* x, const ConvGeom& g, int64_t c0, i
   for (int64_t c = c0; c < c1; ++c) split_planes(x + c * g.h * g.w, g, xs + c * g.h * g.w, g.ho * g.wo);
 }
 
-
-
-template <typename T>
-void dw_forward(const T* x, const T* w, const T* bias, const ConvGeom& g, int64_t c0, int64_t c1, T* y, T* scratch,
-                bool x_split) {
+template <typename T> void dw_forward(const T* x, const T* w, const T* bias, const ConvGeom& g, int64_t c0, int64_t c1,
+                                      T* y, T* scratch, bool x_split) {
   if (is_split(g)) {
     const int64_t n = g.ho * g.wo, ntaps = g.kh * g.kw;
     const SplitPlan& plan = split_plan(g);
@@ -367,9 +363,8 @@ void dw_backward_input(const T* gy, const T* w, const ConvGeom& g, int64_t c0, i
   }
 }
 
-template <typename T>
-void dw_backward_weight_acc(const T* gy, const T* x, const ConvGeom& g, int64_t c0, int64_t c1, T* acc, T* scratch,
-                            bool x_split) {
+template <typename T> void dw_backward_weight_acc(const T* gy, const T* x, const ConvGeom& g, int64_t c0, int64_t c1,
+                                                  T* acc, T* scratch, bool x_split) {
   if (is_split(g)) {
     const int64_t n = g.ho * g.wo, ntaps = g.kh * g.kw;
     const SplitPlan& plan = split_plan(g);
@@ -413,10 +408,10 @@ template <typename T> void dw_reduce(const T* acc, const ConvGeom& g, int64_t c0
     }
 }
 
-#define MG_INSTANTIATE(T)                                                                                      \
-  template void dw_split<T>(const T*, const ConvGeom&, int64_t, int64_t, T*);                                 \
-  template void dw_forward<T>(const T*, const T*, const T*, const ConvGeom&, int64_t, int64_t, T*, T*, bool); \
-  template void dw_backward_input<T>(const T*, const T*, const ConvGeom&, int64_t, int64_t, T*, T*);          \
+#define MG_INSTANTIATE(T)                                                                                       \
+  template void dw_split<T>(const T*, const ConvGeom&, int64_t, int64_t, T*);                                   \
+  template void dw_forward<T>(const T*, const T*, const T*, const ConvGeom&, int64_t, int64_t, T*, T*, bool);   \
+  template void dw_backward_input<T>(const T*, const T*, const ConvGeom&, int64_t, int64_t, T*, T*);            \
   template void dw_backward_weight_acc<T>(const T*, const T*, const ConvGeom&, int64_t, int64_t, T*, T*, bool); \
   template void dw_reduce<T>(const T*, const ConvGeom&, int64_t, int64_t, T*);
 MG_INSTANTIATE(float)

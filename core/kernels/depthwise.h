@@ -33,9 +33,8 @@ bool dw_splits_input(const ConvGeom& g);
 template <typename T> void dw_split(const T* x, const ConvGeom& g, int64_t c0, int64_t c1, T* xs);
 
 // y (c, ho, wo) = depthwise conv of x (c, h, w) with w (c, kh, kw) (+ bias (c) if not null)
-template <typename T>
-void dw_forward(const T* x, const T* w, const T* bias, const ConvGeom& g, int64_t c0, int64_t c1, T* y, T* scratch,
-                bool x_split = false);
+template <typename T> void dw_forward(const T* x, const T* w, const T* bias, const ConvGeom& g, int64_t c0, int64_t c1,
+                                      T* y, T* scratch, bool x_split = false);
 // gx (c, h, w) = the adjoint (transposed convolution) applied to gy (c, ho, wo)
 template <typename T>
 void dw_backward_input(const T* gy, const T* w, const ConvGeom& g, int64_t c0, int64_t c1, T* gx, T* scratch);
@@ -43,9 +42,8 @@ void dw_backward_input(const T* gy, const T* w, const ConvGeom& g, int64_t c0, i
 // positions: summing them over samples first keeps this a vectorised elementwise add; dw_reduce
 // then sums each tap's row in a fixed order. acc is dw_acc_size(g) elements per channel.
 int64_t dw_acc_size(const ConvGeom& g);
-template <typename T>
-void dw_backward_weight_acc(const T* gy, const T* x, const ConvGeom& g, int64_t c0, int64_t c1, T* acc, T* scratch,
-                            bool x_split = false);
+template <typename T> void dw_backward_weight_acc(const T* gy, const T* x, const ConvGeom& g, int64_t c0, int64_t c1,
+                                                  T* acc, T* scratch, bool x_split = false);
 // gw (c, kh, kw) = the sums of acc's rows (in double), channels [c0, c1)
 template <typename T> void dw_reduce(const T* acc, const ConvGeom& g, int64_t c0, int64_t c1, T* gw);
 

@@ -19,7 +19,7 @@ inline float round_(float x) { return (x + 12582912.0f) - 12582912.0f; }  // nea
 inline float fast_exp(float x) {
   x = clamp_(x, -87.3f, 88.3f);
   const float n = round_(x * 1.44269504088896341f);  // x = n ln2 + r, |r| <= ln2/2
-  float r = x - n * 0.693359375f;                              // ln2 in two parts keeps r exact
+  float r = x - n * 0.693359375f;                    // ln2 in two parts keeps r exact
   r = r - n * -2.12194440e-4f;
   const float z = r * r;
   float y = 1.9875691500e-4f;

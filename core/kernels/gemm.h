@@ -8,16 +8,13 @@
 namespace mg::kernels {
 
 // C[m,n] = alpha * op(A)[m,k] * op(B)[k,n] + beta * C, row-major with leading dims lda, ldb, ldc.
-template <typename T>
-void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda,
-          const T* b, int64_t ldb, T beta, T* c, int64_t ldc);
+template <typename T> void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
+                                int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc);
 
-template <typename T>
-void gemm_parallel(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda,
-                   const T* b, int64_t ldb, T beta, T* c, int64_t ldc);
+template <typename T> void gemm_parallel(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha,
+                                         const T* a, int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc);
 
-template <typename T>
-void gemm_reference(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda,
-                    const T* b, int64_t ldb, T beta, T* c, int64_t ldc);
+template <typename T> void gemm_reference(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha,
+                                          const T* a, int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc);
 
 }  // namespace mg::kernels

@@ -42,9 +42,8 @@ void ln_forward(const T* x, const LnGeom& g, double eps, const T* w, const T* b,
   });
 }
 
-template <typename T>
-void ln_backward(const T* gy, const T* x, const LnGeom& g, const T* mean, const T* rstd, const T* w, T* gx, double* dw,
-                 double* db) {
+template <typename T> void ln_backward(const T* gy, const T* x, const LnGeom& g, const T* mean, const T* rstd,
+                                       const T* w, T* gx, double* dw, double* db) {
   const int64_t c = g.c, parts = (g.rows + kLnRowsPerPart - 1) / kLnRowsPerPart;
   std::vector<double> pdw(static_cast<size_t>(parts * c), 0.0), pdb(static_cast<size_t>(parts * c), 0.0);
   parallel_for(parts, 1, [&](int64_t p0, int64_t p1) {
@@ -100,9 +99,8 @@ void ln_forward_reference(const T* x, const LnGeom& g, double eps, const T* w, c
   }
 }
 
-template <typename T>
-void ln_backward_reference(const T* gy, const T* x, const LnGeom& g, const T* mean, const T* rstd, const T* w, T* gx,
-                           double* dw, double* db) {
+template <typename T> void ln_backward_reference(const T* gy, const T* x, const LnGeom& g, const T* mean, const T* rstd,
+                                                 const T* w, T* gx, double* dw, double* db) {
   const int64_t c = g.c;
   std::vector<double> sw(static_cast<size_t>(c), 0.0), sb(static_cast<size_t>(c), 0.0);
   for (int64_t r = 0; r < g.rows; ++r) {
@@ -124,13 +122,12 @@ void ln_backward_reference(const T* gy, const T* x, const LnGeom& g, const T* me
   }
 }
 
-#define MG_INSTANTIATE(T)                                                                                        \
-  template void ln_forward<T>(const T*, const LnGeom&, double, const T*, const T*, T*, T*, T*);                  \
-  template void ln_backward<T>(const T*, const T*, const LnGeom&, const T*, const T*, const T*, T*, double*,     \
-                               double*);                                                                         \
-  template void ln_forward_reference<T>(const T*, const LnGeom&, double, const T*, const T*, T*, T*, T*);        \
-  template void ln_backward_reference<T>(const T*, const T*, const LnGeom&, const T*, const T*, const T*, T*,    \
-                                         double*, double*);
+#define MG_INSTANTIATE(T)                                                                                              \
+  template void ln_forward<T>(const T*, const LnGeom&, double, const T*, const T*, T*, T*, T*);                        \
+  template void ln_backward<T>(const T*, const T*, const LnGeom&, const T*, const T*, const T*, T*, double*, double*); \
+  template void ln_forward_reference<T>(const T*, const LnGeom&, double, const T*, const T*, T*, T*, T*);              \
+  template void ln_backward_reference<T>(const T*, const T*, const LnGeom&, const T*, const T*, const T*, T*, double*, \
+                                         double*);
 MG_INSTANTIATE(float)
 MG_INSTANTIATE(double)
 #undef MG_INSTANTIATE

@@ -20,14 +20,12 @@ constexpr int64_t kLnRowsPerPart = 256;
 template <typename T>
 void ln_forward(const T* x, const LnGeom& g, double eps, const T* w, const T* b, T* y, T* mean, T* rstd);
 // gx; dw and db (C each, may be null) are set, not accumulated.
-template <typename T>
-void ln_backward(const T* gy, const T* x, const LnGeom& g, const T* mean, const T* rstd, const T* w, T* gx, double* dw,
-                 double* db);
+template <typename T> void ln_backward(const T* gy, const T* x, const LnGeom& g, const T* mean, const T* rstd,
+                                       const T* w, T* gx, double* dw, double* db);
 
 template <typename T>
 void ln_forward_reference(const T* x, const LnGeom& g, double eps, const T* w, const T* b, T* y, T* mean, T* rstd);
-template <typename T>
-void ln_backward_reference(const T* gy, const T* x, const LnGeom& g, const T* mean, const T* rstd, const T* w, T* gx,
-                           double* dw, double* db);
+template <typename T> void ln_backward_reference(const T* gy, const T* x, const LnGeom& g, const T* mean, const T* rstd,
+                                                 const T* w, T* gx, double* dw, double* db);
 
 }  // namespace mg::kernels

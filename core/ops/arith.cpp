@@ -25,7 +25,8 @@ template <typename F> Tensor binary(const char* op, const Tensor& a, const Tenso
   MG_CHECK(a.dtype() == b.dtype(), op, "dtype mismatch: ", a.info(), " and ", b.info(),
            " (convert one with .to(dtype))");
   Shape s = broadcast_shapes(a.shape(), b.shape(), op);
-  return MG_DISPATCH_FLOAT(a.dtype(), op, [&] { return kernels::map2<scalar_t>(a.detach().expand(s), b.detach().expand(s), f); });
+  return MG_DISPATCH_FLOAT(a.dtype(), op,
+                           [&] { return kernels::map2<scalar_t>(a.detach().expand(s), b.detach().expand(s), f); });
 }
 }  // namespace
 
@@ -41,28 +42,33 @@ Tensor add(const Tensor& a, const Tensor& b) {
 Tensor sub(const Tensor& a, const Tensor& b) {
   Tensor out = binary("sub", a, b, [](auto x, auto y) { return x - y; });
   Shape sa = a.shape(), sb = b.shape();
-  record("sub", out, {a, b},
-         [sa, sb](const Tensor& g) { return std::vector<Tensor>{sum_to(g, sa), sum_to(neg(g), sb)}; });
+  record("sub", out, {a, b}, [sa, sb](const Tensor& g) {
+    return std::vector<Tensor>{sum_to(g, sa), sum_to(neg(g), sb)};
+  });
   return out;
 }
 
 // out = a * b;  da = g * b, db = g * a
 Tensor mul(const Tensor& a, const Tensor& b) {
   Tensor out = binary("mul", a, b, [](auto x, auto y) { return x * y; });
-  record("mul", out, {a, b}, [a, b](const Tensor& g) {
-    return std::vector<Tensor>{a.requires_grad() ? sum_to(mul(g, b), a.shape()) : Tensor(),
-                               b.requires_grad() ? sum_to(mul(g, a), b.shape()) : Tensor()};
-  }, {a, b});
+  record("mul", out, {a, b},
+         [a, b](const Tensor& g) {
+           return std::vector<Tensor>{a.requires_grad() ? sum_to(mul(g, b), a.shape()) : Tensor(),
+                                      b.requires_grad() ? sum_to(mul(g, a), b.shape()) : Tensor()};
+         },
+         {a, b});
   return out;
 }
 
 // out = a / b;  da = g / b, db = -g * a / b^2
 Tensor div(const Tensor& a, const Tensor& b) {
   Tensor out = binary("div", a, b, [](auto x, auto y) { return x / y; });
-  record("div", out, {a, b}, [a, b](const Tensor& g) {
-    Tensor ga = div(g, b);
-    return std::vector<Tensor>{sum_to(ga, a.shape()), sum_to(neg(mul(ga, div(a, b))), b.shape())};
-  }, {a, b});
+  record("div", out, {a, b},
+         [a, b](const Tensor& g) {
+           Tensor ga = div(g, b);
+           return std::vector<Tensor>{sum_to(ga, a.shape()), sum_to(neg(mul(ga, div(a, b))), b.shape())};
+         },
+         {a, b});
   return out;
 }
 
@@ -88,7 +94,8 @@ Tensor mul(const Tensor& a, double c) {
 
 // out = -a;  da = -g
 Tensor neg(const Tensor& a) {
-  Tensor out = MG_DISPATCH_FLOAT(a.dtype(), "neg", [&] { return kernels::map1<scalar_t>(a, [](scalar_t x) { return -x; }); });
+  Tensor out =
+      MG_DISPATCH_FLOAT(a.dtype(), "neg", [&] { return kernels::map1<scalar_t>(a, [](scalar_t x) { return -x; }); });
   record("neg", out, {a}, [](const Tensor& g) { return std::vector<Tensor>{neg(g)}; });
   return out;
 }

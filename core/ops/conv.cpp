@@ -4,11 +4,12 @@
 //   anything else:                 im2col, then a GEMM per sample and group.
 // Samples run in parallel. Weight gradients are summed over fixed groups of samples, then over the
 // groups in order, so the result does not depend on the thread count.
+#include "core/kernels/conv.h"
+
 #include <vector>
 
 #include "core/autograd.h"
 #include "core/factory.h"
-#include "core/kernels/conv.h"
 #include "core/kernels/depthwise.h"
 #include "core/kernels/gemm.h"
 #include "core/ops.h"
@@ -51,8 +52,7 @@ template <typename T> void forward(const ConvArgs& a, const T* x, const T* w, co
     parallel_for(a.n * a.c, 16, [&](int64_t i0, int64_t i1) {
       std::vector<T> scratch(static_cast<size_t>(kernels::dw_scratch_size(g)));
       for_sample_channels(i0, i1, a.c, [&](int64_t s, int64_t c0, int64_t c1) {
-        kernels::dw_forward(x + s * a.c * a.h * a.w, w, bias, g, c0, c1, y + s * a.o * hw_out, scratch.data(),
-                            x_split);
+        kernels::dw_forward(x + s * a.c * a.h * a.w, w, bias, g, c0, c1, y + s * a.o * hw_out, scratch.data(), x_split);
       });
     });
     return;
@@ -185,21 +185,30 @@ Tensor conv2d(const Tensor& x_in, const Tensor& weight, const Tensor& bias, int6
   MG_CHECK(x_in.dim() == 4, "conv2d", "input must be (N, C, H, W), got ", x_in.info());
   MG_CHECK(weight.dim() == 4, "conv2d", "weight must be (out_channels, in_channels/groups, kh, kw), got ",
            weight.info());
-  MG_CHECK(x_in.dtype() == weight.dtype(), "conv2d", "dtype mismatch: input ", x_in.info(), ", weight ",
-           weight.info());
+  MG_CHECK(x_in.dtype() == weight.dtype(), "conv2d", "dtype mismatch: input ", x_in.info(), ", weight ", weight.info());
   MG_CHECK(stride >= 1 && padding >= 0 && groups >= 1, "conv2d", "invalid stride ", stride, ", padding ", padding,
            " or groups ", groups);
-  ConvArgs a{x_in.size(0), x_in.size(1), x_in.size(2), x_in.size(3), weight.size(0), weight.size(2), weight.size(3),
-             stride, padding, groups, 0, 0};
+  ConvArgs a{x_in.size(0),
+             x_in.size(1),
+             x_in.size(2),
+             x_in.size(3),
+             weight.size(0),
+             weight.size(2),
+             weight.size(3),
+             stride,
+             padding,
+             groups,
+             0,
+             0};
   MG_CHECK(a.c % groups == 0 && a.o % groups == 0, "conv2d", "in_channels ", a.c, " and out_channels ", a.o,
            " must both be divisible by groups ", groups);
   MG_CHECK(weight.size(1) * groups == a.c, "conv2d", "weight ", weight.info(), " expects ", weight.size(1) * groups,
-           " input channels (", weight.size(1), " per group x ", groups, " groups), but input ", x_in.info(),
-           " has ", a.c);
-  MG_CHECK(!bias.defined() || (bias.dim() == 1 && bias.size(0) == a.o), "conv2d", "bias ", bias.info(),
-           " must be [", a.o, "]");
-  MG_CHECK(!bias.defined() || bias.dtype() == x_in.dtype(), "conv2d", "dtype mismatch: input ", x_in.info(),
-           ", bias ", bias.info());
+           " input channels (", weight.size(1), " per group x ", groups, " groups), but input ", x_in.info(), " has ",
+           a.c);
+  MG_CHECK(!bias.defined() || (bias.dim() == 1 && bias.size(0) == a.o), "conv2d", "bias ", bias.info(), " must be [",
+           a.o, "]");
+  MG_CHECK(!bias.defined() || bias.dtype() == x_in.dtype(), "conv2d", "dtype mismatch: input ", x_in.info(), ", bias ",
+           bias.info());
   a.ho = (a.h + 2 * padding - a.kh) / stride + 1;
   a.wo = (a.w + 2 * padding - a.kw) / stride + 1;
   MG_CHECK(a.h + 2 * padding >= a.kh && a.w + 2 * padding >= a.kw, "conv2d", "kernel ", a.kh, "x", a.kw,
@@ -231,22 +240,24 @@ Tensor conv2d(const Tensor& x_in, const Tensor& weight, const Tensor& bias, int6
 
   const bool need_x = x_in.requires_grad(), need_w = weight.requires_grad();
   const bool need_b = bias.defined() && bias.requires_grad();
-  record("conv2d", y, {x_in, weight, bias}, [a, x, w, need_x, need_w, need_b, x_split](const Tensor& g_in) {
-    Tensor g = g_in.contiguous();
-    Tensor gx, gw, gb;
-    MG_DISPATCH_FLOAT(g.dtype(), "conv2d backward", [&] {
-      if (need_x) {
-        gx = Tensor::empty(x.shape(), x.dtype());
-        backward_input<scalar_t>(a, g.data<scalar_t>(), w.data<scalar_t>(), gx.data<scalar_t>());
-      }
-      if (need_w) {
-        gw = Tensor::empty(w.shape(), w.dtype());
-        backward_weight<scalar_t>(a, g.data<scalar_t>(), x.data<scalar_t>(), gw.data<scalar_t>(), x_split);
-      }
-    });
-    if (need_b) gb = sum(g, {0, 2, 3});
-    return std::vector<Tensor>{gx, gw, gb};
-  }, {x, w});
+  record("conv2d", y, {x_in, weight, bias},
+         [a, x, w, need_x, need_w, need_b, x_split](const Tensor& g_in) {
+           Tensor g = g_in.contiguous();
+           Tensor gx, gw, gb;
+           MG_DISPATCH_FLOAT(g.dtype(), "conv2d backward", [&] {
+             if (need_x) {
+               gx = Tensor::empty(x.shape(), x.dtype());
+               backward_input<scalar_t>(a, g.data<scalar_t>(), w.data<scalar_t>(), gx.data<scalar_t>());
+             }
+             if (need_w) {
+               gw = Tensor::empty(w.shape(), w.dtype());
+               backward_weight<scalar_t>(a, g.data<scalar_t>(), x.data<scalar_t>(), gw.data<scalar_t>(), x_split);
+             }
+           });
+           if (need_b) gb = sum(g, {0, 2, 3});
+           return std::vector<Tensor>{gx, gw, gb};
+         },
+         {x, w});
   return y;
 }
 

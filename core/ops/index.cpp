@@ -13,8 +13,8 @@ void check_index(const Tensor& index, int64_t size, const char* op, const Tensor
   Tensor ic = index.contiguous();
   const int64_t* p = ic.data<int64_t>();
   for (int64_t i = 0, n = ic.numel(); i < n; ++i)
-    MG_CHECK(p[i] >= 0 && p[i] < size, op, "index ", p[i], " is out of range for dim ", dim, " of size ", size,
-             " in ", x.info());
+    MG_CHECK(p[i] >= 0 && p[i] < size, op, "index ", p[i], " is out of range for dim ", dim, " of size ", size, " in ",
+             x.info());
 }
 
 // Treat x as (outer, size, inner) around dim.
@@ -71,8 +71,8 @@ Tensor gather(const Tensor& x_in, int64_t dim, const Tensor& index) {
   MG_CHECK(index.dim() == x_in.dim(), "gather", "index ", index.info(), " must have as many dims as input ",
            x_in.info());
   for (int64_t d = 0; d < x_in.dim(); ++d)
-    MG_CHECK(d == dim || index.size(d) == x_in.size(d), "gather", "index ", index.info(), " and input ",
-             x_in.info(), " differ in dim ", d, " (only dim ", dim, " may differ)");
+    MG_CHECK(d == dim || index.size(d) == x_in.size(d), "gather", "index ", index.info(), " and input ", x_in.info(),
+             " differ in dim ", d, " (only dim ", dim, " may differ)");
   check_index(index, x_in.size(dim), "gather", x_in, dim);
   Tensor x = x_in.detach().contiguous(), idx = index.contiguous();
   int64_t outer, inner;

@@ -3,10 +3,11 @@
 //   dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)),  dxhat = g * w
 //   dw = sum over rows of g * xhat,  db = sum over rows of g
 // The loops are in core/kernels/layer_norm.cpp (vectorised row sums; dw, db in fixed blocks of rows).
+#include "core/kernels/layer_norm.h"
+
 #include <vector>
 
 #include "core/autograd.h"
-#include "core/kernels/layer_norm.h"
 #include "core/ops.h"
 
 namespace mg {
@@ -15,8 +16,8 @@ Tensor layer_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias, 
   MG_CHECK(x_in.dim() >= 1, "layer_norm", "input must have at least 1 dim, got ", x_in.info());
   const int64_t c = x_in.size(-1);
   for (const Tensor* p : {&weight, &bias}) {
-    MG_CHECK(!p->defined() || (p->dim() == 1 && p->size(0) == c), "layer_norm", "weight/bias ", p->info(),
-             " must be [", c, "] to match the last dim of ", x_in.info());
+    MG_CHECK(!p->defined() || (p->dim() == 1 && p->size(0) == c), "layer_norm", "weight/bias ", p->info(), " must be [",
+             c, "] to match the last dim of ", x_in.info());
     MG_CHECK(!p->defined() || p->dtype() == x_in.dtype(), "layer_norm", "dtype mismatch: input ", x_in.info(),
              ", weight/bias ", p->info());
   }
@@ -33,19 +34,21 @@ Tensor layer_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias, 
                         b.defined() ? b.data<T>() : nullptr, y.data<T>(), mu.data<T>(), rstd.data<T>());
   });
   const bool has_b = bias.defined();
-  record("layer_norm", y, {x_in, weight, bias}, [x, w, has_b, mu, rstd, geom](const Tensor& g_in) {
-    Tensor g = g_in.contiguous();
-    Tensor gx = Tensor::empty(x.shape(), x.dtype());
-    std::vector<double> dw(static_cast<size_t>(geom.c)), db(static_cast<size_t>(geom.c));
-    MG_DISPATCH_FLOAT(x.dtype(), "layer_norm backward", [&] {
-      using T = scalar_t;
-      kernels::ln_backward(g.data<T>(), x.data<T>(), geom, mu.data<T>(), rstd.data<T>(),
-                           w.defined() ? w.data<T>() : nullptr, gx.data<T>(), dw.data(), db.data());
-    });
-    Tensor gw = w.defined() ? Tensor::from_vector(dw, {geom.c}, x.dtype()) : Tensor();
-    Tensor gb = has_b ? Tensor::from_vector(db, {geom.c}, x.dtype()) : Tensor();
-    return std::vector<Tensor>{gx, gw, gb};
-  }, {x, w});
+  record("layer_norm", y, {x_in, weight, bias},
+         [x, w, has_b, mu, rstd, geom](const Tensor& g_in) {
+           Tensor g = g_in.contiguous();
+           Tensor gx = Tensor::empty(x.shape(), x.dtype());
+           std::vector<double> dw(static_cast<size_t>(geom.c)), db(static_cast<size_t>(geom.c));
+           MG_DISPATCH_FLOAT(x.dtype(), "layer_norm backward", [&] {
+             using T = scalar_t;
+             kernels::ln_backward(g.data<T>(), x.data<T>(), geom, mu.data<T>(), rstd.data<T>(),
+                                  w.defined() ? w.data<T>() : nullptr, gx.data<T>(), dw.data(), db.data());
+           });
+           Tensor gw = w.defined() ? Tensor::from_vector(dw, {geom.c}, x.dtype()) : Tensor();
+           Tensor gb = has_b ? Tensor::from_vector(db, {geom.c}, x.dtype()) : Tensor();
+           return std::vector<Tensor>{gx, gw, gb};
+         },
+         {x, w});
   return y;
 }
 

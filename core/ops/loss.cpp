@@ -11,8 +11,7 @@ namespace mg {
 // logits (N, K), target (N) -> mean loss, shape []
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, double label_smoothing) {
   MG_CHECK(logits.dim() == 2, "cross_entropy", "logits must be (N, K), got ", logits.info());
-  MG_CHECK(target.dtype() == DType::Int64, "cross_entropy", "target must be int64 class indices, got ",
-           target.info());
+  MG_CHECK(target.dtype() == DType::Int64, "cross_entropy", "target must be int64 class indices, got ", target.info());
   MG_CHECK(target.dim() == 1 && target.size(0) == logits.size(0), "cross_entropy", "target ", target.info(),
            " does not match logits ", logits.info(), " (expected [", logits.size(0), "])");
   MG_CHECK(label_smoothing >= 0 && label_smoothing <= 1, "cross_entropy", "label_smoothing must be in [0, 1], got ",

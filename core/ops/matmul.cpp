@@ -46,8 +46,10 @@ template <typename T> void batched_gemm(const Tensor& a_, const Tensor& b_, Tens
   Tensor a = a_, b = b_;
   MatrixView ma, mb;
   int64_t sa = 0, sb = 0;
-  if (!as_blas_matrix(a, ma) || !flat_batch_stride(a, sa)) a = a.contiguous(), as_blas_matrix(a, ma), flat_batch_stride(a, sa);
-  if (!as_blas_matrix(b, mb) || !flat_batch_stride(b, sb)) b = b.contiguous(), as_blas_matrix(b, mb), flat_batch_stride(b, sb);
+  if (!as_blas_matrix(a, ma) || !flat_batch_stride(a, sa))
+    a = a.contiguous(), as_blas_matrix(a, ma), flat_batch_stride(a, sa);
+  if (!as_blas_matrix(b, mb) || !flat_batch_stride(b, sb))
+    b = b.contiguous(), as_blas_matrix(b, mb), flat_batch_stride(b, sb);
   const int64_t n = a.size(-2), k = a.size(-1), m = b.size(-1);
   const int64_t batch = out.numel() / std::max<int64_t>(n * m, 1);
   const T* pa = a.data<T>();
@@ -61,8 +63,8 @@ template <typename T> void batched_gemm(const Tensor& a_, const Tensor& b_, Tens
   const int64_t grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(n * m * k, 1));
   parallel_for(batch, grain, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i)
-      kernels::gemm<T>(ma.trans, mb.trans, n, m, k, T(1), pa + i * sa, ma.ld, pb + i * sb, mb.ld, T(0),
-                       po + i * n * m, m);
+      kernels::gemm<T>(ma.trans, mb.trans, n, m, k, T(1), pa + i * sa, ma.ld, pb + i * sb, mb.ld, T(0), po + i * n * m,
+                       m);
   });
 }
 
@@ -87,11 +89,12 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   Tensor out = Tensor::empty(so, a.dtype());
   MG_DISPATCH_FLOAT(a.dtype(), "matmul",
                     [&] { batched_gemm<scalar_t>(a.detach().expand(sa), b.detach().expand(sb), out); });
-  record("matmul", out, {a, b}, [a, b](const Tensor& g) {
-    return std::vector<Tensor>{
-        a.requires_grad() ? sum_to(matmul(g, b.transpose(-1, -2)), a.shape()) : Tensor(),
-        b.requires_grad() ? sum_to(matmul(a.transpose(-1, -2), g), b.shape()) : Tensor()};
-  }, {a, b});
+  record("matmul", out, {a, b},
+         [a, b](const Tensor& g) {
+           return std::vector<Tensor>{a.requires_grad() ? sum_to(matmul(g, b.transpose(-1, -2)), a.shape()) : Tensor(),
+                                      b.requires_grad() ? sum_to(matmul(a.transpose(-1, -2), g), b.shape()) : Tensor()};
+         },
+         {a, b});
   if (a_in.dim() == 1) out = out.squeeze(-2);
   if (b_in.dim() == 1) out = out.squeeze(-1);
   return out;
@@ -119,7 +122,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     Tensor w = weight.detach().contiguous();
     scalar_t* po = out.data<scalar_t>();
     scalar_t beta = 0;
-    if (bias.defined()) {  // start C at the bias, then accumulate the product into it
+    if (bias.defined()) {                     // start C at the bias, then accumulate the product into it
       Tensor b = bias.detach().contiguous();  // read as an array: a strided view must be made dense
       const scalar_t* pb = b.data<scalar_t>();
       // Each task copies the bias into its first row, then doubles the filled rows with one copy
@@ -135,13 +138,14 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
                                      w.data<scalar_t>(), in, beta, po, outf);
   });
   Shape xs = x.shape();
-  record("linear", out, {x, weight, bias}, [x2, weight, bias, xs, rows, outf](const Tensor& g) {
-    Tensor g2 = g.reshape({rows, outf});
-    return std::vector<Tensor>{
-        matmul(g2, weight).reshape(xs),
-        weight.requires_grad() ? matmul(g2.transpose(0, 1), x2) : Tensor(),
-        bias.defined() && bias.requires_grad() ? sum(g2, {0}) : Tensor()};
-  }, {x2, weight});
+  record("linear", out, {x, weight, bias},
+         [x2, weight, bias, xs, rows, outf](const Tensor& g) {
+           Tensor g2 = g.reshape({rows, outf});
+           return std::vector<Tensor>{matmul(g2, weight).reshape(xs),
+                                      weight.requires_grad() ? matmul(g2.transpose(0, 1), x2) : Tensor(),
+                                      bias.defined() && bias.requires_grad() ? sum(g2, {0}) : Tensor()};
+         },
+         {x2, weight});
   return out;
 }
 

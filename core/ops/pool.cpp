@@ -25,8 +25,8 @@ struct PoolGeom {
 // x (N, C, H, W) -> (N, C, Ho, Wo), Ho = (H + 2p - k) / s + 1
 Tensor avg_pool2d(const Tensor& x_in, int64_t kernel, int64_t stride, int64_t padding, bool count_include_pad) {
   MG_CHECK(x_in.dim() == 4, "avg_pool2d", "input must be (N, C, H, W), got ", x_in.info());
-  MG_CHECK(kernel >= 1 && stride >= 1 && padding >= 0 && 2 * padding <= kernel, "avg_pool2d", "invalid kernel ",
-           kernel, ", stride ", stride, ", padding ", padding, " (padding must be at most half the kernel)");
+  MG_CHECK(kernel >= 1 && stride >= 1 && padding >= 0 && 2 * padding <= kernel, "avg_pool2d", "invalid kernel ", kernel,
+           ", stride ", stride, ", padding ", padding, " (padding must be at most half the kernel)");
   MG_CHECK(x_in.size(2) + 2 * padding >= kernel && x_in.size(3) + 2 * padding >= kernel, "avg_pool2d", "kernel ",
            kernel, " is larger than the padded input ", x_in.info());
   Tensor x = x_in.detach().contiguous();

@@ -29,8 +29,10 @@ std::vector<bool> reduced_mask(const Tensor& x, std::vector<int64_t>& dims, cons
 Shape reduced_shape(const Tensor& x, const std::vector<bool>& red, bool keepdim) {
   Shape s;
   for (int64_t d = 0; d < x.dim(); ++d) {
-    if (!red[d]) s.push_back(x.size(d));
-    else if (keepdim) s.push_back(1);
+    if (!red[d])
+      s.push_back(x.size(d));
+    else if (keepdim)
+      s.push_back(1);
   }
   return s;
 }
@@ -51,8 +53,10 @@ Tensor sum_kernel(const Tensor& x, const std::vector<bool>& red, const Shape& ou
     // columns, in place, instead of transposing a large copy first.
     bool prefix = x.is_contiguous();
     for (int64_t d = 0, seen_kept = 0; d < x.dim(); ++d) {
-      if (!red[d]) seen_kept = 1;
-      else if (seen_kept) prefix = false;
+      if (!red[d])
+        seen_kept = 1;
+      else if (seen_kept)
+        prefix = false;
     }
     if (prefix && n_out > 1) {
       // Rows in fixed blocks (each summed by columns, vectorised across them), then the blocks'
@@ -118,9 +122,8 @@ Tensor sum(const Tensor& x, std::vector<int64_t> dims, bool keepdim) {
   Shape in_shape = x.shape(), kept = reduced_shape(x, red, true);
   // The gradient is g broadcast back over the summed dims: an expanded view (stride 0), not a
   // copy; whatever consumes it reads it through its strides.
-  record("sum", out, {x}, [in_shape, kept](const Tensor& g) {
-    return std::vector<Tensor>{g.reshape(kept).expand(in_shape)};
-  });
+  record("sum", out, {x},
+         [in_shape, kept](const Tensor& g) { return std::vector<Tensor>{g.reshape(kept).expand(in_shape)}; });
   return out;
 }
 
@@ -154,8 +157,8 @@ Tensor var(const Tensor& x, std::vector<int64_t> dims, int64_t correction, bool 
   int64_t n = 1;
   for (int64_t i = 0; i < x.dim(); ++i)
     if (red[i]) n *= x.size(i);
-  MG_CHECK(n - correction > 0, "var", "needs more than ", correction, " elements per reduction, got ", n,
-           " from ", x.info());
+  MG_CHECK(n - correction > 0, "var", "needs more than ", correction, " elements per reduction, got ", n, " from ",
+           x.info());
   Tensor centred = sub(x, mean(x, d, true));
   return mul(sum(mul(centred, centred), d, keepdim), 1.0 / static_cast<double>(n - correction));
 }

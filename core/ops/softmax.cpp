@@ -69,10 +69,12 @@ Tensor softmax_impl(const char* name, const Tensor& x, int64_t dim, bool log) {
   dim = wrap_dim(dim, x.dim(), name);
   Tensor y = softmax_last(last_dim_contiguous(x.detach(), dim), log).transpose(dim, -1).detach();
   Tensor saved = y.detach();  // a second handle: the node must not own the tensor that owns the node
-  record(name, y, {x}, [saved, dim, log](const Tensor& g) {
-    Tensor yl = last_dim_contiguous(saved, dim), gl = last_dim_contiguous(g, dim);
-    return std::vector<Tensor>{softmax_backward_last(yl, gl, log).transpose(dim, -1).contiguous()};
-  }, {saved});
+  record(name, y, {x},
+         [saved, dim, log](const Tensor& g) {
+           Tensor yl = last_dim_contiguous(saved, dim), gl = last_dim_contiguous(g, dim);
+           return std::vector<Tensor>{softmax_backward_last(yl, gl, log).transpose(dim, -1).contiguous()};
+         },
+         {saved});
   return y;
 }
 }  // namespace

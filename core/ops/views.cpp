@@ -38,8 +38,8 @@ Shape infer_shape(Shape shape, int64_t numel, const char* op, const Shape& from)
              shape_str(from), " (", numel, " elements)");
     shape[infer] = numel / known;
   }
-  MG_CHECK(numel_of(shape) == numel, op, "shape ", shape_str(shape), " is invalid for input of shape ",
-           shape_str(from), " (", numel, " elements)");
+  MG_CHECK(numel_of(shape) == numel, op, "shape ", shape_str(shape), " is invalid for input of shape ", shape_str(from),
+           " (", numel, " elements)");
   return shape;
 }
 
@@ -103,8 +103,8 @@ Tensor Tensor::reshape(const Shape& s) const {
 }
 
 Tensor Tensor::permute(const Shape& dims) const {
-  MG_CHECK(static_cast<int64_t>(dims.size()) == dim(), "permute", "got ", dims.size(), " dims ",
-           mg::shape_str(dims), " for a tensor of shape ", shape_str());
+  MG_CHECK(static_cast<int64_t>(dims.size()) == dim(), "permute", "got ", dims.size(), " dims ", mg::shape_str(dims),
+           " for a tensor of shape ", shape_str());
   Shape shape(dims.size()), st(dims.size()), inverse(dims.size());
   std::vector<bool> used(dims.size(), false);
   for (size_t i = 0; i < dims.size(); ++i) {
@@ -169,8 +169,8 @@ Tensor Tensor::expand(const Shape& target) const {
     }
     int64_t have = this->shape()[d - lead];
     int64_t want = target[d] == -1 ? have : target[d];
-    MG_CHECK(have == want || have == 1, "expand", "cannot expand ", info(), " to ", mg::shape_str(target),
-             ": dim ", d, " has size ", have, " (only size-1 dims can be expanded)");
+    MG_CHECK(have == want || have == 1, "expand", "cannot expand ", info(), " to ", mg::shape_str(target), ": dim ", d,
+             " has size ", have, " (only size-1 dims can be expanded)");
     shape[d] = want;
     st[d] = have == want ? strides()[d - lead] : 0;
   }
@@ -202,8 +202,8 @@ Tensor Tensor::narrow(int64_t d, int64_t start, int64_t length) const {
 
 Tensor Tensor::select(int64_t d, int64_t index) const {
   d = wrap_dim(d, dim(), "select");
-  MG_CHECK(index >= -size(d) && index < size(d), "select", "index ", index, " is out of range for dim ", d,
-           " of size ", size(d));
+  MG_CHECK(index >= -size(d) && index < size(d), "select", "index ", index, " is out of range for dim ", d, " of size ",
+           size(d));
   return narrow(d, index < 0 ? index + size(d) : index, 1).squeeze(d);
 }
 
@@ -211,7 +211,8 @@ std::vector<Tensor> Tensor::split(int64_t split_size, int64_t d) const {
   d = wrap_dim(d, dim(), "split");
   MG_CHECK(split_size > 0, "split", "split_size must be positive, got ", split_size);
   std::vector<Tensor> parts;
-  for (int64_t s = 0; s < shape()[d]; s += split_size) parts.push_back(narrow(d, s, std::min(split_size, shape()[d] - s)));
+  for (int64_t s = 0; s < shape()[d]; s += split_size)
+    parts.push_back(narrow(d, s, std::min(split_size, shape()[d] - s)));
   return parts;
 }
 

@@ -16,8 +16,8 @@ void ModelFlags::add_to(Flags& f) {
   f.add_int("partition-size", "window/grid size [4]", &partition_size, 1, 1024);
   f.add_double("stochastic-depth", "max drop-path probability, linear over layers", &stochastic_depth, 0.0, 0.99);
   f.add_int("num-classes", "classifier outputs [10]", &num_classes, 1, 100000);
-  f.add_double("bn-momentum", "BatchNorm momentum, PyTorch convention (1-m)*running + m*batch [0.01]",
-               &bn_momentum, 0.0, 1.0);
+  f.add_double("bn-momentum", "BatchNorm momentum, PyTorch convention (1-m)*running + m*batch [0.01]", &bn_momentum,
+               0.0, 1.0);
   f.add_double("bn-eps", "BatchNorm epsilon [1e-3]", &bn_eps, 1e-12, 1.0);
   f.add_string("dtype", "tensor precision float32|float64 [float32]", &dtype, {"float32", "float64"});
   f.add_int("threads", "worker threads for TBB and OpenBLAS together [all cores]", &threads, 1, 1024);

@@ -98,8 +98,7 @@ void load_cifar(const std::string& dir, DataFormat format, int64_t subset, int64
       load_folders(scratch.path, subset, eval_subset, out);
       return;
     }
-    case DataFormat::none:
-      break;
+    case DataFormat::none: break;
   }
   throw DataError("--data " + dir +
                   ": no CIFAR-10 there; expected one of\n"

@@ -137,10 +137,10 @@ std::string g9(double x) {
 // arithmetic and rounding noise in float, e.g. the bias of a BatchNorm that a 1x1 convolution and
 // another BatchNorm follow, which cancels it; their own-scale difference is noise over noise.)
 // Every chosen entry of b must be in a.
-template <typename Keep>
-std::pair<double, std::string> worst(const std::map<std::string, mg::Tensor>& a,
-                                     const std::map<std::string, mg::Tensor>& b, const std::string& prefix, Keep keep,
-                                     int* count = nullptr) {
+template <typename Keep> std::pair<double, std::string> worst(const std::map<std::string, mg::Tensor>& a,
+                                                              const std::map<std::string, mg::Tensor>& b,
+                                                              const std::string& prefix, Keep keep,
+                                                              int* count = nullptr) {
   std::pair<double, std::string> w{0.0, ""};
   double scale = 0;
   int n = 0;

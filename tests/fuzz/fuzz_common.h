@@ -15,12 +15,12 @@
 #include <string>
 #include <vector>
 
-#define MG_FUZZ_CHECK(cond)                                                        \
-  do {                                                                             \
-    if (!(cond)) {                                                                 \
+#define MG_FUZZ_CHECK(cond)                                                                   \
+  do {                                                                                        \
+    if (!(cond)) {                                                                            \
       std::fprintf(stderr, "fuzz invariant failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
-      std::abort();                                                                \
-    }                                                                              \
+      std::abort();                                                                           \
+    }                                                                                         \
   } while (0)
 
 namespace mg::fuzz {

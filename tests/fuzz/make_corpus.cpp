@@ -59,21 +59,25 @@ void safetensors_seeds() {
     for (size_t i = 0; i < n * st::itemsize(t); ++i) e.bytes.push_back(static_cast<unsigned char>(i * 37 + 1));
     return e;
   };
-  f.tensors = {entry("w", st::DType::F32, {2, 3}, 6),       entry("d", st::DType::F64, {2}, 2),
-               entry("i", st::DType::I64, {3}, 3),          entry("h", st::DType::F16, {2, 2}, 4),
-               entry("b", st::DType::BF16, {1}, 1),         entry("u", st::DType::U8, {4}, 4),
-               entry("flag", st::DType::BOOL, {2}, 2),      entry("scalar", st::DType::F32, {}, 1),
+  f.tensors = {entry("w", st::DType::F32, {2, 3}, 6),    entry("d", st::DType::F64, {2}, 2),
+               entry("i", st::DType::I64, {3}, 3),       entry("h", st::DType::F16, {2, 2}, 4),
+               entry("b", st::DType::BF16, {1}, 1),      entry("u", st::DType::U8, {4}, 4),
+               entry("flag", st::DType::BOOL, {2}, 2),   entry("scalar", st::DType::F32, {}, 1),
                entry("empty", st::DType::F32, {0, 3}, 0)};
   f.metadata = {{"format", "pt"}, {"note", "caf\xc3\xa9"}};
   put("safetensors", "mixed.safetensors", st::serialize(f));
   put("safetensors", "empty.safetensors", st::serialize(st::File{}));
   // Near misses the reader must refuse: a gap, an overlap, a shape/offset mismatch, a huge header length.
   put("safetensors", "gap.safetensors",
-      raw_safetensors(R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"b":{"dtype":"U8","shape":[1],"data_offsets":[3,4]}})", 4));
+      raw_safetensors(
+          R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"b":{"dtype":"U8","shape":[1],"data_offsets":[3,4]}})",
+          4));
   put("safetensors", "mismatch.safetensors",
       raw_safetensors(R"({"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,8]}})", 8));
   put("safetensors", "escapes.safetensors",
-      raw_safetensors(R"({"__metadata__":{"k\u00e9y":"v\n"},"\ud83d\ude00":{"dtype":"I8","shape":[1,1],"data_offsets":[0,1]}})", 1));
+      raw_safetensors(
+          R"({"__metadata__":{"k\u00e9y":"v\n"},"\ud83d\ude00":{"dtype":"I8","shape":[1,1],"data_offsets":[0,1]}})",
+          1));
   std::vector<unsigned char> huge = raw_safetensors("{}", 0);
   huge[7] = 0x7f;
   put("safetensors", "huge_header_length.safetensors", huge);
@@ -144,17 +148,49 @@ void checkpoint_seeds() {
 }
 
 void flags_seeds() {
-  const std::vector<std::string> step = {"--preset", "cifar", "--input-size", "32", "--stem-channels", "16",
-                                         "--stem-stride", "1", "--block-channels", "16,32,64", "--block-layers",
-                                         "1,2,1", "--head-dim", "16", "--partition-size", "4", "--num-classes", "10",
-                                         "--bn-momentum", "0.01", "--bn-eps", "0.001", "--dtype", "float32",
-                                         "--mode", "train", "--lr", "0.1", "--steps", "1", "--weights", "w",
-                                         "--batch", "b", "--out", "o"};
+  const std::vector<std::string> step = {"--preset",
+                                         "cifar",
+                                         "--input-size",
+                                         "32",
+                                         "--stem-channels",
+                                         "16",
+                                         "--stem-stride",
+                                         "1",
+                                         "--block-channels",
+                                         "16,32,64",
+                                         "--block-layers",
+                                         "1,2,1",
+                                         "--head-dim",
+                                         "16",
+                                         "--partition-size",
+                                         "4",
+                                         "--num-classes",
+                                         "10",
+                                         "--bn-momentum",
+                                         "0.01",
+                                         "--bn-eps",
+                                         "0.001",
+                                         "--dtype",
+                                         "float32",
+                                         "--mode",
+                                         "train",
+                                         "--lr",
+                                         "0.1",
+                                         "--steps",
+                                         "1",
+                                         "--weights",
+                                         "w",
+                                         "--batch",
+                                         "b",
+                                         "--out",
+                                         "o"};
   put("flags", "step_dump_golden", args(step, 0));
   put("flags", "step_dump_maxvit_t", args({"--preset", "maxvit_t", "--threads=2", "--mode=eval"}, 0));
   put("flags", "step_dump_bad", args({"--head-dim", "7", "--input-size", "31,33", "--nope"}, 0));
-  const std::vector<std::string> train = {"--epochs", "2", "--batch", "64", "--lr", "0.002", "--subset", "100",
-                                          "--seed", "7", "--out", "runs/x", "--resume", "--stochastic-depth", "0.2"};
+  const std::vector<std::string> train = {
+      "--epochs", "2",      "--batch", "64",    "--lr",   "0.002",    "--subset",
+      "100",      "--seed", "7",       "--out", "runs/x", "--resume", "--stochastic-depth",
+      "0.2"};
   put("flags", "train", args(train, 1));
   cli::TrainFlags tf;
   cli::Flags f("train_cifar", "");
