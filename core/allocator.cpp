@@ -6,6 +6,10 @@
 #include <unordered_map>
 #include <vector>
 
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
+
 #if defined(__SANITIZE_ADDRESS__)
 #define MG_ASAN 1
 #elif defined(__has_feature)
@@ -36,7 +40,18 @@ size_t class_size(size_t n) {
   return (n + step - 1) / step * step;
 }
 
+constexpr size_t kHugePage = size_t(2) << 20;
+
 void* system_allocate(size_t n) {
+#ifdef __linux__
+  if (n >= kHugePage) {  // 2 MB pages (see allocator.h): aligned and a whole number of them
+    const size_t rounded = (n + kHugePage - 1) / kHugePage * kHugePage;
+    void* p = std::aligned_alloc(kHugePage, rounded);
+    if (!p) throw std::bad_alloc();
+    madvise(p, rounded, MADV_HUGEPAGE);  // advice: if refused, the block simply keeps 4 KB pages
+    return p;
+  }
+#endif
   void* p = std::aligned_alloc(64, n);
   if (!p) throw std::bad_alloc();
   return p;

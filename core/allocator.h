@@ -8,6 +8,13 @@
 // steady-state steps do not touch the system allocator at all. Smaller blocks go to malloc directly
 // (its own caches serve them without faults).
 //
+// Blocks of 2 MB or more are placed on 2 MB boundaries and marked MADV_HUGEPAGE (Linux), so the
+// kernel backs them with transparent huge pages where it allows them (Debian's default is
+// "madvise": only on request). Kernels that walk a channel across the batch of an NCHW tensor
+// (batch norm, depthwise convolutions) touch a new 4 KB page every row, and the TLB misses cost
+// about a fifth of batch norm's time; with 2 MB pages they are gone. Untouched tail pages of a
+// rounded-up block are never faulted in, so resident memory grows by less than a page per block.
+//
 // Size classes: eight per power of two (a request is rounded up by at most 12.5%). The cache only
 // ever holds blocks that were in use at the same time before, so it stays under the previous peak
 // of live memory per class. release_cached_memory() gives all of it back (like

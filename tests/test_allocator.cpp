@@ -63,6 +63,17 @@ TEST_CASE("blocks of different size classes are not mixed up, small blocks are n
   storage_free(nullptr, 0);
 }
 
+TEST_CASE("blocks of 2 MB or more start on a 2 MB boundary (room for transparent huge pages)") {
+  FreshCache fresh;
+  for (size_t n : {size_t(2) << 20, (size_t(5) << 20) + 4096}) {
+    void* p = storage_allocate(n);
+    REQUIRE(p != nullptr);
+    CHECK(reinterpret_cast<uintptr_t>(p) % (size_t(2) << 20) == 0);
+    std::memset(p, 1, n);  // all of it is usable
+    storage_free(p, n);
+  }
+}
+
 TEST_CASE("tensors in a loop reuse their memory: steady state needs no new blocks") {
   FreshCache fresh;
   auto step = [] {

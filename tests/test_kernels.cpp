@@ -85,34 +85,36 @@ double dot(const Tensor& a, const Tensor& b) {
   return s;
 }
 
-template <typename T> void check_conv_path(Path path, uint64_t seed) {
+// One problem: forward against the seven loops, then the gradients of <gy, conv(x, w)>.
+template <typename T> void check_conv_case(const ConvCase& k, Generator& g, bool with_bias) {
   constexpr DType dt = dtype_of<T>::value;
   const double tol = dt == DType::Float64 ? 1e-12 : 1e-5;
+  INFO(describe(k), ", ", std::string(dtype_name(dt)));
+  Tensor x = randn({k.n, k.c, k.h, k.w}, g, dt);
+  Tensor w = randn({k.o, k.c / k.groups, k.kh, k.kw}, g, dt);
+  Tensor b = with_bias ? randn({k.o}, g, dt) : Tensor();
+
+  // forward: the fast path against the seven loops
+  Tensor ref = reference_conv<T>(k, x, w, b);
+  Tensor y = conv2d(x, w, b, k.stride, k.pad, k.groups);
+  mg::testing::check_close(y, ref, tol, tol);
+
+  // backward: conv is bilinear in (x, w), so for any gy, <gy, conv(x, w)> = <dx, x> = <dw, w>
+  // where dx, dw are the gradients of <gy, conv(x, w)>; checked against the reference's output.
+  Tensor xg = x.detach().requires_grad_(), wg = w.detach().requires_grad_();
+  Tensor bg = b.defined() ? b.detach().requires_grad_() : Tensor();
+  Tensor gy = randn(ref.shape(), g, dt);
+  sum(mul(conv2d(xg, wg, bg, k.stride, k.pad, k.groups), gy)).backward();
+  const double ref_dot = dot(gy, reference_conv<T>(k, x, w, Tensor()));
+  const double scale = std::sqrt(dot(gy, gy) * (dot(x, x) * dot(w, w) + 1)) + 1;  // rounding error scale
+  CHECK(std::fabs(dot(xg.grad(), x) - ref_dot) <= tol * scale);
+  CHECK(std::fabs(dot(wg.grad(), w) - ref_dot) <= tol * scale);
+  if (b.defined()) mg::testing::check_close(bg.grad(), sum(gy, {0, 2, 3}), tol, tol * 10);
+}
+
+template <typename T> void check_conv_path(Path path, uint64_t seed) {
   Generator g(seed);
-  for (int trial = 0; trial < 12; ++trial) {
-    const ConvCase k = random_case(g, path);
-    INFO(describe(k), ", ", std::string(dtype_name(dt)));
-    Tensor x = randn({k.n, k.c, k.h, k.w}, g, dt);
-    Tensor w = randn({k.o, k.c / k.groups, k.kh, k.kw}, g, dt);
-    Tensor b = trial % 2 ? randn({k.o}, g, dt) : Tensor();
-
-    // forward: the fast path against the seven loops
-    Tensor ref = reference_conv<T>(k, x, w, b);
-    Tensor y = conv2d(x, w, b, k.stride, k.pad, k.groups);
-    mg::testing::check_close(y, ref, tol, tol);
-
-    // backward: conv is bilinear in (x, w), so for any gy, <gy, conv(x, w)> = <dx, x> = <dw, w>
-    // where dx, dw are the gradients of <gy, conv(x, w)>; checked against the reference's output.
-    Tensor xg = x.detach().requires_grad_(), wg = w.detach().requires_grad_();
-    Tensor bg = b.defined() ? b.detach().requires_grad_() : Tensor();
-    Tensor gy = randn(ref.shape(), g, dt);
-    sum(mul(conv2d(xg, wg, bg, k.stride, k.pad, k.groups), gy)).backward();
-    const double ref_dot = dot(gy, reference_conv<T>(k, x, w, Tensor()));
-    const double scale = std::sqrt(dot(gy, gy) * (dot(x, x) * dot(w, w) + 1)) + 1;  // rounding error scale
-    CHECK(std::fabs(dot(xg.grad(), x) - ref_dot) <= tol * scale);
-    CHECK(std::fabs(dot(wg.grad(), w) - ref_dot) <= tol * scale);
-    if (b.defined()) mg::testing::check_close(bg.grad(), sum(gy, {0, 2, 3}), tol, tol * 10);
-  }
+  for (int trial = 0; trial < 12; ++trial) check_conv_case<T>(random_case(g, path), g, trial % 2);
 }
 
 template <typename T> std::vector<T> random_vec(Generator& g, int64_t n) {
@@ -156,6 +158,21 @@ TEST_CASE("conv2d depthwise path matches conv2d_reference") {
 TEST_CASE("conv2d 1x1 path matches conv2d_reference") {
   check_conv_path<float>(Path::Pointwise, 3);
   check_conv_path<double>(Path::Pointwise, 4);
+}
+
+TEST_CASE("conv2d 1x1 path on small maps (blocks of samples side by side) matches conv2d_reference") {
+  // n / 4 >= 2 and few positions per sample: conv.cpp gathers blocks of samples into one GEMM;
+  // the sample counts leave a shorter last block. 1x1 maps are squeeze-excitation's.
+  Generator g(7);
+  const int64_t shapes[][3] = {{37, 1, 1}, {19, 2, 3}, {9, 4, 4}, {45, 4, 4}};
+  for (const auto& nhw : shapes) {
+    ConvCase k{};
+    k.n = nhw[0], k.h = nhw[1], k.w = nhw[2];
+    k.c = pick(g, 1, 7), k.o = pick(g, 1, 7);
+    k.kh = k.kw = 1, k.stride = 1, k.pad = 0, k.groups = 1;
+    check_conv_case<float>(k, g, true);
+    check_conv_case<double>(k, g, false);
+  }
 }
 
 TEST_CASE("conv2d im2col path matches conv2d_reference") {

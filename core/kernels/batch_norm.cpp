@@ -46,35 +46,27 @@ template <typename T> void channel_normalize(const T* x, const BnGeom& g, int64_
   }
 }
 
-// sum_g = sum of gn, sum_gxhat = sum of gn * xhat, in one pass over the channel, where gn(row, x, i)
-// is the gradient of the normalised value at element i of a row (and may store it on the way).
-template <typename T, typename Gn>
-void channel_grad_sums_of(const T* x, const BnGeom& g, int64_t ch, T m, T rs, Gn gn, double& sum_g, double& sum_gxhat) {
-  double pg[kLanes] = {}, pgx[kLanes] = {};
-  for (int64_t s = 0; s < g.n; ++s) {
-    const int64_t row = (s * g.c + ch) * g.inner;
-    const T* xr = x + row;
-    int64_t i = 0;
-    for (; i + kLanes <= g.inner; i += kLanes)
-      for (int64_t l = 0; l < kLanes; ++l) {
-        const T gv = gn(row, i + l);
-        pg[l] += static_cast<double>(gv);
-        pgx[l] += static_cast<double>(gv) * static_cast<double>((xr[i + l] - m) * rs);
-      }
-    for (int64_t l = 0; i + l < g.inner; ++l) {
-      const T gv = gn(row, i + l);
-      pg[l] += static_cast<double>(gv);
-      pgx[l] += static_cast<double>(gv) * static_cast<double>((xr[i + l] - m) * rs);
-    }
-  }
-  sum_g = combine_lanes<kLanes>(pg);
-  sum_gxhat = combine_lanes<kLanes>(pgx);
+// sum_g += sum of gy, sum_gxhat += sum of gy * xhat over one row of the channel, in kLanes partial
+// sums (a separate loop with nothing else in it, so that the compiler keeps the partial sums in
+// registers: fused into the GELU-gradient loop they were spilled to the stack and every add waited
+// on a store).
+template <typename T>
+void row_grad_sums(const T* gy, const T* x, int64_t len, T m, T rs, double* pg, double* pgx) {
+  add_lanes<kLanes>(len, pg, [&](int64_t i) { return static_cast<double>(gy[i]); });
+  add_lanes<kLanes>(len, pgx, [&](int64_t i) {
+    return static_cast<double>(gy[i]) * static_cast<double>((x[i] - m) * rs);
+  });
 }
 
 template <typename T> void channel_grad_sums(const T* gy, const T* x, const BnGeom& g, int64_t ch, T m, T rs,
                                              double& sum_g, double& sum_gxhat) {
-  channel_grad_sums_of(
-      x, g, ch, m, rs, [gy](int64_t row, int64_t i) { return gy[row + i]; }, sum_g, sum_gxhat);
+  double pg[kLanes] = {}, pgx[kLanes] = {};
+  for (int64_t s = 0; s < g.n; ++s) {
+    const int64_t row = (s * g.c + ch) * g.inner;
+    row_grad_sums(gy + row, x + row, g.inner, m, rs, pg, pgx);
+  }
+  sum_g = combine_lanes<kLanes>(pg);
+  sum_gxhat = combine_lanes<kLanes>(pgx);
 }
 
 template <typename T>
@@ -119,12 +111,18 @@ template <typename T> void bn_backward(const T* gy, const T* x, const BnGeom& g,
   parallel_for(g.c, 1, [&](int64_t c0, int64_t c1) {
     for (int64_t ch = c0; ch < c1; ++ch) {
       const T* gn = gy;          // the gradient of the normalised value
-      if (act == BnAct::Gelu) {  // gy * gelu'(x * scale + shift), stored in gx as the sums go
+      if (act == BnAct::Gelu) {  // gy * gelu'(x * scale + shift), stored in gx, row by row as the sums go
         const T a = scale[ch], b = shift[ch];
-        channel_grad_sums_of(
-            x, g, ch, mean[ch], rstd[ch],
-            [&](int64_t row, int64_t i) { return gx[row + i] = gy[row + i] * gelu_grad_(x[row + i] * a + b); },
-            sum_g[ch], sum_gxhat[ch]);
+        double pg[kLanes] = {}, pgx[kLanes] = {};
+        for (int64_t s = 0; s < g.n; ++s) {
+          const int64_t row = (s * g.c + ch) * g.inner;
+          const T *xr = x + row, *gr = gy + row;
+          T* out = gx + row;
+          for (int64_t i = 0; i < g.inner; ++i) out[i] = gr[i] * gelu_grad_(xr[i] * a + b);
+          row_grad_sums(out, xr, g.inner, mean[ch], rstd[ch], pg, pgx);  // while the row is in L1
+        }
+        sum_g[ch] = combine_lanes<kLanes>(pg);
+        sum_gxhat[ch] = combine_lanes<kLanes>(pgx);
         gn = gx;
       } else {
         channel_grad_sums(gy, x, g, ch, mean[ch], rstd[ch], sum_g[ch], sum_gxhat[ch]);
