@@ -4,20 +4,28 @@
 #include "core/ops.h"
 #include "core/parallel.h"
 
+#include <vector>
+
 namespace mg {
 
 namespace {
 struct PoolGeom {
   int64_t planes, h, w, k, s, p, ho, wo;
   bool include_pad;
-  // window rows [h0, h1) clipped to the input, and the divisor PyTorch uses
-  void window(int64_t oh, int64_t ow, int64_t& h0, int64_t& h1, int64_t& w0, int64_t& w1, int64_t& div) const {
-    h0 = oh * s - p, w0 = ow * s - p;
-    h1 = std::min(h0 + k, h + p), w1 = std::min(w0 + k, w + p);
-    div = (h1 - h0) * (w1 - w0);  // the window inside the padded input
-    h0 = std::max<int64_t>(h0, 0), w0 = std::max<int64_t>(w0, 0);
-    h1 = std::min(h1, h), w1 = std::min(w1, w);
-    if (!include_pad) div = (h1 - h0) * (w1 - w0);
+};
+
+// The windows along one axis: output i covers input [lo[i], hi[i]) clipped to the input, and
+// div[i] is its extent in PyTorch's divisor (inside the padded input with count_include_pad, else
+// inside the input). A 2-d window is a row window times a column window, and its divisor the
+// product: computed once per axis instead of once per output.
+struct AxisWindows {
+  std::vector<int64_t> lo, hi, div;
+  AxisWindows(int64_t out, int64_t in, const PoolGeom& g) : lo(out), hi(out), div(out) {
+    for (int64_t i = 0; i < out; ++i) {
+      const int64_t a = i * g.s - g.p, b = std::min(a + g.k, in + g.p);  // inside the padded input
+      lo[i] = std::max<int64_t>(a, 0), hi[i] = std::min(b, in);
+      div[i] = g.include_pad ? b - a : hi[i] - lo[i];
+    }
   }
 };
 }  // namespace
@@ -37,16 +45,15 @@ Tensor avg_pool2d(const Tensor& x_in, int64_t kernel, int64_t stride, int64_t pa
   MG_DISPATCH_FLOAT(x.dtype(), "avg_pool2d", [&] {
     const scalar_t* px = x.data<scalar_t>();
     scalar_t* py = y.data<scalar_t>();
+    const AxisWindows rows(g.ho, g.h, g), cols(g.wo, g.w, g);
     parallel_for(g.planes, 8, [&](int64_t c0, int64_t c1) {
       for (int64_t c = c0; c < c1; ++c)
         for (int64_t oh = 0; oh < g.ho; ++oh)
           for (int64_t ow = 0; ow < g.wo; ++ow) {
-            int64_t h0, h1, w0, w1, div;
-            g.window(oh, ow, h0, h1, w0, w1, div);
             scalar_t acc = 0;
-            for (int64_t ih = h0; ih < h1; ++ih)
-              for (int64_t iw = w0; iw < w1; ++iw) acc += px[(c * g.h + ih) * g.w + iw];
-            py[(c * g.ho + oh) * g.wo + ow] = acc / static_cast<scalar_t>(div);
+            for (int64_t ih = rows.lo[oh]; ih < rows.hi[oh]; ++ih)
+              for (int64_t iw = cols.lo[ow]; iw < cols.hi[ow]; ++iw) acc += px[(c * g.h + ih) * g.w + iw];
+            py[(c * g.ho + oh) * g.wo + ow] = acc / static_cast<scalar_t>(rows.div[oh] * cols.div[ow]);
           }
     });
   });
@@ -57,16 +64,15 @@ Tensor avg_pool2d(const Tensor& x_in, int64_t kernel, int64_t stride, int64_t pa
     MG_DISPATCH_FLOAT(gy.dtype(), "avg_pool2d backward", [&] {
       const scalar_t* pg = gy.data<scalar_t>();
       scalar_t* px = gx.data<scalar_t>();
+      const AxisWindows rows(g.ho, g.h, g), cols(g.wo, g.w, g);
       parallel_for(g.planes, 8, [&](int64_t c0, int64_t c1) {
         std::fill(px + c0 * g.h * g.w, px + c1 * g.h * g.w, scalar_t(0));
         for (int64_t c = c0; c < c1; ++c)
           for (int64_t oh = 0; oh < g.ho; ++oh)
             for (int64_t ow = 0; ow < g.wo; ++ow) {
-              int64_t h0, h1, w0, w1, div;
-              g.window(oh, ow, h0, h1, w0, w1, div);
-              const scalar_t v = pg[(c * g.ho + oh) * g.wo + ow] / static_cast<scalar_t>(div);
-              for (int64_t ih = h0; ih < h1; ++ih)
-                for (int64_t iw = w0; iw < w1; ++iw) px[(c * g.h + ih) * g.w + iw] += v;
+              const scalar_t v = pg[(c * g.ho + oh) * g.wo + ow] / static_cast<scalar_t>(rows.div[oh] * cols.div[ow]);
+              for (int64_t ih = rows.lo[oh]; ih < rows.hi[oh]; ++ih)
+                for (int64_t iw = cols.lo[ow]; iw < cols.hi[ow]; ++iw) px[(c * g.h + ih) * g.w + iw] += v;
             }
       });
     });
