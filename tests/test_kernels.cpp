@@ -251,9 +251,11 @@ TEST_CASE("gemm_parallel matches gemm_reference: every transpose, padded leading
     int64_t m, n, k;
   };
   // 300x70x64 and 40x200x160 are above the split threshold (rows and columns of C are split);
-  // 24x20x3000 has a small C and a long k (k is split, the partial products summed); the others
-  // run as one call, including a 1-row product and k = 1.
-  const Size sizes[] = {{300, 70, 64}, {40, 200, 160}, {5, 7, 3}, {1, 9, 4}, {6, 5, 1}, {257, 300, 17}, {24, 20, 3000}};
+  // 24x20x3000 and 130x140x2100 have a long k next to C (k is split, the partial products summed;
+  // the second is large enough that C could have been split); the others run as one call,
+  // including a 1-row product and k = 1.
+  const Size sizes[] = {{300, 70, 64}, {40, 200, 160}, {5, 7, 3},      {1, 9, 4},
+                        {6, 5, 1},     {257, 300, 17}, {24, 20, 3000}, {130, 140, 2100}};
   for (const Size& s : sizes)
     for (bool ta : {false, true})
       for (bool tb : {false, true}) {

@@ -12,6 +12,7 @@ namespace mg::kernels {
 namespace {
 inline CBLAS_TRANSPOSE tr(bool t) { return t ? CblasTrans : CblasNoTrans; }
 constexpr int64_t kMaxTasks = 8, kMinBlock = 64, kMinK = 256;  // gemm_parallel's cuts
+constexpr int64_t kMaxSplitKC = 512 * 512;                       // C of a k-split: partials of this size at most
 }  // namespace
 
 template <> void gemm<float>(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
@@ -30,9 +31,9 @@ template <> void gemm<double>(bool ta, bool tb, int64_t m, int64_t n, int64_t k,
 
 // How a product is cut into tasks. OpenBLAS packs all of op(B) for every call that takes a block
 // of rows of C (all of op(A) for a block of columns), so thin blocks repeat that work: blocks are
-// made as large as kMaxTasks tasks allow and never thinner than kMinBlock. When C is too small to
-// cut at all but k is long (a weight gradient: a sum over every row of a batch), k is cut instead,
-// and the partial products are added up in their order afterwards.
+// made as large as kMaxTasks tasks allow and never thinner than kMinBlock. When k is long next to
+// C (a weight gradient: a sum over every row of a batch), k is cut instead, and the partial
+// products are added up in their order afterwards.
 template <typename T> void gemm_parallel(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
                                          int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
   // Below ~1 MFLOP a single call is cheaper than any split.
@@ -41,7 +42,11 @@ template <typename T> void gemm_parallel(bool ta, bool tb, int64_t m, int64_t n,
     const int64_t blocks = std::min(kMaxTasks, dim / kMinBlock);
     return ((dim + blocks - 1) / blocks + 15) / 16 * 16;
   };
-  if (std::max(m, n) >= 2 * kMinBlock) {
+  // A long k with a moderate C (a weight gradient: a sum over every row of a batch) is cut in k even
+  // when C could be cut: every task that takes a block of C packs the whole of op(A) or op(B), a
+  // slice of k per task packs each operand once in all.
+  const bool long_k = k >= 2 * kMinK && k >= 8 * std::max(m, n) && m * n <= kMaxSplitKC;
+  if (!long_k && std::max(m, n) >= 2 * kMinBlock) {
     if (m >= n) {  // split rows of C (and of op(A))
       parallel_for(m, block_of(m), [&](int64_t r0, int64_t r1) {
         const T* ap = ta ? a + r0 : a + r0 * lda;
