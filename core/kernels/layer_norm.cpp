@@ -30,7 +30,7 @@ void ln_forward(const T* x, const LnGeom& g, double eps, const T* w, const T* b,
       const double v = combine_lanes<kLanes>(sq) / static_cast<double>(c);
       const T rs = static_cast<T>(1 / std::sqrt(v + eps)), mt = static_cast<T>(m);
       rstd[r] = rs, mean[r] = mt;
-      T* yr = y + r * c;
+      T* __restrict__ yr = y + r * c;  // may not overlap w or b: lets the loops below vectorise
       if (w && b)
         for (int64_t i = 0; i < c; ++i) yr[i] = (xr[i] - mt) * rs * w[i] + b[i];
       else
@@ -47,19 +47,24 @@ template <typename T> void ln_backward(const T* gy, const T* x, const LnGeom& g,
   const int64_t c = g.c, parts = (g.rows + kLnRowsPerPart - 1) / kLnRowsPerPart;
   std::vector<double> pdw(static_cast<size_t>(parts * c), 0.0), pdb(static_cast<size_t>(parts * c), 0.0);
   parallel_for(parts, 1, [&](int64_t p0, int64_t p1) {
-    std::vector<T> xh(static_cast<size_t>(c)), dxh(static_cast<size_t>(c));
+    std::vector<T> xh_buf(static_cast<size_t>(c)), dxh_buf(static_cast<size_t>(c));
+    // __restrict__ and one array per loop: with pw and pb (both double*) written in one loop the
+    // compiler had to assume they overlap and left the loop scalar.
+    T* __restrict__ xh = xh_buf.data();
+    T* __restrict__ dxh = dxh_buf.data();
     for (int64_t p = p0; p < p1; ++p) {
-      double* pw = pdw.data() + p * c;
-      double* pb = pdb.data() + p * c;
+      double* __restrict__ pw = pdw.data() + p * c;
+      double* __restrict__ pb = pdb.data() + p * c;
       for (int64_t r = p * kLnRowsPerPart; r < std::min(g.rows, (p + 1) * kLnRowsPerPart); ++r) {
         const T *xr = x + r * c, *gr = gy + r * c;
         const T m = mean[r], rs = rstd[r];
-        for (int64_t i = 0; i < c; ++i) {
-          xh[i] = (xr[i] - m) * rs;
-          dxh[i] = w ? gr[i] * w[i] : gr[i];
-          pw[i] += gr[i] * xh[i];
-          pb[i] += gr[i];
-        }
+        for (int64_t i = 0; i < c; ++i) xh[i] = (xr[i] - m) * rs;
+        if (w)
+          for (int64_t i = 0; i < c; ++i) dxh[i] = gr[i] * w[i];
+        else
+          for (int64_t i = 0; i < c; ++i) dxh[i] = gr[i];
+        for (int64_t i = 0; i < c; ++i) pw[i] += gr[i] * xh[i];
+        for (int64_t i = 0; i < c; ++i) pb[i] += gr[i];
         double s1[kLanes] = {}, s2[kLanes] = {};  // sums of dxhat and dxhat * xhat
         add_lanes<kLanes>(c, s1, [&](int64_t i) { return static_cast<double>(dxh[i]); });
         add_lanes<kLanes>(c, s2, [&](int64_t i) { return static_cast<double>(dxh[i] * xh[i]); });
