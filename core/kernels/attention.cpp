@@ -8,13 +8,15 @@ namespace mg::kernels {
 
 namespace {
 
-// C (m x n, row stride ldc) = A B, A(i, p) = a[i * sai + p * sap] (any layout, so A can be a
-// transposed view), B (k x n) row-major with row stride ldb. Each output row is built in a register-
-// sized block of W columns held in a local array, four rows at a time: four independent chains of
-// multiply-adds, and C is stored once instead of once per p. Each element is summed over p in
-// order, as the plain triple loop would.
-template <typename T> void small_gemm(int64_t m, int64_t n, int64_t k, const T* a, int64_t sai, int64_t sap, const T* b,
-                                      int64_t ldb, T* c, int64_t ldc) {
+// C (m x n, row stride ldc) = A B, A (m x k) and B (k x n) row-major with row strides lda and ldb.
+// Each output row is built in a register-sized block of W columns held in a local array, four rows
+// at a time: four independent chains of multiply-adds, and C is stored once instead of once per p.
+// Each element is summed over p in order, as the plain triple loop would.
+// (A used to be any strided layout, transposed views included. GCC 12 at -O3 specialised the
+// function for a column-read A and vectorised the loads past the end of it: an out-of-bounds read
+// that crashed when P ended at a page boundary. The callers now copy A transposed instead.)
+template <typename T>
+void small_gemm(int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc) {
   constexpr int64_t W = 64 / sizeof(T);
   for (int64_t j0 = 0; j0 < n; j0 += W) {
     const int64_t w = std::min(W, n - j0);
@@ -22,10 +24,10 @@ template <typename T> void small_gemm(int64_t m, int64_t n, int64_t k, const T* 
     if (w == W) {
       for (; i + 4 <= m; i += 4) {
         T c0[W] = {}, c1[W] = {}, c2[W] = {}, c3[W] = {};
-        const T* ar = a + i * sai;
+        const T* ar = a + i * lda;
         for (int64_t p = 0; p < k; ++p) {
           const T* br = b + p * ldb + j0;
-          const T x0 = ar[p * sap], x1 = ar[sai + p * sap], x2 = ar[2 * sai + p * sap], x3 = ar[3 * sai + p * sap];
+          const T x0 = ar[p], x1 = ar[lda + p], x2 = ar[2 * lda + p], x3 = ar[3 * lda + p];
           for (int64_t l = 0; l < W; ++l) {
             c0[l] += x0 * br[l];
             c1[l] += x1 * br[l];
@@ -42,7 +44,7 @@ template <typename T> void small_gemm(int64_t m, int64_t n, int64_t k, const T* 
     for (; i < m; ++i) {  // leftover rows, and a last block of columns narrower than W
       T acc[W] = {};
       for (int64_t p = 0; p < k; ++p) {
-        const T av = a[i * sai + p * sap];
+        const T av = a[i * lda + p];
         const T* br = b + p * ldb + j0;
         for (int64_t l = 0; l < w; ++l) acc[l] += av * br[l];
       }
@@ -53,7 +55,7 @@ template <typename T> void small_gemm(int64_t m, int64_t n, int64_t k, const T* 
 
 }  // namespace
 
-int64_t attention_scratch_size(const AttnGeom& g) { return 2 * g.n * g.hd + g.n * g.n; }
+int64_t attention_scratch_size(const AttnGeom& g) { return 2 * g.n * g.hd + 2 * g.n * g.n; }
 
 template <typename T>
 void attention_forward(const T* qkv, const T* bias, const AttnGeom& g, T scale, T* out, T* probs, T* scratch) {
@@ -66,7 +68,7 @@ void attention_forward(const T* qkv, const T* bias, const AttnGeom& g, T scale, 
     for (int64_t j = 0; j < n; ++j)
       for (int64_t d = 0; d < hd; ++d) kt[d * n + j] = k[j * row + d] * scale;  // rounded as torchvision's k * scale
     T* p = probs + h * n * n;
-    small_gemm<T>(n, n, hd, q, row, 1, kt, n, p, n);  // S = q (k * scale)^T
+    small_gemm<T>(n, n, hd, q, row, kt, n, p, n);  // S = q (k * scale)^T
     const T* b = bias + h * n * n;
     for (int64_t i = 0; i < n; ++i) {
       T* s = p + i * n;
@@ -78,7 +80,7 @@ void attention_forward(const T* qkv, const T* bias, const AttnGeom& g, T scale, 
       for (int64_t j = 0; j < n; ++j) sum += (s[j] = exp_(s[j] - m));
       for (int64_t j = 0; j < n; ++j) s[j] /= sum;
     }
-    small_gemm<T>(n, hd, n, p, n, 1, v, row, out + h * hd, c);  // O = P v
+    small_gemm<T>(n, hd, n, p, n, v, row, out + h * hd, c);  // O = P v
   }
 }
 
@@ -88,6 +90,7 @@ template <typename T> void attention_backward(const T* qkv, const T* probs, cons
   T* vt = scratch;           // (hd, n): the head's values, transposed
   T* ks = scratch + hd * n;  // (n, hd): the head's keys, scaled
   T* ds = ks + n * hd;       // (n, n): dP, then dS
+  T* tr = ds + n * n;        // (n, n): P^T, then dS^T
   for (int64_t h = 0; h < g.heads; ++h) {
     const T* q = qkv + h * hd;
     const T* k = qkv + c + h * hd;
@@ -102,8 +105,10 @@ template <typename T> void attention_backward(const T* qkv, const T* probs, cons
         vt[d * n + j] = v[j * row + d];
         ks[j * hd + d] = k[j * row + d] * scale;
       }
-    small_gemm<T>(n, n, hd, go, c, 1, vt, n, ds, n);   // dP = dO v^T
-    small_gemm<T>(n, hd, n, p, 1, n, go, c, dv, row);  // dV = P^T dO
+    small_gemm<T>(n, n, hd, go, c, vt, n, ds, n);  // dP = dO v^T
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < n; ++j) tr[j * n + i] = p[i * n + j];
+    small_gemm<T>(n, hd, n, tr, n, go, c, dv, row);  // dV = P^T dO
     // dS = P * (dP - rowsum(dP * P)), the softmax backward; the bias gets dS as it is
     T* gb = gbias + h * n * n;
     for (int64_t i = 0; i < n; ++i) {
@@ -114,9 +119,11 @@ template <typename T> void attention_backward(const T* qkv, const T* probs, cons
       for (int64_t j = 0; j < n; ++j) r[j] = pr[j] * (r[j] - s);
       for (int64_t j = 0; j < n; ++j) gb[i * n + j] += r[j];
     }
-    small_gemm<T>(n, hd, n, ds, n, 1, ks, hd, dq, row);  // dq = dS (k * scale)
-    small_gemm<T>(n, hd, n, ds, 1, n, q, row, dk, row);  // dk = (dS^T q) * scale:
-    for (int64_t j = 0; j < n; ++j)                      // the gradient of k * scale, times scale
+    small_gemm<T>(n, hd, n, ds, n, ks, hd, dq, row);  // dq = dS (k * scale)
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < n; ++j) tr[j * n + i] = ds[i * n + j];
+    small_gemm<T>(n, hd, n, tr, n, q, row, dk, row);  // dk = (dS^T q) * scale:
+    for (int64_t j = 0; j < n; ++j)                   // the gradient of k * scale, times scale
       for (int64_t d = 0; d < hd; ++d) dk[j * row + d] *= scale;
   }
 }
