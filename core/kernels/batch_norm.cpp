@@ -58,12 +58,10 @@ template <typename T> void channel_normalize(const T* x, const BnGeom& g, int64_
 // sums (a separate loop with nothing else in it, so that the compiler keeps the partial sums in
 // registers: fused into the GELU-gradient loop they were spilled to the stack and every add waited
 // on a store).
-template <typename T>
-void row_grad_sums(const T* gy, const T* x, int64_t len, T m, T rs, double* pg, double* pgx) {
+template <typename T> void row_grad_sums(const T* gy, const T* x, int64_t len, T m, T rs, double* pg, double* pgx) {
   add_lanes<kLanes>(len, pg, [&](int64_t i) { return static_cast<double>(gy[i]); });
-  add_lanes<kLanes>(len, pgx, [&](int64_t i) {
-    return static_cast<double>(gy[i]) * static_cast<double>((x[i] - m) * rs);
-  });
+  add_lanes<kLanes>(len, pgx,
+                    [&](int64_t i) { return static_cast<double>(gy[i]) * static_cast<double>((x[i] - m) * rs); });
 }
 
 template <typename T> void channel_grad_sums(const T* gy, const T* x, const BnGeom& g, int64_t ch, T m, T rs,

@@ -12,7 +12,7 @@ namespace mg::kernels {
 namespace {
 inline CBLAS_TRANSPOSE tr(bool t) { return t ? CblasTrans : CblasNoTrans; }
 constexpr int64_t kMaxTasks = 8, kMinBlock = 64, kMinK = 256;  // gemm_parallel's cuts
-constexpr int64_t kMaxSplitKC = 512 * 512;                       // C of a k-split: partials of this size at most
+constexpr int64_t kMaxSplitKC = 512 * 512;                     // C of a k-split: partials of this size at most
 }  // namespace
 
 template <> void gemm<float>(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,

@@ -51,13 +51,11 @@ constexpr int64_t kPointwiseCols = 256, kPointwiseGradCols = 512;
 // buf (rows, count * hw) <- the samples s0 .. s0+count-1 of t (n, rows, hw), side by side; and back.
 template <typename T> void gather_samples(const T* t, int64_t rows, int64_t hw, int64_t s0, int64_t count, T* buf) {
   for (int64_t s = 0; s < count; ++s)
-    for (int64_t r = 0; r < rows; ++r)
-      std::copy_n(t + ((s0 + s) * rows + r) * hw, hw, buf + (r * count + s) * hw);
+    for (int64_t r = 0; r < rows; ++r) std::copy_n(t + ((s0 + s) * rows + r) * hw, hw, buf + (r * count + s) * hw);
 }
 template <typename T> void scatter_samples(const T* buf, int64_t rows, int64_t hw, int64_t s0, int64_t count, T* t) {
   for (int64_t s = 0; s < count; ++s)
-    for (int64_t r = 0; r < rows; ++r)
-      std::copy_n(buf + (r * count + s) * hw, hw, t + ((s0 + s) * rows + r) * hw);
+    for (int64_t r = 0; r < rows; ++r) std::copy_n(buf + (r * count + s) * hw, hw, t + ((s0 + s) * rows + r) * hw);
 }
 
 // The (sample, channel) planes i0 .. i1-1 of a depthwise conv, i = sample * channels + channel, as
