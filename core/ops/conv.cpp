@@ -81,8 +81,7 @@ template <typename T> void forward(const ConvArgs& a, const T* x, const T* w, co
     });
     return;
   }
-  if (a.pointwise() && pointwise_block(a.n, hw_out, kPointwiseCols) > 1) {
-    const int64_t bs = pointwise_block(a.n, hw_out, kPointwiseCols);
+  if (const int64_t bs = a.pointwise() ? pointwise_block(a.n, hw_out, kPointwiseCols) : 1; bs > 1) {
     parallel_for((a.n + bs - 1) / bs, 1, [&](int64_t b0, int64_t b1) {
       std::vector<T> xb(static_cast<size_t>(a.c * bs * hw_out)), yb(static_cast<size_t>(a.o * bs * hw_out));
       for (int64_t blk = b0; blk < b1; ++blk) {
@@ -140,8 +139,7 @@ template <typename T> void backward_input(const ConvArgs& a, const T* gy, const 
     });
     return;
   }
-  if (a.pointwise() && pointwise_block(a.n, hw_out, kPointwiseCols) > 1) {
-    const int64_t bs = pointwise_block(a.n, hw_out, kPointwiseCols);
+  if (const int64_t bs = a.pointwise() ? pointwise_block(a.n, hw_out, kPointwiseCols) : 1; bs > 1) {
     parallel_for((a.n + bs - 1) / bs, 1, [&](int64_t b0, int64_t b1) {
       std::vector<T> gyb(static_cast<size_t>(a.o * bs * hw_out)), gxb(static_cast<size_t>(a.c * bs * hw_out));
       for (int64_t blk = b0; blk < b1; ++blk) {
@@ -195,9 +193,9 @@ template <typename T> void backward_weight(const ConvArgs& a, const T* gy, const
     return;
   }
   const int64_t wsize = a.o * ck;
-  if (a.pointwise() && pointwise_block(a.n, hw_out, kPointwiseGradCols) > 1) {
+  if (const int64_t bs = a.pointwise() ? pointwise_block(a.n, hw_out, kPointwiseGradCols) : 1; bs > 1) {
     // one partial per block of samples: gw_p (o, c) = gyb (o, cols) @ xb (c, cols)^T, then summed in order
-    const int64_t bs = pointwise_block(a.n, hw_out, kPointwiseGradCols), n_parts = (a.n + bs - 1) / bs;
+    const int64_t n_parts = (a.n + bs - 1) / bs;
     std::vector<T> partial(static_cast<size_t>(n_parts * wsize));
     parallel_for(n_parts, 1, [&](int64_t p0, int64_t p1) {
       std::vector<T> gyb(static_cast<size_t>(a.o * bs * hw_out)), xb(static_cast<size_t>(a.c * bs * hw_out));

@@ -14,17 +14,16 @@ struct PoolGeom {
   bool include_pad;
 };
 
-// The windows along one axis: output i covers input [lo[i], hi[i]) clipped to the input, and
-// div[i] is its extent in PyTorch's divisor (inside the padded input with count_include_pad, else
-// inside the input). A 2-d window is a row window times a column window, and its divisor the
-// product. Tap t of the window (input o * s - p + t) exists for outputs [first[t], last[t]).
+// The windows along one axis: div[i] is output i's extent in PyTorch's divisor (its window inside the
+// padded input with count_include_pad, else inside the input); a 2-d window's divisor is the product
+// of its row's and its column's. Tap t of a window (input o * s - p + t) exists for outputs
+// [first[t], last[t]).
 struct AxisWindows {
-  std::vector<int64_t> lo, hi, div, first, last;
-  AxisWindows(int64_t out, int64_t in, const PoolGeom& g) : lo(out), hi(out), div(out), first(g.k), last(g.k) {
+  std::vector<int64_t> div, first, last;
+  AxisWindows(int64_t out, int64_t in, const PoolGeom& g) : div(out), first(g.k), last(g.k) {
     for (int64_t i = 0; i < out; ++i) {
       const int64_t a = i * g.s - g.p, b = std::min(a + g.k, in + g.p);  // inside the padded input
-      lo[i] = std::max<int64_t>(a, 0), hi[i] = std::min(b, in);
-      div[i] = g.include_pad ? b - a : hi[i] - lo[i];
+      div[i] = g.include_pad ? b - a : std::min(b, in) - std::max<int64_t>(a, 0);
     }
     for (int64_t t = 0; t < g.k; ++t) {  // 0 <= o * s - p + t < in
       first[t] = std::min(out, std::max<int64_t>(0, (g.p - t + g.s - 1) / g.s));
