@@ -1,9 +1,9 @@
 // The optimised kernels against the plain ones kept beside them (core/kernels): conv2d's three
 // paths (depthwise phase planes, 1x1 GEMM, im2col + GEMM) against conv2d_reference, forward directly
 // and backward through the adjoint identity, and the depthwise kernels against the direct loops;
-// gemm_parallel against gemm_reference with transposed operands, padded leading dims and sizes
-// large enough to be split into blocks (or split along k); BatchNorm's lane sums against sequential
-// sums; the fused attention against the ops it replaces; sum's in-place kernels.
+// gemm_parallel and the short-k float kernel against gemm_reference with transposed operands, padded leading dims and
+// sizes large enough to be split into blocks (or split along k); BatchNorm's lane sums against sequential sums; the
+// fused attention against the ops it replaces; sum's in-place kernels.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -14,6 +14,7 @@
 #include "core/kernels/conv.h"
 #include "core/kernels/depthwise.h"
 #include "core/kernels/gemm.h"
+#include "core/kernels/gemm_small_k.h"
 #include "core/kernels/layer_norm.h"
 #include "core/ops.h"
 #include "helpers.h"
@@ -124,14 +125,18 @@ template <typename T> std::vector<T> random_vec(Generator& g, int64_t n) {
 }
 
 template <typename T>
-void check_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, T beta, Generator& g) {
+using GemmFn = void (*)(bool, bool, int64_t, int64_t, int64_t, T, const T*, int64_t, const T*, int64_t, T, T*, int64_t);
+
+// `fast` (gemm_parallel unless said otherwise) against gemm_reference
+template <typename T> void check_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, T beta, Generator& g,
+                                      GemmFn<T> fast = &kernels::gemm_parallel<T>) {
   // op(A) is (m, k): stored (k, m) when transposed. Leading dims padded past the row length.
   const int64_t lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 2, ldc = n + 1;
   std::vector<T> a = random_vec<T>(g, (ta ? k : m) * lda), b = random_vec<T>(g, (tb ? n : k) * ldb);
   std::vector<T> c0 = random_vec<T>(g, m * ldc);
   if (beta == T(0)) std::fill(c0.begin(), c0.end(), std::numeric_limits<T>::quiet_NaN());  // must be ignored
   std::vector<T> c_fast = c0, c_ref = c0;
-  kernels::gemm_parallel<T>(ta, tb, m, n, k, alpha, a.data(), lda, b.data(), ldb, beta, c_fast.data(), ldc);
+  fast(ta, tb, m, n, k, alpha, a.data(), lda, b.data(), ldb, beta, c_fast.data(), ldc);
   kernels::gemm_reference<T>(ta, tb, m, n, k, alpha, a.data(), lda, b.data(), ldb, beta, c_ref.data(), ldc);
   const double tol = (std::is_same<T, float>::value ? 2e-6 : 1e-14) * std::sqrt(static_cast<double>(k)) * 8;
   for (int64_t i = 0; i < m; ++i)
@@ -265,6 +270,33 @@ TEST_CASE("gemm_parallel matches gemm_reference: every transpose, padded leading
         check_gemm<float>(ta, tb, s.m, s.n, s.k, 1.5f, 0.5f, g);
         check_gemm<double>(ta, tb, s.m, s.n, s.k, -0.5, 1.0, g);
       }
+}
+
+TEST_CASE("gemm_small_k matches gemm_reference: every tile size at the edges of C, both transposes") {
+  Generator g(31);
+  // m 1..7 and 13 leave every row remainder of the 6-row tile (and of the 4-row one without AVX);
+  // n 16..80 every count of vectors in the last tile; k 1 and 128 the ends of the range. 1024 columns
+  // by 128 rows with k 32 is a 1x1 convolution of the cifar preset's first stage.
+  struct Size {
+    int64_t m, n, k;
+  };
+  const Size sizes[] = {{1, 16, 1},  {2, 32, 3},   {3, 48, 32},  {4, 64, 7},    {5, 80, 128},
+                        {6, 96, 33}, {7, 112, 64}, {13, 128, 5}, {300, 32, 32}, {128, 1024, 32}};
+  for (const Size& s : sizes)
+    for (bool ta : {false, true})
+      for (bool tb : {false, true}) {
+        INFO("m ", s.m, " n ", s.n, " k ", s.k, " trans_a ", ta, " trans_b ", tb);
+        REQUIRE(kernels::gemm_small_k_fits(ta, tb, s.m, s.n, s.k));
+        check_gemm<float>(ta, tb, s.m, s.n, s.k, 1.0f, 0.0f, g, &kernels::gemm_small_k);
+        check_gemm<float>(ta, tb, s.m, s.n, s.k, 1.5f, 0.5f, g, &kernels::gemm_small_k);
+        check_gemm<float>(ta, tb, s.m, s.n, s.k, -0.5f, 1.0f, g, &kernels::gemm_small_k);
+      }
+  // what it leaves to OpenBLAS: a long k, a ragged n, both dims large, a large transposed A
+  CHECK_FALSE(kernels::gemm_small_k_fits(false, false, 64, 64, kernels::kSmallK + 1));
+  CHECK_FALSE(kernels::gemm_small_k_fits(false, false, 64, 65, 32));
+  CHECK_FALSE(kernels::gemm_small_k_fits(false, true, 8192, 256, 64));
+  CHECK_FALSE(kernels::gemm_small_k_fits(true, false, 1024, 128, 128));
+  CHECK_FALSE(kernels::gemm_small_k_fits(false, false, 64, 64, 0));
 }
 
 TEST_CASE("matmul reads transposed operands in place: same result as contiguous copies") {

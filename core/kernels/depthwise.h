@@ -38,9 +38,11 @@ template <typename T> void dw_forward(const T* x, const T* w, const T* bias, con
 // gx (c, h, w) = the adjoint (transposed convolution) applied to gy (c, ho, wo)
 template <typename T>
 void dw_backward_input(const T* gy, const T* w, const ConvGeom& g, int64_t c0, int64_t c1, T* gx, T* scratch);
-// acc (c, kh*kw, ho*wq) += per tap, the products gy * (x under that tap), not yet summed over
-// positions: summing them over samples first keeps this a vectorised elementwise add; dw_reduce
-// then sums each tap's row in a fixed order. acc is dw_acc_size(g) elements per channel.
+// acc (c, kh*kw, ho*wq) += per tap, the products gy * (x under that tap), not yet fully summed over
+// positions: a plane of at least one SIMD vector is summed into the first vector's lanes (position
+// p into lane p % lanes), a smaller one or the general path's is kept per position; summing them over
+// samples first keeps this a vectorised add; dw_reduce then sums each tap's row in a fixed order.
+// acc is dw_acc_size(g) elements per channel.
 int64_t dw_acc_size(const ConvGeom& g);
 template <typename T> void dw_backward_weight_acc(const T* gy, const T* x, const ConvGeom& g, int64_t c0, int64_t c1,
                                                   T* acc, T* scratch, bool x_split = false);

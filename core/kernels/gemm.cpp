@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "core/kernels/gemm_small_k.h"
 #include "core/parallel.h"
 
 namespace mg::kernels {
@@ -18,6 +19,7 @@ constexpr int64_t kMaxSplitKC = 512 * 512;                     // C of a k-split
 template <> void gemm<float>(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
                              int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   if (m == 0 || n == 0) return;
+  if (gemm_small_k_fits(ta, tb, m, n, k)) return gemm_small_k(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   cblas_sgemm(CblasRowMajor, tr(ta), tr(tb), static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a,
               static_cast<int>(lda), b, static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
 }

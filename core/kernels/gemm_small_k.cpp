@@ -1,0 +1,127 @@
+#include "core/kernels/gemm_small_k.h"
+
+#include <algorithm>
+#include <array>
+#include <utility>
+#include <vector>
+
+#if defined(__AVX512F__) || defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+namespace mg::kernels {
+
+namespace {
+
+// One SIMD register of floats, and the four things the kernel does with it. FMA is written out:
+// the project builds as ISO C++ (-std=c++17), where GCC does not contract a * b + c on its own.
+#if defined(__AVX512F__)
+using Vec = __m512;
+constexpr int64_t kLanes = 16, kMR = 6, kNV = 4;  // a 6 x 64 tile: 24 of the 32 registers accumulate
+inline Vec vload(const float* p) { return _mm512_loadu_ps(p); }
+inline void vstore(float* p, Vec v) { _mm512_storeu_ps(p, v); }
+inline Vec vset(float x) { return _mm512_set1_ps(x); }
+inline Vec vfma(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
+#elif defined(__AVX2__) && defined(__FMA__)
+using Vec = __m256;
+constexpr int64_t kLanes = 8, kMR = 6, kNV = 2;  // 6 x 16: 12 of the 16 registers accumulate
+inline Vec vload(const float* p) { return _mm256_loadu_ps(p); }
+inline void vstore(float* p, Vec v) { _mm256_storeu_ps(p, v); }
+inline Vec vset(float x) { return _mm256_set1_ps(x); }
+inline Vec vfma(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
+#else
+typedef float Vec __attribute__((vector_size(16)));
+typedef float VecU __attribute__((vector_size(16), aligned(4), may_alias));
+constexpr int64_t kLanes = 4, kMR = 4, kNV = 2;
+inline Vec vload(const float* p) { return *reinterpret_cast<const VecU*>(p); }
+inline void vstore(float* p, Vec v) { *reinterpret_cast<VecU*>(p) = v; }
+inline Vec vset(float x) { return Vec{} + x; }
+inline Vec vfma(Vec a, Vec b, Vec c) { return a * b + c; }
+#endif
+
+// C[MR rows, NV vectors] = alpha * A[MR, k] B[k, NV vectors] + beta * C. The tile lives in registers
+// for the whole of k; each step loads NV vectors of one row of B and broadcasts one value per row of A.
+template <int64_t MR, int64_t NV> void tile(int64_t k, float alpha, const float* a, int64_t lda, const float* b,
+                                            int64_t ldb, float beta, float* c, int64_t ldc) {
+  Vec acc[MR][NV];
+#pragma GCC unroll 8
+  for (int64_t r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+    for (int64_t v = 0; v < NV; ++v) acc[r][v] = vset(0.0f);
+  for (int64_t p = 0; p < k; ++p) {
+    Vec bv[NV];
+#pragma GCC unroll 4
+    for (int64_t v = 0; v < NV; ++v) bv[v] = vload(b + p * ldb + v * kLanes);
+#pragma GCC unroll 8
+    for (int64_t r = 0; r < MR; ++r) {
+      const Vec av = vset(a[r * lda + p]);
+#pragma GCC unroll 4
+      for (int64_t v = 0; v < NV; ++v) acc[r][v] = vfma(av, bv[v], acc[r][v]);
+    }
+  }
+  const Vec va = vset(alpha), vb = vset(beta);
+#pragma GCC unroll 8
+  for (int64_t r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+    for (int64_t v = 0; v < NV; ++v) {
+      float* cp = c + r * ldc + v * kLanes;
+      // beta 0 ignores C (it may be uninitialised), as BLAS does
+      vstore(cp, beta == 0.0f ? acc[r][v] * va : vfma(vload(cp), vb, acc[r][v] * va));
+    }
+}
+
+using TileFn = void (*)(int64_t, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t);
+
+template <int64_t MR, int64_t... NV> constexpr auto row_of_tiles(std::integer_sequence<int64_t, NV...>) {
+  return std::array<TileFn, sizeof...(NV)>{&tile<MR, NV + 1>...};
+}
+template <int64_t... MR> constexpr auto table_of_tiles(std::integer_sequence<int64_t, MR...>) {
+  return std::array<std::array<TileFn, kNV>, sizeof...(MR)>{
+      row_of_tiles<MR + 1>(std::make_integer_sequence<int64_t, kNV>{})...};
+}
+// kTiles[mr - 1][nv - 1]: every tile size the edges of C need
+constexpr auto kTiles = table_of_tiles(std::make_integer_sequence<int64_t, kMR>{});
+
+}  // namespace
+
+bool gemm_small_k_fits(bool trans_a, bool, int64_t m, int64_t n, int64_t k) {
+  // OpenBLAS stays faster when both m and n are large (measured: m 8192 n 256 k 64, m 2048 n 384 k 128);
+  // a transposed A is copied, so only a small one (a weight) is taken.
+  return k >= 1 && k <= kSmallK && n >= kLanes && n % kLanes == 0 && m >= 1 && std::min(m, n) <= 128 &&
+         (!trans_a || m * k <= (1 << 16));
+}
+
+void gemm_small_k(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+                  const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  thread_local std::vector<float> a_buf, b_buf;
+  if (ta) {  // A is stored (k, m): copy it to (m, k)
+    a_buf.resize(static_cast<size_t>(m * k));
+    for (int64_t p = 0; p < k; ++p)
+      for (int64_t i = 0; i < m; ++i) a_buf[static_cast<size_t>(i * k + p)] = a[p * lda + i];
+    a = a_buf.data();
+    lda = k;
+  }
+  if (tb) {  // B is stored (n, k): copy it to (k, n)
+    b_buf.resize(static_cast<size_t>(k * n));
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t p = 0; p < k; ++p) b_buf[static_cast<size_t>(p * n + j)] = b[j * ldb + p];
+    b = b_buf.data();
+    ldb = n;
+  }
+  // Columns in chunks whose rows of B (k x chunk, 16 KB) stay in the L1 cache while every row of A passes.
+  constexpr int64_t kNR = kNV * kLanes;
+  const int64_t chunk = std::max<int64_t>(kNR, 4096 / k / kNR * kNR);
+  for (int64_t j0 = 0; j0 < n; j0 += chunk) {
+    const int64_t j1 = std::min(n, j0 + chunk);
+    for (int64_t i0 = 0; i0 < m; i0 += kMR) {
+      const int64_t mr = std::min(kMR, m - i0);
+      for (int64_t j = j0; j < j1; j += kNR) {
+        const int64_t nv = std::min(kNR, j1 - j) / kLanes;
+        kTiles[static_cast<size_t>(mr - 1)][static_cast<size_t>(nv - 1)](k, alpha, a + i0 * lda, lda, b + j, ldb, beta,
+                                                                         c + i0 * ldc + j, ldc);
+      }
+    }
+  }
+}
+
+}  // namespace mg::kernels
