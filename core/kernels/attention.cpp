@@ -3,13 +3,14 @@
 #include <algorithm>
 
 #include "core/kernels/fast_math.h"
+#include "core/kernels/simd.h"
 
 namespace mg::kernels {
 
 namespace {
 
 // C (m x n, row stride ldc) = A B, A (m x k) and B (k x n) row-major with row strides lda and ldb.
-// Each output row is built in a register-sized block of W columns held in a local array, four rows
+// Each output row is built in a register-sized block of W columns (one Vec64, see simd.h), four rows
 // at a time: four independent chains of multiply-adds, and C is stored once instead of once per p.
 // Each element is summed over p in order, as the plain triple loop would.
 // (A used to be any strided layout, transposed views included. GCC 12 at -O3 specialised the
@@ -17,31 +18,35 @@ namespace {
 // that crashed when P ended at a page boundary. The callers now copy A transposed instead.)
 template <typename T>
 void small_gemm(int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc) {
-  constexpr int64_t W = 64 / sizeof(T);
+  using V = Vec64<T>;
+  constexpr int64_t W = kVecLanes<T>;
   for (int64_t j0 = 0; j0 < n; j0 += W) {
     const int64_t w = std::min(W, n - j0);
     int64_t i = 0;
     if (w == W) {
       for (; i + 4 <= m; i += 4) {
-        T c0[W] = {}, c1[W] = {}, c2[W] = {}, c3[W] = {};
+        V c0 = {}, c1 = {}, c2 = {}, c3 = {};
         const T* ar = a + i * lda;
         for (int64_t p = 0; p < k; ++p) {
-          const T* br = b + p * ldb + j0;
-          const T x0 = ar[p], x1 = ar[lda + p], x2 = ar[2 * lda + p], x3 = ar[3 * lda + p];
-          for (int64_t l = 0; l < W; ++l) {
-            c0[l] += x0 * br[l];
-            c1[l] += x1 * br[l];
-            c2[l] += x2 * br[l];
-            c3[l] += x3 * br[l];
-          }
+          const V br = vload(b + p * ldb + j0);
+          c0 += ar[p] * br;
+          c1 += ar[lda + p] * br;
+          c2 += ar[2 * lda + p] * br;
+          c3 += ar[3 * lda + p] * br;
         }
-        std::copy(c0, c0 + W, c + i * ldc + j0);
-        std::copy(c1, c1 + W, c + (i + 1) * ldc + j0);
-        std::copy(c2, c2 + W, c + (i + 2) * ldc + j0);
-        std::copy(c3, c3 + W, c + (i + 3) * ldc + j0);
+        vstore(c + i * ldc + j0, c0);
+        vstore(c + (i + 1) * ldc + j0, c1);
+        vstore(c + (i + 2) * ldc + j0, c2);
+        vstore(c + (i + 3) * ldc + j0, c3);
       }
+      for (; i < m; ++i) {  // leftover rows
+        V acc = {};
+        for (int64_t p = 0; p < k; ++p) acc += a[i * lda + p] * vload(b + p * ldb + j0);
+        vstore(c + i * ldc + j0, acc);
+      }
+      continue;
     }
-    for (; i < m; ++i) {  // leftover rows, and a last block of columns narrower than W
+    for (; i < m; ++i) {  // a last block of columns narrower than W
       T acc[W] = {};
       for (int64_t p = 0; p < k; ++p) {
         const T av = a[i * lda + p];

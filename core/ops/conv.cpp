@@ -294,22 +294,12 @@ Tensor conv2d(const Tensor& x_in, const Tensor& weight, const Tensor& bias, int6
   Tensor x = x_in.detach().contiguous(), w = weight.detach().contiguous();
   Tensor b = bias.defined() ? bias.detach().contiguous() : Tensor();
   Tensor y = Tensor::empty({a.n, a.o, a.ho, a.wo}, x.dtype());
-  // A strided depthwise conv reads x as phase planes: when the weight gradient will need them again,
-  // split once here, and keep the split copy (instead of x, which is the same size) for it.
-  const bool x_split = a.depthwise() && kernels::dw_splits_input(a.geom()) && grad_enabled() && weight.requires_grad();
-  if (x_split) {
-    Tensor xs = Tensor::empty(x.shape(), x.dtype());
-    MG_DISPATCH_FLOAT(x.dtype(), "conv2d", [&] {
-      const scalar_t* px = x.data<scalar_t>();
-      scalar_t* ps = xs.data<scalar_t>();
-      parallel_for(a.n * a.c, 16, [&](int64_t i0, int64_t i1) {
-        for_sample_channels(i0, i1, a.c, [&](int64_t s, int64_t c0, int64_t c1) {
-          kernels::dw_split(px + s * a.c * a.h * a.w, a.geom(), c0, c1, ps + s * a.c * a.h * a.w);
-        });
-      });
-    });
-    x = xs;
-  }
+  // A strided depthwise conv reads x as phase planes. They are made plane by plane in the kernels'
+  // scratch (in cache) in forward and again for the weight gradient. Splitting the whole input once
+  // and keeping the split copy costs a write and a read of the largest activation (128 x 128 x 32 x 32
+  // in the cifar preset) to save a pass that runs in cache; a train step was no faster with it
+  // (alternating A/B, 4 rounds: median 1002 ms with, 946 without).
+  const bool x_split = false;
   MG_DISPATCH_FLOAT(x.dtype(), "conv2d", [&] {
     forward<scalar_t>(a, x.data<scalar_t>(), w.data<scalar_t>(), b.defined() ? b.data<scalar_t>() : nullptr,
                       y.data<scalar_t>(), x_split);
