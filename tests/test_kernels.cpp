@@ -275,13 +275,14 @@ TEST_CASE("gemm_parallel matches gemm_reference: every transpose, padded leading
 TEST_CASE("gemm_small_k matches gemm_reference: every tile size at the edges of C, both transposes") {
   Generator g(31);
   // m 1..7 and 13 leave every row remainder of the 6-row tile (and of the 4-row one without AVX);
-  // n 16..80 every count of vectors in the last tile; k 1 and 128 the ends of the range. 1024 columns
-  // by 128 rows with k 32 is a 1x1 convolution of the cifar preset's first stage.
+  // n 16..80 every count of vectors in the last tile; k 1 and 128 the ends of the short range. 1024
+  // columns by 128 rows with k 32 is a 1x1 convolution of the cifar preset's first stage; 32 x 224 with
+  // k 288 a block of its stem's 3x3 convolution; k 1000 the long range with a thin side.
   struct Size {
     int64_t m, n, k;
   };
-  const Size sizes[] = {{1, 16, 1},  {2, 32, 3},   {3, 48, 32},  {4, 64, 7},    {5, 80, 128},
-                        {6, 96, 33}, {7, 112, 64}, {13, 128, 5}, {300, 32, 32}, {128, 1024, 32}};
+  const Size sizes[] = {{1, 16, 1},   {2, 32, 3},   {3, 48, 32},   {4, 64, 7},      {5, 80, 128},   {6, 96, 33},
+                        {7, 112, 64}, {13, 128, 5}, {300, 32, 32}, {128, 1024, 32}, {32, 224, 288}, {50, 32, 1000}};
   for (const Size& s : sizes)
     for (bool ta : {false, true})
       for (bool tb : {false, true}) {
@@ -292,7 +293,8 @@ TEST_CASE("gemm_small_k matches gemm_reference: every tile size at the edges of 
         check_gemm<float>(ta, tb, s.m, s.n, s.k, -0.5f, 1.0f, g, &kernels::gemm_small_k);
       }
   // what it leaves to OpenBLAS: a long k, a ragged n, both dims large, a large transposed A
-  CHECK_FALSE(kernels::gemm_small_k_fits(false, false, 64, 64, kernels::kSmallK + 1));
+  CHECK_FALSE(kernels::gemm_small_k_fits(false, false, 128, 128, kernels::kSmallK + 1));
+  CHECK_FALSE(kernels::gemm_small_k_fits(false, false, 64, 64, kernels::kLongK + 1));
   CHECK_FALSE(kernels::gemm_small_k_fits(false, false, 64, 65, 32));
   CHECK_FALSE(kernels::gemm_small_k_fits(false, true, 8192, 256, 64));
   CHECK_FALSE(kernels::gemm_small_k_fits(true, false, 1024, 128, 128));

@@ -1,6 +1,7 @@
-// A float GEMM for a short inner dimension (k <= kSmallK): the 1x1 convolutions and linear layers of
-// the cifar preset's first stage multiply by only 32 input channels, where OpenBLAS spends as long
-// packing and updating C as computing (55 GFLOP/s on 2 threads where a square sgemm runs at ~190).
+// A float GEMM for a short inner dimension or a thin C: the 1x1 convolutions and linear layers of the
+// cifar preset's first stage multiply by only 32 input channels, and the stem's 3x3 convolution has
+// 32 output channels, where OpenBLAS spends as long packing and updating C as computing (55 GFLOP/s
+// on 2 threads for k = 32 where a square sgemm runs at ~190).
 // Here a block of C stays in registers for the whole of k, rows of B are read straight from memory
 // (no packing), and each value of C is written once. gemm_reference is what the tests hold it to.
 #pragma once
@@ -8,14 +9,15 @@
 
 namespace mg::kernels {
 
-constexpr int64_t kSmallK = 128;
+constexpr int64_t kSmallK = 128, kLongK = 1024;
 
-// Whether gemm_small_k takes this product: float only, k <= kSmallK and n a whole number of vectors.
+// Whether gemm_small_k takes this product: float only, n a whole number of vectors, and k <= kSmallK
+// with min(m, n) <= 128 or k <= kLongK with min(m, n) <= 64.
 bool gemm_small_k_fits(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k);
 
 // C[m,n] = alpha * op(A)[m,k] * op(B)[k,n] + beta * C, row-major (the gemm() contract). A transposed
-// operand is first copied the right way round into a per-thread buffer (op(B) is a weight, k x n at
-// most 128 x 512 here). Each C value is summed over k in order: the bits depend on the shapes only.
+// operand is first copied the right way round into a per-thread buffer (a weight, or a block of
+// a weight gradient's rows). Each C value is summed over k in order: the bits depend on the shapes only.
 void gemm_small_k(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
                   const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 
