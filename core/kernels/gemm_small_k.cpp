@@ -39,10 +39,11 @@ inline Vec vset(float x) { return Vec{} + x; }
 inline Vec vfma(Vec a, Vec b, Vec c) { return a * b + c; }
 #endif
 
-// C[MR rows, NV vectors] = alpha * A[MR, k] B[k, NV vectors] + beta * C. The tile lives in registers
-// for the whole of k; each step loads NV vectors of one row of B and broadcasts one value per row of A.
-template <int64_t MR, int64_t NV> void tile(int64_t k, float alpha, const float* a, int64_t lda, const float* b,
-                                            int64_t ldb, float beta, float* c, int64_t ldc) {
+// C[MR rows, NV vectors] = alpha * A[MR, k] B[k, NV vectors] + beta * C, A's (r, p) at a[r * ars + p * aps]
+// (ars = lda, aps = 1 as stored; ars = 1, aps = lda transposed). The tile lives in registers for the
+// whole of k; each step loads NV vectors of one row of B and broadcasts one value per row of A.
+template <int64_t MR, int64_t NV> void tile(int64_t k, float alpha, const float* a, int64_t ars, int64_t aps,
+                                            const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   Vec acc[MR][NV];
 #pragma GCC unroll 8
   for (int64_t r = 0; r < MR; ++r)
@@ -54,7 +55,7 @@ template <int64_t MR, int64_t NV> void tile(int64_t k, float alpha, const float*
     for (int64_t v = 0; v < NV; ++v) bv[v] = vload(b + p * ldb + v * kLanes);
 #pragma GCC unroll 8
     for (int64_t r = 0; r < MR; ++r) {
-      const Vec av = vset(a[r * lda + p]);
+      const Vec av = vset(a[r * ars + p * aps]);
 #pragma GCC unroll 4
       for (int64_t v = 0; v < NV; ++v) acc[r][v] = vfma(av, bv[v], acc[r][v]);
     }
@@ -70,7 +71,7 @@ template <int64_t MR, int64_t NV> void tile(int64_t k, float alpha, const float*
     }
 }
 
-using TileFn = void (*)(int64_t, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t);
+using TileFn = void (*)(int64_t, float, const float*, int64_t, int64_t, const float*, int64_t, float, float*, int64_t);
 
 template <int64_t MR, int64_t... NV> constexpr auto row_of_tiles(std::integer_sequence<int64_t, NV...>) {
   return std::array<TileFn, sizeof...(NV)>{&tile<MR, NV + 1>...};
@@ -84,30 +85,23 @@ constexpr auto kTiles = table_of_tiles(std::make_integer_sequence<int64_t, kMR>{
 
 }  // namespace
 
-bool gemm_small_k_fits(bool trans_a, bool, int64_t m, int64_t n, int64_t k) {
+bool gemm_small_k_fits(bool, bool, int64_t m, int64_t n, int64_t k) {
   // Measured against OpenBLAS on this project's shapes (1 thread, best of 15): a short k with one side
   // <= 128 (m 32768 n 96 k 32: 88 -> 104 GFLOP/s; 1x1 conv m 128 n 1024 k 32: 101 -> 148), and a
   // longer k with one side <= 64 (the 3x3 stem conv, m 32 n 224 k 288: 101 -> 124; its weight gradient
   // m 288 n 32 k 224: 88 -> 147; the whole stem conv, 1 thread, best of 8: forward 36 -> 31 ms,
   // backward 70 -> 66 ms). OpenBLAS stays as fast or faster when both m and n are large
   // (m 8192 n 256 k 64, m 2048 n 384 k 128) and for k >= 256 next to a side of 128.
-  // A transposed A is copied, so only a small one (a weight) is taken.
   const int64_t side = std::min(m, n);
   const bool shape = (k <= kSmallK && side <= 128) || (k <= kLongK && side <= 64);
-  return k >= 1 && shape && n >= kLanes && n % kLanes == 0 && (!trans_a || m * k <= (1 << 16));
+  return k >= 1 && shape && n >= kLanes && n % kLanes == 0;
 }
 
 void gemm_small_k(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
                   const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-  thread_local std::vector<float> a_buf, b_buf;
-  if (ta) {  // A is stored (k, m): copy it to (m, k)
-    a_buf.resize(static_cast<size_t>(m * k));
-    for (int64_t p = 0; p < k; ++p)
-      for (int64_t i = 0; i < m; ++i) a_buf[static_cast<size_t>(i * k + p)] = a[p * lda + i];
-    a = a_buf.data();
-    lda = k;
-  }
-  if (tb) {  // B is stored (n, k): copy it to (k, n)
+  thread_local std::vector<float> b_buf;
+  const int64_t ars = ta ? 1 : lda, aps = ta ? lda : 1;  // A stored (k, m) when transposed: read in place
+  if (tb) {                                              // B is stored (n, k): copy it to (k, n)
     b_buf.resize(static_cast<size_t>(k * n));
     for (int64_t j = 0; j < n; ++j)
       for (int64_t p = 0; p < k; ++p) b_buf[static_cast<size_t>(p * n + j)] = b[j * ldb + p];
@@ -123,8 +117,8 @@ void gemm_small_k(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha
       const int64_t mr = std::min(kMR, m - i0);
       for (int64_t j = j0; j < j1; j += kNR) {
         const int64_t nv = std::min(kNR, j1 - j) / kLanes;
-        kTiles[static_cast<size_t>(mr - 1)][static_cast<size_t>(nv - 1)](k, alpha, a + i0 * lda, lda, b + j, ldb, beta,
-                                                                         c + i0 * ldc + j, ldc);
+        kTiles[static_cast<size_t>(mr - 1)][static_cast<size_t>(nv - 1)](k, alpha, a + i0 * ars, ars, aps, b + j, ldb,
+                                                                         beta, c + i0 * ldc + j, ldc);
       }
     }
   }

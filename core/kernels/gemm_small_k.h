@@ -15,9 +15,10 @@ constexpr int64_t kSmallK = 128, kLongK = 1024;
 // with min(m, n) <= 128 or k <= kLongK with min(m, n) <= 64.
 bool gemm_small_k_fits(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k);
 
-// C[m,n] = alpha * op(A)[m,k] * op(B)[k,n] + beta * C, row-major (the gemm() contract). A transposed
-// operand is first copied the right way round into a per-thread buffer (a weight, or a block of
-// a weight gradient's rows). Each C value is summed over k in order: the bits depend on the shapes only.
+// C[m,n] = alpha * op(A)[m,k] * op(B)[k,n] + beta * C, row-major (the gemm() contract). A transposed A
+// is read in place (one value per row of a tile is broadcast either way); a transposed B is first
+// copied the right way round into a per-thread buffer (a weight, or a block of a weight gradient's
+// rows). Each C value is summed over k in order: the bits depend on the shapes only.
 void gemm_small_k(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
                   const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 
