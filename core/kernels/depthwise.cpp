@@ -1,8 +1,10 @@
 #include "core/kernels/depthwise.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "core/kernels/simd.h"
@@ -113,6 +115,10 @@ struct CopyLayout {
   std::vector<int64_t> copy_of;                   // per tap
   int64_t pad = 0, len = 0;
   bool backward = false;
+  // (keys, ho*wo): all ones where a copy keeps the value, 0 in its cleared columns; as wide as float
+  // and as double
+  std::vector<uint32_t> mask32;
+  std::vector<uint64_t> mask64;
   int64_t size() const { return static_cast<int64_t>(keys.size()) * len; }
 };
 CopyLayout copy_layout(const std::vector<SplitTap>& taps, const ConvGeom& g, bool backward) {
@@ -126,6 +132,16 @@ CopyLayout copy_layout(const std::vector<SplitTap>& taps, const ConvGeom& g, boo
     if (it == l.keys.end()) l.keys.push_back(key);
   }
   l.len = g.ho * g.wo + 2 * l.pad;
+  const int64_t n = g.ho * g.wo;
+  for (const auto& [plane, dj] : l.keys) {
+    const bool last = (dj < 0) != backward;  // clear the last |dj| columns, or the first
+    const int64_t c0 = last ? g.wo - std::abs(dj) : 0, c1 = last ? g.wo : std::abs(dj);
+    for (int64_t p = 0; p < n; ++p) {
+      const bool keep = dj == 0 || p % g.wo < c0 || p % g.wo >= c1;
+      l.mask32.push_back(keep ? ~uint32_t(0) : 0);
+      l.mask64.push_back(keep ? ~uint64_t(0) : 0);
+    }
+  }
   return l;
 }
 
@@ -154,7 +170,12 @@ const SplitPlan& split_plan(const ConvGeom& g) {
   return plan;
 }
 
+// Each copy is one pass over the plane with vector loads and stores, the wrapped columns cleared by
+// an AND with a mask of the copy's kept positions (exactly 0, whatever the value). Done as memcpy and
+// one std::fill per row, the library calls for 1 KB copies and 1-value fills cost more than the
+// copying (a quarter of the depthwise backward at 16x16, 2026-11-27 profile).
 template <typename T> struct ShiftedCopies {
+  using Bits = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
   const CopyLayout& l;
   int64_t n, wo;
   T* buf;
@@ -164,16 +185,32 @@ template <typename T> struct ShiftedCopies {
       std::fill(buf + k * l.len + l.pad + n, buf + (k + 1) * l.len, T(0));
     }
   }
+  const Bits* masks() const {
+    if constexpr (sizeof(T) == 4)
+      return l.mask32.data();
+    else
+      return l.mask64.data();
+  }
   // planes: plane k at planes + k * n
   void load(const T* planes) {
+    constexpr int64_t W = kVecLanes<T>;
     for (size_t k = 0; k < l.keys.size(); ++k) {
-      const auto [plane, dj] = l.keys[k];
+      const T* src = planes + l.keys[k].first * n;
       T* d = buf + k * l.len + l.pad;
-      std::copy(planes + plane * n, planes + (plane + 1) * n, d);
-      if (dj == 0) continue;
-      const bool last = (dj < 0) != l.backward;  // zero the last |dj| columns, or the first
-      const int64_t c0 = last ? wo - std::abs(dj) : 0, c1 = last ? wo : std::abs(dj);
-      for (int64_t r = 0; r < n / wo; ++r) std::fill(d + r * wo + c0, d + r * wo + c1, T(0));
+      const Bits* m = masks() + k * n;
+      int64_t p = 0;
+      for (; p + W <= n; p += W) {
+        Vec64<Bits> v;
+        std::memcpy(&v, src + p, sizeof v);
+        v &= vload(m + p);
+        std::memcpy(d + p, &v, sizeof v);
+      }
+      for (; p < n; ++p) {
+        Bits v;
+        std::memcpy(&v, src + p, sizeof v);
+        v &= m[p];
+        std::memcpy(d + p, &v, sizeof v);
+      }
     }
   }
   const T* tap(const std::vector<SplitTap>& taps, size_t t) const {

@@ -1,8 +1,8 @@
-// One 64-byte SIMD vector of float or double, as a GCC/Clang vector extension: the compiler maps it
-// onto whatever registers the target has (one zmm with AVX-512, two ymm with AVX2), and `a * b + c`
-// on it is a vector multiply-add. Kernels that hold a block of values in a register use it instead
-// of a local array: GCC 12 split such arrays into ymm, xmm and scalar pieces and ran several times
-// slower (the depthwise taps, the attention's small products).
+// One 64-byte SIMD vector of float or double (or of their bit patterns), as a GCC/Clang vector extension: the compiler
+// maps it onto whatever registers the target has (one zmm with AVX-512, two ymm with AVX2), and `a * b + c` on it is a
+// vector multiply-add. Kernels that hold a block of values in a register use it instead of a local array: GCC 12 split
+// such arrays into ymm, xmm and scalar pieces and ran several times slower (the depthwise taps, the attention's small
+// products).
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -12,6 +12,10 @@ namespace mg::kernels {
 template <typename T> struct Vec64Of;
 template <> struct Vec64Of<float> { typedef float type __attribute__((vector_size(64))); };
 template <> struct Vec64Of<double> { typedef double type __attribute__((vector_size(64))); };
+template <> struct Vec64Of<uint32_t> {  // bit masks of the same width as float and double
+  typedef uint32_t type __attribute__((vector_size(64)));
+};
+template <> struct Vec64Of<uint64_t> { typedef uint64_t type __attribute__((vector_size(64))); };
 template <typename T> using Vec64 = typename Vec64Of<T>::type;
 template <typename T> constexpr int64_t kVecLanes = sizeof(Vec64<T>) / sizeof(T);
 
