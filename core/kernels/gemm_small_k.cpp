@@ -85,15 +85,17 @@ constexpr auto kTiles = table_of_tiles(std::make_integer_sequence<int64_t, kMR>{
 
 }  // namespace
 
-bool gemm_small_k_fits(bool, bool, int64_t m, int64_t n, int64_t k) {
+bool gemm_small_k_fits(bool, bool trans_b, int64_t m, int64_t n, int64_t k) {
   // Measured against OpenBLAS on this project's shapes (1 thread, best of 15): a short k with one side
   // <= 128 (m 32768 n 96 k 32: 88 -> 104 GFLOP/s; 1x1 conv m 128 n 1024 k 32: 101 -> 148), and a
   // longer k with one side <= 64 (the 3x3 stem conv, m 32 n 224 k 288: 101 -> 124; its weight gradient
   // m 288 n 32 k 224: 88 -> 147; the whole stem conv, 1 thread, best of 8: forward 36 -> 31 ms,
   // backward 70 -> 66 ms). OpenBLAS stays as fast or faster when both m and n are large
-  // (m 8192 n 256 k 64, m 2048 n 384 k 128) and for k >= 256 next to a side of 128.
+  // (m 8192 n 256 k 64, m 2048 n 384 k 128), for k >= 256 next to a side of 128, and for a transposed
+  // B with k > 256 (the 1x1 convs' weight gradients, m 128 n 32 k 1024: 77 vs 55 GFLOP/s, B copied;
+  // dot products along k were no better).
   const int64_t side = std::min(m, n);
-  const bool shape = (k <= kSmallK && side <= 128) || (k <= kLongK && side <= 64);
+  const bool shape = (k <= kSmallK && side <= 128) || (k <= kLongK && side <= 64 && !(trans_b && k > 256));
   return k >= 1 && shape && n >= kLanes && n % kLanes == 0;
 }
 
