@@ -160,6 +160,18 @@ TEST_CASE("conv2d depthwise path matches conv2d_reference") {
   check_conv_path<double>(Path::Depthwise, 2);
 }
 
+TEST_CASE("conv2d depthwise path on planes wider than a vector (MaxViT's 3x3, stride 1 and 2)") {
+  // The random cases above stay below 10 columns; these run the vector (de)interleave of the stride-2
+  // split, full vectors of taps and of the weight gradient's lane sums, and their tails (17, 18 columns).
+  Generator g(21);
+  for (int64_t stride : {1, 2})
+    for (auto [h, w] : {std::pair<int64_t, int64_t>{34, 36}, {16, 16}, {36, 34}}) {
+      const ConvCase k{2, 3, h, w, 3, 3, 3, stride, 1, 3};
+      check_conv_case<float>(k, g, false);
+      check_conv_case<double>(k, g, true);
+    }
+}
+
 TEST_CASE("conv2d 1x1 path matches conv2d_reference") {
   check_conv_path<float>(Path::Pointwise, 3);
   check_conv_path<double>(Path::Pointwise, 4);
@@ -258,9 +270,10 @@ TEST_CASE("gemm_parallel matches gemm_reference: every transpose, padded leading
   // 300x70x64 and 40x200x160 are above the split threshold (rows and columns of C are split);
   // 24x20x3000 and 130x140x2100 have a long k next to C (k is split, the partial products summed;
   // the second is large enough that C could have been split); the others run as one call,
-  // including a 1-row product and k = 1.
-  const Size sizes[] = {{300, 70, 64}, {40, 200, 160}, {5, 7, 3},      {1, 9, 4},
-                        {6, 5, 1},     {257, 300, 17}, {24, 20, 3000}, {130, 140, 2100}};
+  // including a 1-row product and k = 1. 512x64x128 (rows split) and 48x64x2048 (k split) reach the
+  // short-k float kernel in every block.
+  const Size sizes[] = {{300, 70, 64},  {40, 200, 160}, {5, 7, 3},        {1, 9, 4},      {6, 5, 1},
+                        {257, 300, 17}, {24, 20, 3000}, {130, 140, 2100}, {512, 64, 128}, {48, 64, 2048}};
   for (const Size& s : sizes)
     for (bool ta : {false, true})
       for (bool tb : {false, true}) {
@@ -292,6 +305,16 @@ TEST_CASE("gemm_small_k matches gemm_reference: every tile size at the edges of 
         check_gemm<float>(ta, tb, s.m, s.n, s.k, 1.5f, 0.5f, g, &kernels::gemm_small_k);
         check_gemm<float>(ta, tb, s.m, s.n, s.k, -0.5f, 1.0f, g, &kernels::gemm_small_k);
       }
+  // Narrower last tiles where the vectors are shorter (AVX2, or the generic 4-wide build of the debug
+  // and sanitizer presets): n not a multiple of 16, run where the kernel takes it.
+  for (int64_t n : {4, 8, 12, 24, 40, 56})
+    for (int64_t m : {1, 7})
+      for (bool tb : {false, true})
+        if (kernels::gemm_small_k_fits(false, tb, m, n, 37)) {
+          INFO("m ", m, " n ", n, " k 37 trans_b ", tb);
+          check_gemm<float>(false, tb, m, n, 37, 1.0f, 0.0f, g, &kernels::gemm_small_k);
+          check_gemm<float>(true, tb, m, n, 37, 1.5f, 0.5f, g, &kernels::gemm_small_k);
+        }
   // what it leaves to OpenBLAS: a long k, a ragged n, both dims large
   CHECK_FALSE(kernels::gemm_small_k_fits(false, false, 128, 128, kernels::kSmallK + 1));
   CHECK_FALSE(kernels::gemm_small_k_fits(false, false, 64, 64, kernels::kLongK + 1));
@@ -473,15 +496,6 @@ TEST_CASE("depthwise phase-plane kernels match the direct loops") {
           kernels::dw_backward_weight_acc(gy.data(), x.data(), geo, 0, c, acc.data(), scratch.data());
           kernels::dw_reduce(acc.data(), geo, 0, c, gw.data());
           kernels::depthwise_backward_weight(gy.data(), x.data(), geo, 0, c, gw_ref.data());
-          if (kernels::dw_splits_input(geo)) {  // split once, then forward and weight gradient from the copy
-            std::vector<double> xs(x.size()), y2(y.size()), acc2(acc.size(), 0.0), gw2(gw.size());
-            kernels::dw_split(x.data(), geo, 0, c, xs.data());
-            kernels::dw_forward(xs.data(), wt.data(), bias.data(), geo, 0, c, y2.data(), scratch.data(), true);
-            kernels::dw_backward_weight_acc(gy.data(), xs.data(), geo, 0, c, acc2.data(), scratch.data(), true);
-            kernels::dw_reduce(acc2.data(), geo, 0, c, gw2.data());
-            CHECK(y2 == y);
-            CHECK(gw2 == gw);
-          }
           for (size_t i = 0; i < y.size(); ++i) REQUIRE(y[i] == doctest::Approx(y_ref[i]).epsilon(1e-12));
           for (size_t i = 0; i < gx.size(); ++i) REQUIRE(gx[i] == doctest::Approx(gx_ref[i]).epsilon(1e-12));
           for (size_t i = 0; i < gw.size(); ++i) REQUIRE(gw[i] == doctest::Approx(gw_ref[i]).epsilon(1e-12));

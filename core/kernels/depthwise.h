@@ -14,6 +14,11 @@
 // own row width, each tap is already a shifted contiguous slice, and a column test drops the
 // values that a shift carries across a row's edge.
 //
+// At stride 2 the phase planes are made plane by plane in the scratch buffer (in cache), in forward
+// and again for the weight gradient. An earlier version split the whole input once in forward and
+// kept the copy for the weight gradient: a write and a read of the largest activation (128 x 128 x
+// 32 x 32 in the cifar preset) to save a pass that runs in cache, and a train step was no faster.
+//
 // Each function handles channels [c0, c1) of one sample, as the direct kernels do, and takes a
 // scratch buffer of dw_scratch_size(g) elements.
 #pragma once
@@ -26,15 +31,9 @@ namespace mg::kernels {
 // Elements of scratch the functions below need (for any of them).
 int64_t dw_scratch_size(const ConvGeom& g);
 
-// At stride > 1 the split path reads x as its phase planes. dw_split makes them (channels
-// [c0, c1), each plane the size of x's), so that a caller can split once in the forward and keep
-// the split copy for the weight gradient; the functions below then take it with x_split = true.
-bool dw_splits_input(const ConvGeom& g);
-template <typename T> void dw_split(const T* x, const ConvGeom& g, int64_t c0, int64_t c1, T* xs);
-
 // y (c, ho, wo) = depthwise conv of x (c, h, w) with w (c, kh, kw) (+ bias (c) if not null)
-template <typename T> void dw_forward(const T* x, const T* w, const T* bias, const ConvGeom& g, int64_t c0, int64_t c1,
-                                      T* y, T* scratch, bool x_split = false);
+template <typename T>
+void dw_forward(const T* x, const T* w, const T* bias, const ConvGeom& g, int64_t c0, int64_t c1, T* y, T* scratch);
 // gx (c, h, w) = the adjoint (transposed convolution) applied to gy (c, ho, wo)
 template <typename T>
 void dw_backward_input(const T* gy, const T* w, const ConvGeom& g, int64_t c0, int64_t c1, T* gx, T* scratch);
@@ -44,8 +43,8 @@ void dw_backward_input(const T* gy, const T* w, const ConvGeom& g, int64_t c0, i
 // samples first keeps this a vectorised add; dw_reduce then sums each tap's row in a fixed order.
 // acc is dw_acc_size(g) elements per channel.
 int64_t dw_acc_size(const ConvGeom& g);
-template <typename T> void dw_backward_weight_acc(const T* gy, const T* x, const ConvGeom& g, int64_t c0, int64_t c1,
-                                                  T* acc, T* scratch, bool x_split = false);
+template <typename T>
+void dw_backward_weight_acc(const T* gy, const T* x, const ConvGeom& g, int64_t c0, int64_t c1, T* acc, T* scratch);
 // gw (c, kh, kw) = the sums of acc's rows (in double), channels [c0, c1)
 template <typename T> void dw_reduce(const T* acc, const ConvGeom& g, int64_t c0, int64_t c1, T* gw);
 

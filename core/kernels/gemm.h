@@ -1,7 +1,8 @@
-// Matrix products. gemm() is one OpenBLAS call (row-major); gemm_parallel() splits C into fixed
-// blocks run as TBB tasks, or, for a small C with a long k, splits k and adds the partial products
-// in order (the split depends only on the shapes, so the bits never depend on the thread count);
-// gemm_reference() is the plain triple loop the tests hold the others to.
+// Matrix products. gemm() is one OpenBLAS call (row-major), or for float products with a short k or
+// a thin C one call of the register-tiled gemm_small_k (core/kernels/gemm_small_k.h); gemm_parallel() splits C into
+// fixed blocks run as TBB tasks, or, for a small C with a long k, splits k and adds the partial products in order (the
+// split depends only on the shapes, so the bits never depend on the thread count); gemm_reference() is the plain triple
+// loop the tests hold the others to.
 #pragma once
 #include <cstdint>
 

@@ -13,28 +13,29 @@ namespace mg::kernels {
 
 namespace {
 
-// One SIMD register of floats, and the four things the kernel does with it. FMA is written out:
-// the project builds as ISO C++ (-std=c++17), where GCC does not contract a * b + c on its own.
+// One SIMD register of floats, and the four things the kernel does with it (named apart from
+// simd.h's vload/vstore, which work on a 64-byte vector whatever the target). The multiply-add is
+// written out, so that it is one rounding with any compiler's contraction setting.
 #if defined(__AVX512F__)
 using Vec = __m512;
 constexpr int64_t kLanes = 16, kMR = 6, kNV = 4;  // a 6 x 64 tile: 24 of the 32 registers accumulate
-inline Vec vload(const float* p) { return _mm512_loadu_ps(p); }
-inline void vstore(float* p, Vec v) { _mm512_storeu_ps(p, v); }
+inline Vec ld(const float* p) { return _mm512_loadu_ps(p); }
+inline void st(float* p, Vec v) { _mm512_storeu_ps(p, v); }
 inline Vec vset(float x) { return _mm512_set1_ps(x); }
 inline Vec vfma(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
 #elif defined(__AVX2__) && defined(__FMA__)
 using Vec = __m256;
 constexpr int64_t kLanes = 8, kMR = 6, kNV = 2;  // 6 x 16: 12 of the 16 registers accumulate
-inline Vec vload(const float* p) { return _mm256_loadu_ps(p); }
-inline void vstore(float* p, Vec v) { _mm256_storeu_ps(p, v); }
+inline Vec ld(const float* p) { return _mm256_loadu_ps(p); }
+inline void st(float* p, Vec v) { _mm256_storeu_ps(p, v); }
 inline Vec vset(float x) { return _mm256_set1_ps(x); }
 inline Vec vfma(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
 #else
 typedef float Vec __attribute__((vector_size(16)));
 typedef float VecU __attribute__((vector_size(16), aligned(4), may_alias));
 constexpr int64_t kLanes = 4, kMR = 4, kNV = 2;
-inline Vec vload(const float* p) { return *reinterpret_cast<const VecU*>(p); }
-inline void vstore(float* p, Vec v) { *reinterpret_cast<VecU*>(p) = v; }
+inline Vec ld(const float* p) { return *reinterpret_cast<const VecU*>(p); }
+inline void st(float* p, Vec v) { *reinterpret_cast<VecU*>(p) = v; }
 inline Vec vset(float x) { return Vec{} + x; }
 inline Vec vfma(Vec a, Vec b, Vec c) { return a * b + c; }
 #endif
@@ -52,7 +53,7 @@ template <int64_t MR, int64_t NV> void tile(int64_t k, float alpha, const float*
   for (int64_t p = 0; p < k; ++p) {
     Vec bv[NV];
 #pragma GCC unroll 4
-    for (int64_t v = 0; v < NV; ++v) bv[v] = vload(b + p * ldb + v * kLanes);
+    for (int64_t v = 0; v < NV; ++v) bv[v] = ld(b + p * ldb + v * kLanes);
 #pragma GCC unroll 8
     for (int64_t r = 0; r < MR; ++r) {
       const Vec av = vset(a[r * ars + p * aps]);
@@ -67,7 +68,7 @@ template <int64_t MR, int64_t NV> void tile(int64_t k, float alpha, const float*
     for (int64_t v = 0; v < NV; ++v) {
       float* cp = c + r * ldc + v * kLanes;
       // beta 0 ignores C (it may be uninitialised), as BLAS does
-      vstore(cp, beta == 0.0f ? acc[r][v] * va : vfma(vload(cp), vb, acc[r][v] * va));
+      st(cp, beta == 0.0f ? acc[r][v] * va : vfma(ld(cp), vb, acc[r][v] * va));
     }
 }
 
@@ -101,6 +102,11 @@ bool gemm_small_k_fits(bool, bool trans_b, int64_t m, int64_t n, int64_t k) {
 
 void gemm_small_k(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
                   const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  if (k == 0) {  // C = beta C (beta 0: zeros, C ignored, as BLAS does)
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
+    return;
+  }
   thread_local std::vector<float> b_buf;
   const int64_t ars = ta ? 1 : lda, aps = ta ? lda : 1;  // A stored (k, m) when transposed: read in place
   if (tb) {                                              // B is stored (n, k): copy it to (k, n)
@@ -113,7 +119,8 @@ void gemm_small_k(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha
     b = b_buf.data();
     ldb = n;
   }
-  // Columns in chunks whose rows of B (k x chunk, 16 KB) stay in the L1 cache while every row of A passes.
+  // Columns in chunks whose rows of B (k x chunk) stay in cache while every row of A passes: 16 KB,
+  // in L1, up to k = 64 on AVX-512; one tile wide (k x 256 bytes, in L2) beyond.
   constexpr int64_t kNR = kNV * kLanes;
   const int64_t chunk = std::max<int64_t>(kNR, 4096 / k / kNR * kNR);
   for (int64_t j0 = 0; j0 < n; j0 += chunk) {

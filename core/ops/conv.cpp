@@ -68,15 +68,15 @@ template <typename F> void for_sample_channels(int64_t i0, int64_t i1, int64_t c
   }
 }
 
-// y (n, o, ho, wo). x_split: x holds the depthwise phase planes (kernels::dw_split), not x itself.
-template <typename T> void forward(const ConvArgs& a, const T* x, const T* w, const T* bias, T* y, bool x_split) {
+// y (n, o, ho, wo)
+template <typename T> void forward(const ConvArgs& a, const T* x, const T* w, const T* bias, T* y) {
   const auto g = a.geom();
   const int64_t og = a.o / a.groups, cg = a.c / a.groups, ck = cg * a.kh * a.kw, hw_out = a.ho * a.wo;
   if (a.depthwise()) {
     parallel_for(a.n * a.c, 16, [&](int64_t i0, int64_t i1) {
       std::vector<T> scratch(static_cast<size_t>(kernels::dw_scratch_size(g)));
       for_sample_channels(i0, i1, a.c, [&](int64_t s, int64_t c0, int64_t c1) {
-        kernels::dw_forward(x + s * a.c * a.h * a.w, w, bias, g, c0, c1, y + s * a.o * hw_out, scratch.data(), x_split);
+        kernels::dw_forward(x + s * a.c * a.h * a.w, w, bias, g, c0, c1, y + s * a.o * hw_out, scratch.data());
       });
     });
     return;
@@ -175,8 +175,8 @@ template <typename T> void backward_input(const ConvArgs& a, const T* gy, const 
   });
 }
 
-// gw (o, c/groups, kh, kw) from gy and x (x_split as in forward)
-template <typename T> void backward_weight(const ConvArgs& a, const T* gy, const T* x, T* gw, bool x_split) {
+// gw (o, c/groups, kh, kw) from gy and x
+template <typename T> void backward_weight(const ConvArgs& a, const T* gy, const T* x, T* gw) {
   const auto g = a.geom();
   const int64_t og = a.o / a.groups, cg = a.c / a.groups, ck = cg * a.kh * a.kw, hw_out = a.ho * a.wo;
   if (a.depthwise()) {
@@ -187,7 +187,7 @@ template <typename T> void backward_weight(const ConvArgs& a, const T* gy, const
       std::vector<T> acc(static_cast<size_t>((c1 - c0) * kernels::dw_acc_size(g)), T(0));
       for (int64_t s = 0; s < a.n; ++s)
         kernels::dw_backward_weight_acc(gy + s * a.o * hw_out, x + s * a.c * a.h * a.w, g, c0, c1, acc.data(),
-                                        scratch.data(), x_split);
+                                        scratch.data());
       kernels::dw_reduce(acc.data(), g, c0, c1, gw);
     });
     return;
@@ -294,21 +294,15 @@ Tensor conv2d(const Tensor& x_in, const Tensor& weight, const Tensor& bias, int6
   Tensor x = x_in.detach().contiguous(), w = weight.detach().contiguous();
   Tensor b = bias.defined() ? bias.detach().contiguous() : Tensor();
   Tensor y = Tensor::empty({a.n, a.o, a.ho, a.wo}, x.dtype());
-  // A strided depthwise conv reads x as phase planes. They are made plane by plane in the kernels'
-  // scratch (in cache) in forward and again for the weight gradient. Splitting the whole input once
-  // and keeping the split copy costs a write and a read of the largest activation (128 x 128 x 32 x 32
-  // in the cifar preset) to save a pass that runs in cache; a train step was no faster with it
-  // (alternating A/B, 4 rounds: median 1002 ms with, 946 without).
-  const bool x_split = false;
   MG_DISPATCH_FLOAT(x.dtype(), "conv2d", [&] {
     forward<scalar_t>(a, x.data<scalar_t>(), w.data<scalar_t>(), b.defined() ? b.data<scalar_t>() : nullptr,
-                      y.data<scalar_t>(), x_split);
+                      y.data<scalar_t>());
   });
 
   const bool need_x = x_in.requires_grad(), need_w = weight.requires_grad();
   const bool need_b = bias.defined() && bias.requires_grad();
   record("conv2d", y, {x_in, weight, bias},
-         [a, x, w, need_x, need_w, need_b, x_split](const Tensor& g_in) {
+         [a, x, w, need_x, need_w, need_b](const Tensor& g_in) {
            Tensor g = g_in.contiguous();
            Tensor gx, gw, gb;
            MG_DISPATCH_FLOAT(g.dtype(), "conv2d backward", [&] {
@@ -318,7 +312,7 @@ Tensor conv2d(const Tensor& x_in, const Tensor& weight, const Tensor& bias, int6
              }
              if (need_w) {
                gw = Tensor::empty(w.shape(), w.dtype());
-               backward_weight<scalar_t>(a, g.data<scalar_t>(), x.data<scalar_t>(), gw.data<scalar_t>(), x_split);
+               backward_weight<scalar_t>(a, g.data<scalar_t>(), x.data<scalar_t>(), gw.data<scalar_t>());
              }
            });
            if (need_b) gb = sum(g, {0, 2, 3});

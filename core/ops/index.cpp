@@ -46,7 +46,7 @@ Tensor index_select(const Tensor& x_in, int64_t dim, const Tensor& index) {
         std::copy(px + (o * size + pi[i]) * inner, px + (o * size + pi[i] + 1) * inner, po + (o * m + i) * inner);
   });
   Shape xs = x.shape();
-  record("index_select", out, {x_in}, [xs, idx, dim, outer, inner, size, m](const Tensor& g_in) {
+  record("index_select", out, {x_in}, [xs, idx, outer, inner, size, m](const Tensor& g_in) {
     Tensor g = g_in.contiguous();
     Tensor gx = zeros(xs, g.dtype());
     MG_DISPATCH_FLOAT(g.dtype(), "index_select backward", [&] {
