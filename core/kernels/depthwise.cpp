@@ -177,9 +177,9 @@ const SplitPlan& split_plan(const ConvGeom& g) {
 template <typename T> struct ShiftedCopies {
   using Bits = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
   const CopyLayout& l;
-  int64_t n, wo;
+  int64_t n;
   T* buf;
-  ShiftedCopies(const CopyLayout& layout, const ConvGeom& g, T* b) : l(layout), n(g.ho * g.wo), wo(g.wo), buf(b) {
+  ShiftedCopies(const CopyLayout& layout, const ConvGeom& g, T* b) : l(layout), n(g.ho * g.wo), buf(b) {
     for (size_t k = 0; k < l.keys.size(); ++k) {  // the zeros before and after each copy, once
       std::fill(buf + k * l.len, buf + k * l.len + l.pad, T(0));
       std::fill(buf + k * l.len + l.pad + n, buf + (k + 1) * l.len, T(0));
@@ -218,12 +218,31 @@ template <typename T> struct ShiftedCopies {
   }
 };
 
+// Taps go in groups of up to 9 with the group size a compile-time count, so that the loops over a
+// group's taps unroll and their partial sums stay in registers: f(t0, std::integral_constant<int, N>)
+// for each group of N taps starting at t0.
+template <typename F> void for_tap_groups(int64_t count, F f) {
+  for (int64_t t0 = 0; t0 < count; t0 += 9) {
+    switch (std::min<int64_t>(9, count - t0)) {
+      case 1: f(t0, std::integral_constant<int, 1>{}); break;
+      case 2: f(t0, std::integral_constant<int, 2>{}); break;
+      case 3: f(t0, std::integral_constant<int, 3>{}); break;
+      case 4: f(t0, std::integral_constant<int, 4>{}); break;
+      case 5: f(t0, std::integral_constant<int, 5>{}); break;
+      case 6: f(t0, std::integral_constant<int, 6>{}); break;
+      case 7: f(t0, std::integral_constant<int, 7>{}); break;
+      case 8: f(t0, std::integral_constant<int, 8>{}); break;
+      default: f(t0, std::integral_constant<int, 9>{}); break;
+    }
+  }
+}
+
 // out[p] = init (+ out[p] if add) + sum over the N taps of w[t] * src[t][p]. Positions go in blocks of
 // one vector, the taps inside: the block stays in a register (an explicit vector: see simd.h; as a
 // local array this ran at a third of the speed).
 template <int N, typename T> void taps_sum(int64_t n, const T* const* src, const T* w, T init, bool add, T* out) {
   using V = Vec64<T>;
-  constexpr int64_t W = sizeof(V) / sizeof(T);
+  constexpr int64_t W = kVecLanes<T>;
   const T* s[N];
   V wv[N];
   for (int t = 0; t < N; ++t) s[t] = src[t], wv[t] = V{} + w[t];
@@ -239,24 +258,13 @@ template <int N, typename T> void taps_sum(int64_t n, const T* const* src, const
     out[p] = acc;
   }
 }
-// Any number of taps, in groups of up to 9 (a compile-time count, so the loop over taps unrolls).
+// Any number of taps: the first group starts from init, the others add to out.
 template <typename T> void taps_sum_any(int64_t count, int64_t n, const T* const* src, const T* w, T init, T* out) {
   if (count == 0) return std::fill(out, out + n, init);
-  for (int64_t t0 = 0; t0 < count; t0 += 9) {
+  for_tap_groups(count, [&](int64_t t0, auto group) {
     const bool add = t0 > 0;
-    const T in = add ? T(0) : init;
-    switch (std::min<int64_t>(9, count - t0)) {
-      case 1: taps_sum<1>(n, src + t0, w + t0, in, add, out); break;
-      case 2: taps_sum<2>(n, src + t0, w + t0, in, add, out); break;
-      case 3: taps_sum<3>(n, src + t0, w + t0, in, add, out); break;
-      case 4: taps_sum<4>(n, src + t0, w + t0, in, add, out); break;
-      case 5: taps_sum<5>(n, src + t0, w + t0, in, add, out); break;
-      case 6: taps_sum<6>(n, src + t0, w + t0, in, add, out); break;
-      case 7: taps_sum<7>(n, src + t0, w + t0, in, add, out); break;
-      case 8: taps_sum<8>(n, src + t0, w + t0, in, add, out); break;
-      default: taps_sum<9>(n, src + t0, w + t0, in, add, out); break;
-    }
-  }
+    taps_sum<decltype(group)::value>(n, src + t0, w + t0, add ? T(0) : init, add, out);
+  });
 }
 
 template <typename T> void add_products(int64_t n, const T* g, const T* src, T* __restrict__ acc) {
@@ -272,7 +280,7 @@ template <typename T> void add_products(int64_t n, const T* g, const T* src, T* 
 // cases hold.
 template <int N, typename T> void tap_dots(int64_t n, const T* g, const T* const* src, T* const* acc) {
   using V = Vec64<T>;
-  constexpr int64_t W = sizeof(V) / sizeof(T);
+  constexpr int64_t W = kVecLanes<T>;
   V sum[N];
   for (int t = 0; t < N; ++t) sum[t] = V{};
   int64_t p0 = 0;
@@ -285,19 +293,7 @@ template <int N, typename T> void tap_dots(int64_t n, const T* g, const T* const
   for (int t = 0; t < N; ++t) vstore(acc[t], vload(acc[t]) + sum[t]);
 }
 template <typename T> void tap_dots_any(int64_t count, int64_t n, const T* g, const T* const* src, T* const* acc) {
-  for (int64_t t0 = 0; t0 < count; t0 += 9) {
-    switch (std::min<int64_t>(9, count - t0)) {
-      case 1: tap_dots<1>(n, g, src + t0, acc + t0); break;
-      case 2: tap_dots<2>(n, g, src + t0, acc + t0); break;
-      case 3: tap_dots<3>(n, g, src + t0, acc + t0); break;
-      case 4: tap_dots<4>(n, g, src + t0, acc + t0); break;
-      case 5: tap_dots<5>(n, g, src + t0, acc + t0); break;
-      case 6: tap_dots<6>(n, g, src + t0, acc + t0); break;
-      case 7: tap_dots<7>(n, g, src + t0, acc + t0); break;
-      case 8: tap_dots<8>(n, g, src + t0, acc + t0); break;
-      default: tap_dots<9>(n, g, src + t0, acc + t0); break;
-    }
-  }
+  for_tap_groups(count, [&](int64_t t0, auto group) { tap_dots<decltype(group)::value>(n, g, src + t0, acc + t0); });
 }
 
 // E (s*s planes of ho x wo, plane k at e + k * step) <- one channel x (h, w); and the adjoint,
