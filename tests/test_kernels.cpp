@@ -153,6 +153,31 @@ template <typename T> void check_gemm(bool ta, bool tb, int64_t m, int64_t n, in
     }
 }
 
+
+// gemm_parallel_bias against gemm_reference on C filled with the bias (beta 1), and bit for bit
+// against what it replaces: C filled with the bias, then gemm_parallel with beta 1.
+template <typename T> void check_gemm_bias(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, Generator& g) {
+  const int64_t lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 2, ldc = n + 1;
+  std::vector<T> a = random_vec<T>(g, (ta ? k : m) * lda), b = random_vec<T>(g, (tb ? n : k) * ldb);
+  std::vector<T> bias = random_vec<T>(g, n);
+  std::vector<T> c_fast(static_cast<size_t>(m * ldc), std::numeric_limits<T>::quiet_NaN());  // must not be read
+  std::vector<T> c_filled(static_cast<size_t>(m * ldc), T(7));
+  for (int64_t i = 0; i < m; ++i) std::copy(bias.begin(), bias.end(), c_filled.begin() + i * ldc);
+  std::vector<T> c_ref = c_filled, c_old = c_filled;
+  kernels::gemm_parallel_bias<T>(ta, tb, m, n, k, alpha, a.data(), lda, b.data(), ldb, bias.data(), c_fast.data(), ldc);
+  kernels::gemm_parallel<T>(ta, tb, m, n, k, alpha, a.data(), lda, b.data(), ldb, T(1), c_old.data(), ldc);
+  kernels::gemm_reference<T>(ta, tb, m, n, k, alpha, a.data(), lda, b.data(), ldb, T(1), c_ref.data(), ldc);
+  const double tol = (std::is_same<T, float>::value ? 2e-6 : 1e-14) * std::sqrt(static_cast<double>(k)) * 8;
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      const T f = c_fast[i * ldc + j], r = c_ref[i * ldc + j];
+      if (!(std::fabs(f - r) <= tol * (1 + std::fabs(r))) || f != c_old[i * ldc + j]) {
+        FAIL_CHECK("C[", i, ", ", j, "] = ", f, ", reference ", r, ", bias then beta 1 ", c_old[i * ldc + j]);
+        return;
+      }
+    }
+  for (int64_t i = 0; i < m; ++i) REQUIRE(std::isnan(c_fast[i * ldc + n]));  // the padding is never written
+}
 }  // namespace
 
 TEST_CASE("conv2d depthwise path matches conv2d_reference") {
@@ -322,6 +347,27 @@ TEST_CASE("gemm_small_k matches gemm_reference: every tile size at the edges of 
   CHECK_FALSE(kernels::gemm_small_k_fits(false, false, 64, 65, 32));
   CHECK_FALSE(kernels::gemm_small_k_fits(false, true, 8192, 256, 64));
   CHECK_FALSE(kernels::gemm_small_k_fits(false, false, 64, 64, 0));
+}
+
+TEST_CASE("gemm_parallel_bias (a linear layer's bias added in the product) matches gemm_reference") {
+  // The shapes of each way gemm_parallel cuts a product, so that each puts the bias in: one call
+  // (small), blocks of rows, blocks of columns, slices of k; in gemm_small_k (k 32, n 96; n 32, k 1000)
+  // and in OpenBLAS (n 200 not a multiple of a vector; both sides large; a transposed B with a long k).
+  Generator g(33);
+  struct Size {
+    int64_t m, n, k;
+  };
+  const Size sizes[] = {{5, 48, 7},    {2000, 96, 32}, {2000, 200, 32}, {64, 1000, 40},
+                        {40, 32, 1000}, {48, 40, 2000}, {300, 256, 300}};
+  for (const Size& s : sizes)
+    for (bool ta : {false, true})
+      for (bool tb : {false, true}) {
+        INFO("m ", s.m, " n ", s.n, " k ", s.k, " trans_a ", ta, " trans_b ", tb);
+        check_gemm_bias<float>(ta, tb, s.m, s.n, s.k, 1.0f, g);
+        check_gemm_bias<float>(ta, tb, s.m, s.n, s.k, -1.5f, g);
+        check_gemm_bias<double>(ta, tb, s.m, s.n, s.k, 0.5, g);
+      }
+  CHECK(kernels::gemm_small_k_fits(false, true, 2000, 96, 32));  // the first stage's linear layers
 }
 
 TEST_CASE("matmul reads transposed operands in place: same result as contiguous copies") {

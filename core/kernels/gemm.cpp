@@ -14,32 +14,49 @@ namespace {
 inline CBLAS_TRANSPOSE tr(bool t) { return t ? CblasTrans : CblasNoTrans; }
 constexpr int64_t kMaxTasks = 8, kMinBlock = 64, kMinK = 256;  // gemm_parallel's cuts
 constexpr int64_t kMaxSplitKC = 512 * 512;                     // C of a k-split: partials of this size at most
-}  // namespace
 
-template <> void gemm<float>(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
-                             int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+// Puts bias[j] in every row of C, so that a GEMM with beta 1 adds the product to it.
+template <typename T> void fill_bias_rows(int64_t m, int64_t n, const T* bias, T* c, int64_t ldc) {
+  for (int64_t i = 0; i < m; ++i) std::copy(bias, bias + n, c + i * ldc);
+}
+
+// C = alpha op(A) op(B) + beta C, or with a bias (beta 0): + bias[j] in every row.
+void gemm_one(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+              const float* b, int64_t ldb, float beta, const float* bias, float* c, int64_t ldc) {
   if (m == 0 || n == 0) return;
-  if (gemm_small_k_fits(ta, tb, m, n, k)) return gemm_small_k(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  if (gemm_small_k_fits(ta, tb, m, n, k))
+    return bias ? gemm_small_k_bias(ta, tb, m, n, k, alpha, a, lda, b, ldb, bias, c, ldc)
+                : gemm_small_k(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  if (bias) fill_bias_rows(m, n, bias, c, ldc), beta = 1;  // this block only, just before the product reads it
   cblas_sgemm(CblasRowMajor, tr(ta), tr(tb), static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a,
               static_cast<int>(lda), b, static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
 }
 
-template <> void gemm<double>(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a,
-                              int64_t lda, const double* b, int64_t ldb, double beta, double* c, int64_t ldc) {
+void gemm_one(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a, int64_t lda,
+              const double* b, int64_t ldb, double beta, const double* bias, double* c, int64_t ldc) {
   if (m == 0 || n == 0) return;
+  if (bias) fill_bias_rows(m, n, bias, c, ldc), beta = 1;
   cblas_dgemm(CblasRowMajor, tr(ta), tr(tb), static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a,
               static_cast<int>(lda), b, static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
 }
+}  // namespace
 
+template <typename T> void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda,
+                                const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+  gemm_one(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, nullptr, c, ldc);
+}
+
+namespace {
 // How a product is cut into tasks. OpenBLAS packs all of op(B) for every call that takes a block
 // of rows of C (all of op(A) for a block of columns), so thin blocks repeat that work: blocks are
 // made as large as kMaxTasks tasks allow and never thinner than kMinBlock. When k is long next to
 // C (a weight gradient: a sum over every row of a batch), k is cut instead, and the partial
 // products are added up in their order afterwards.
-template <typename T> void gemm_parallel(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
-                                         int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+// With a bias (beta 0), bias[j] is added to every row of C by whichever call computes the row.
+template <typename T> void parallel(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda,
+                                    const T* b, int64_t ldb, T beta, const T* bias, T* c, int64_t ldc) {
   // Below ~1 MFLOP a single call is cheaper than any split.
-  if (m * n * k < (1 << 20)) return gemm<T>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  if (m * n * k < (1 << 20)) return gemm_one(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, bias, c, ldc);
   auto block_of = [](int64_t dim) {  // multiple of 16, at most kMaxTasks blocks
     const int64_t blocks = std::min(kMaxTasks, dim / kMinBlock);
     return ((dim + blocks - 1) / blocks + 15) / 16 * 16;
@@ -52,17 +69,17 @@ template <typename T> void gemm_parallel(bool ta, bool tb, int64_t m, int64_t n,
     if (m >= n) {  // split rows of C (and of op(A))
       parallel_for(m, block_of(m), [&](int64_t r0, int64_t r1) {
         const T* ap = ta ? a + r0 : a + r0 * lda;
-        gemm<T>(ta, tb, r1 - r0, n, k, alpha, ap, lda, b, ldb, beta, c + r0 * ldc, ldc);
+        gemm_one(ta, tb, r1 - r0, n, k, alpha, ap, lda, b, ldb, beta, bias, c + r0 * ldc, ldc);
       });
     } else {  // split columns of C (and of op(B))
       parallel_for(n, block_of(n), [&](int64_t c0, int64_t c1) {
         const T* bp = tb ? b + c0 * ldb : b + c0;
-        gemm<T>(ta, tb, m, c1 - c0, k, alpha, a, lda, bp, ldb, beta, c + c0, ldc);
+        gemm_one(ta, tb, m, c1 - c0, k, alpha, a, lda, bp, ldb, beta, bias ? bias + c0 : nullptr, c + c0, ldc);
       });
     }
     return;
   }
-  if (k < 2 * kMinK) return gemm<T>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  if (k < 2 * kMinK) return gemm_one(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, bias, c, ldc);
   // C (m, n) = beta C + sum over parts p of op(A)[:, K_p] op(B)[K_p, :]
   const int64_t parts = std::min(kMaxTasks, k / kMinK), kc = ((k + parts - 1) / parts + 63) / 64 * 64;
   const int64_t np = (k + kc - 1) / kc;
@@ -72,7 +89,7 @@ template <typename T> void gemm_parallel(bool ta, bool tb, int64_t m, int64_t n,
       const int64_t k0 = p * kc, kk = std::min(k, k0 + kc) - k0;
       const T* ap = ta ? a + k0 * lda : a + k0;
       const T* bp = tb ? b + k0 : b + k0 * ldb;
-      gemm<T>(ta, tb, m, n, kk, alpha, ap, lda, bp, ldb, T(0), partial.data() + p * m * n, n);
+      gemm_one(ta, tb, m, n, kk, alpha, ap, lda, bp, ldb, T(0), nullptr, partial.data() + p * m * n, n);
     }
   });
   parallel_for(m, std::max<int64_t>(1, 4096 / n), [&](int64_t r0, int64_t r1) {
@@ -80,9 +97,21 @@ template <typename T> void gemm_parallel(bool ta, bool tb, int64_t m, int64_t n,
       for (int64_t j = 0; j < n; ++j) {
         T s = partial[r * n + j];
         for (int64_t p = 1; p < np; ++p) s += partial[(p * m + r) * n + j];
-        c[r * ldc + j] = beta == T(0) ? s : beta * c[r * ldc + j] + s;  // beta 0 ignores C, as BLAS does
+        // beta 0 ignores C, as BLAS does; a bias comes first, as in the calls above
+        c[r * ldc + j] = bias ? bias[j] + s : beta == T(0) ? s : beta * c[r * ldc + j] + s;
       }
   });
+}
+}  // namespace
+
+template <typename T> void gemm_parallel(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
+                                         int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+  parallel(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, static_cast<const T*>(nullptr), c, ldc);
+}
+
+template <typename T> void gemm_parallel_bias(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
+                                              int64_t lda, const T* b, int64_t ldb, const T* bias, T* c, int64_t ldc) {
+  parallel(ta, tb, m, n, k, alpha, a, lda, b, ldb, T(0), bias, c, ldc);
 }
 
 template <typename T> void gemm_reference(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
@@ -100,6 +129,14 @@ template <typename T> void gemm_reference(bool ta, bool tb, int64_t m, int64_t n
     }
 }
 
+template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t,
+                          float, float*, int64_t);
+template void gemm<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*, int64_t, const double*,
+                           int64_t, double, double*, int64_t);
+template void gemm_parallel_bias<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t,
+                                        const float*, int64_t, const float*, float*, int64_t);
+template void gemm_parallel_bias<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*, int64_t,
+                                         const double*, int64_t, const double*, double*, int64_t);
 template void gemm_parallel<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*,
                                    int64_t, float, float*, int64_t);
 template void gemm_parallel<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*, int64_t,

@@ -40,11 +40,13 @@ inline Vec vset(float x) { return Vec{} + x; }
 inline Vec vfma(Vec a, Vec b, Vec c) { return a * b + c; }
 #endif
 
-// C[MR rows, NV vectors] = alpha * A[MR, k] B[k, NV vectors] + beta * C, A's (r, p) at a[r * ars + p * aps]
+// C[MR rows, NV vectors] = alpha * A[MR, k] B[k, NV vectors] + beta * D, A's (r, p) at a[r * ars + p * aps]
 // (ars = lda, aps = 1 as stored; ars = 1, aps = lda transposed). The tile lives in registers for the
 // whole of k; each step loads NV vectors of one row of B and broadcasts one value per row of A.
-template <int64_t MR, int64_t NV> void tile(int64_t k, float alpha, const float* a, int64_t ars, int64_t aps,
-                                            const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+// D is C itself (d = c, ldd = ldc), or a bias row added to every row of C (ldd = 0, beta = 1).
+template <int64_t MR, int64_t NV>
+void tile(int64_t k, float alpha, const float* a, int64_t ars, int64_t aps, const float* b, int64_t ldb, float beta,
+          const float* d, int64_t ldd, float* c, int64_t ldc) {
   Vec acc[MR][NV];
 #pragma GCC unroll 8
   for (int64_t r = 0; r < MR; ++r)
@@ -66,13 +68,14 @@ template <int64_t MR, int64_t NV> void tile(int64_t k, float alpha, const float*
   for (int64_t r = 0; r < MR; ++r)
 #pragma GCC unroll 4
     for (int64_t v = 0; v < NV; ++v) {
-      float* cp = c + r * ldc + v * kLanes;
-      // beta 0 ignores C (it may be uninitialised), as BLAS does
-      st(cp, beta == 0.0f ? acc[r][v] * va : vfma(ld(cp), vb, acc[r][v] * va));
+      // beta 0 ignores D (C may be uninitialised), as BLAS does
+      const Vec ab = acc[r][v] * va;
+      st(c + r * ldc + v * kLanes, beta == 0.0f ? ab : vfma(ld(d + r * ldd + v * kLanes), vb, ab));
     }
 }
 
-using TileFn = void (*)(int64_t, float, const float*, int64_t, int64_t, const float*, int64_t, float, float*, int64_t);
+using TileFn = void (*)(int64_t, float, const float*, int64_t, int64_t, const float*, int64_t, float, const float*,
+                        int64_t, float*, int64_t);
 
 template <int64_t MR, int64_t... NV> constexpr auto row_of_tiles(std::integer_sequence<int64_t, NV...>) {
   return std::array<TileFn, sizeof...(NV)>{&tile<MR, NV + 1>...};
@@ -100,11 +103,13 @@ bool gemm_small_k_fits(bool, bool trans_b, int64_t m, int64_t n, int64_t k) {
   return k >= 1 && shape && n >= kLanes && n % kLanes == 0;
 }
 
-void gemm_small_k(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
-                  const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-  if (k == 0) {  // C = beta C (beta 0: zeros, C ignored, as BLAS does)
+namespace {
+// C = alpha op(A) op(B) + beta D, with D = C (ldd = ldc) or a bias row (ldd = 0, beta 1)
+void small_k(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+             const float* b, int64_t ldb, float beta, const float* d, int64_t ldd, float* c, int64_t ldc) {
+  if (k == 0) {  // C = beta D (beta 0: zeros, D ignored, as BLAS does)
     for (int64_t i = 0; i < m; ++i)
-      for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
+      for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * d[i * ldd + j];
     return;
   }
   thread_local std::vector<float> b_buf;
@@ -129,11 +134,22 @@ void gemm_small_k(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha
       const int64_t mr = std::min(kMR, m - i0);
       for (int64_t j = j0; j < j1; j += kNR) {
         const int64_t nv = std::min(kNR, j1 - j) / kLanes;
-        kTiles[static_cast<size_t>(mr - 1)][static_cast<size_t>(nv - 1)](k, alpha, a + i0 * ars, ars, aps, b + j, ldb,
-                                                                         beta, c + i0 * ldc + j, ldc);
+        kTiles[static_cast<size_t>(mr - 1)][static_cast<size_t>(nv - 1)](
+            k, alpha, a + i0 * ars, ars, aps, b + j, ldb, beta, d + i0 * ldd + j, ldd, c + i0 * ldc + j, ldc);
       }
     }
   }
+}
+}  // namespace
+
+void gemm_small_k(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+                  const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  small_k(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, c, ldc);
+}
+
+void gemm_small_k_bias(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+                       const float* b, int64_t ldb, const float* bias, float* c, int64_t ldc) {
+  small_k(ta, tb, m, n, k, alpha, a, lda, b, ldb, 1.0f, bias, 0, c, ldc);
 }
 
 }  // namespace mg::kernels

@@ -22,4 +22,9 @@ bool gemm_small_k_fits(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t
 void gemm_small_k(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
                   const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 
+// C[m,n] = alpha * op(A) * op(B) + bias, bias[j] added to every row (a linear layer's bias): each C
+// value is written once, with no pass over C before the product to put the bias there. C is not read.
+void gemm_small_k_bias(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                       int64_t lda, const float* b, int64_t ldb, const float* bias, float* c, int64_t ldc);
+
 }  // namespace mg::kernels

@@ -121,21 +121,14 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   MG_DISPATCH_FLOAT(x.dtype(), "linear", [&] {
     Tensor w = weight.detach().contiguous();
     scalar_t* po = out.data<scalar_t>();
-    scalar_t beta = 0;
-    if (bias.defined()) {                     // start C at the bias, then accumulate the product into it
+    if (bias.defined()) {  // the bias goes in with the product: no pass of its own over the output
       Tensor b = bias.detach().contiguous();  // read as an array: a strided view must be made dense
-      const scalar_t* pb = b.data<scalar_t>();
-      // Each task copies the bias into its first row, then doubles the filled rows with one copy
-      // at a time: a few long copies instead of one short call per row.
-      parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(outf, 1)), [&](int64_t r0, int64_t r1) {
-        std::copy(pb, pb + outf, po + r0 * outf);
-        for (int64_t done = 1; done < r1 - r0; done *= 2)
-          std::copy(po + r0 * outf, po + (r0 + std::min(done, r1 - r0 - done)) * outf, po + (r0 + done) * outf);
-      });
-      beta = 1;
+      kernels::gemm_parallel_bias<scalar_t>(false, true, rows, outf, in, scalar_t(1), x2.data<scalar_t>(), in,
+                                            w.data<scalar_t>(), in, b.data<scalar_t>(), po, outf);
+    } else {
+      kernels::gemm_parallel<scalar_t>(false, true, rows, outf, in, scalar_t(1), x2.data<scalar_t>(), in,
+                                       w.data<scalar_t>(), in, scalar_t(0), po, outf);
     }
-    kernels::gemm_parallel<scalar_t>(false, true, rows, outf, in, scalar_t(1), x2.data<scalar_t>(), in,
-                                     w.data<scalar_t>(), in, beta, po, outf);
   });
   Shape xs = x.shape();
   record("linear", out, {x, weight, bias},
