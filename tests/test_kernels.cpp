@@ -153,7 +153,6 @@ template <typename T> void check_gemm(bool ta, bool tb, int64_t m, int64_t n, in
     }
 }
 
-
 // gemm_parallel_bias against gemm_reference on C filled with the bias (beta 1), and bit for bit
 // against what it replaces: C filled with the bias, then gemm_parallel with beta 1.
 template <typename T> void check_gemm_bias(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, Generator& g) {
@@ -357,7 +356,7 @@ TEST_CASE("gemm_parallel_bias (a linear layer's bias added in the product) match
   struct Size {
     int64_t m, n, k;
   };
-  const Size sizes[] = {{5, 48, 7},    {2000, 96, 32}, {2000, 200, 32}, {64, 1000, 40},
+  const Size sizes[] = {{5, 48, 7},     {2000, 96, 32}, {2000, 200, 32}, {64, 1000, 40},
                         {40, 32, 1000}, {48, 40, 2000}, {300, 256, 300}};
   for (const Size& s : sizes)
     for (bool ta : {false, true})

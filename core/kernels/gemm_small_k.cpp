@@ -44,9 +44,9 @@ inline Vec vfma(Vec a, Vec b, Vec c) { return a * b + c; }
 // (ars = lda, aps = 1 as stored; ars = 1, aps = lda transposed). The tile lives in registers for the
 // whole of k; each step loads NV vectors of one row of B and broadcasts one value per row of A.
 // D is C itself (d = c, ldd = ldc), or a bias row added to every row of C (ldd = 0, beta = 1).
-template <int64_t MR, int64_t NV>
-void tile(int64_t k, float alpha, const float* a, int64_t ars, int64_t aps, const float* b, int64_t ldb, float beta,
-          const float* d, int64_t ldd, float* c, int64_t ldc) {
+template <int64_t MR, int64_t NV> void tile(int64_t k, float alpha, const float* a, int64_t ars, int64_t aps,
+                                            const float* b, int64_t ldb, float beta, const float* d, int64_t ldd,
+                                            float* c, int64_t ldc) {
   Vec acc[MR][NV];
 #pragma GCC unroll 8
   for (int64_t r = 0; r < MR; ++r)

@@ -121,7 +121,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   MG_DISPATCH_FLOAT(x.dtype(), "linear", [&] {
     Tensor w = weight.detach().contiguous();
     scalar_t* po = out.data<scalar_t>();
-    if (bias.defined()) {  // the bias goes in with the product: no pass of its own over the output
+    if (bias.defined()) {                     // the bias goes in with the product: no pass of its own over the output
       Tensor b = bias.detach().contiguous();  // read as an array: a strided view must be made dense
       kernels::gemm_parallel_bias<scalar_t>(false, true, rows, outf, in, scalar_t(1), x2.data<scalar_t>(), in,
                                             w.data<scalar_t>(), in, b.data<scalar_t>(), po, outf);
