@@ -3,9 +3,9 @@
 #include <cblas.h>
 
 #include <algorithm>
-#include <vector>
 
 #include "core/kernels/gemm_small_k.h"
+#include "core/kernels/scratch.h"
 #include "core/parallel.h"
 
 namespace mg::kernels {
@@ -83,7 +83,7 @@ template <typename T> void parallel(bool ta, bool tb, int64_t m, int64_t n, int6
   // C (m, n) = beta C + sum over parts p of op(A)[:, K_p] op(B)[K_p, :]
   const int64_t parts = std::min(kMaxTasks, k / kMinK), kc = ((k + parts - 1) / parts + 63) / 64 * 64;
   const int64_t np = (k + kc - 1) / kc;
-  std::vector<T> partial(static_cast<size_t>(np * m * n));
+  Scratch<T> partial(np * m * n);  // every part is written whole (beta 0)
   parallel_for(np, 1, [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t k0 = p * kc, kk = std::min(k, k0 + kc) - k0;

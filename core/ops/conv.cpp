@@ -14,6 +14,7 @@
 #include "core/factory.h"
 #include "core/kernels/depthwise.h"
 #include "core/kernels/gemm.h"
+#include "core/kernels/scratch.h"
 #include "core/ops.h"
 #include "core/parallel.h"
 
@@ -83,7 +84,7 @@ template <typename T> void forward(const ConvArgs& a, const T* x, const T* w, co
   }
   if (const int64_t bs = a.pointwise() ? pointwise_block(a.n, hw_out, kPointwiseCols) : 1; bs > 1) {
     parallel_for((a.n + bs - 1) / bs, 1, [&](int64_t b0, int64_t b1) {
-      std::vector<T> xb(static_cast<size_t>(a.c * bs * hw_out)), yb(static_cast<size_t>(a.o * bs * hw_out));
+      kernels::Scratch<T> xb(a.c * bs * hw_out), yb(a.o * bs * hw_out);
       for (int64_t blk = b0; blk < b1; ++blk) {
         const int64_t s0 = blk * bs, cnt = std::min(bs, a.n - s0), cols = cnt * hw_out;
         gather_samples(x, a.c, hw_out, s0, cnt, xb.data());
@@ -99,7 +100,7 @@ template <typename T> void forward(const ConvArgs& a, const T* x, const T* w, co
   }
   const int64_t rb = a.col_rows();
   parallel_for(a.n, 1, [&](int64_t s0, int64_t s1) {
-    std::vector<T> col(a.pointwise() ? 0 : static_cast<size_t>(ck * rb * a.wo));
+    kernels::Scratch<T> col(a.pointwise() ? 0 : ck * rb * a.wo);
     for (int64_t s = s0; s < s1; ++s) {
       const T* xs = x + s * a.c * a.h * a.w;
       T* ys = y + s * a.o * hw_out;
@@ -141,7 +142,7 @@ template <typename T> void backward_input(const ConvArgs& a, const T* gy, const 
   }
   if (const int64_t bs = a.pointwise() ? pointwise_block(a.n, hw_out, kPointwiseCols) : 1; bs > 1) {
     parallel_for((a.n + bs - 1) / bs, 1, [&](int64_t b0, int64_t b1) {
-      std::vector<T> gyb(static_cast<size_t>(a.o * bs * hw_out)), gxb(static_cast<size_t>(a.c * bs * hw_out));
+      kernels::Scratch<T> gyb(a.o * bs * hw_out), gxb(a.c * bs * hw_out);
       for (int64_t blk = b0; blk < b1; ++blk) {
         const int64_t s0 = blk * bs, cnt = std::min(bs, a.n - s0), cols = cnt * hw_out;
         gather_samples(gy, a.o, hw_out, s0, cnt, gyb.data());
@@ -154,7 +155,7 @@ template <typename T> void backward_input(const ConvArgs& a, const T* gy, const 
   }
   const int64_t rb = a.col_rows();
   parallel_for(a.n, 1, [&](int64_t s0, int64_t s1) {
-    std::vector<T> col(a.pointwise() ? 0 : static_cast<size_t>(ck * rb * a.wo));
+    kernels::Scratch<T> col(a.pointwise() ? 0 : ck * rb * a.wo);
     for (int64_t s = s0; s < s1; ++s) {
       for (int64_t gi = 0; gi < a.groups; ++gi) {
         const T* gys = gy + (s * a.o + gi * og) * hw_out;
@@ -196,9 +197,9 @@ template <typename T> void backward_weight(const ConvArgs& a, const T* gy, const
   if (const int64_t bs = a.pointwise() ? pointwise_block(a.n, hw_out, kPointwiseGradCols) : 1; bs > 1) {
     // one partial per block of samples: gw_p (o, c) = gyb (o, cols) @ xb (c, cols)^T, then summed in order
     const int64_t n_parts = (a.n + bs - 1) / bs;
-    std::vector<T> partial(static_cast<size_t>(n_parts * wsize));
+    kernels::Scratch<T> partial(n_parts * wsize);
     parallel_for(n_parts, 1, [&](int64_t p0, int64_t p1) {
-      std::vector<T> gyb(static_cast<size_t>(a.o * bs * hw_out)), xb(static_cast<size_t>(a.c * bs * hw_out));
+      kernels::Scratch<T> gyb(a.o * bs * hw_out), xb(a.c * bs * hw_out);
       for (int64_t p = p0; p < p1; ++p) {
         const int64_t s0 = p * bs, cnt = std::min(bs, a.n - s0), cols = cnt * hw_out;
         gather_samples(gy, a.o, hw_out, s0, cnt, gyb.data());
@@ -220,7 +221,7 @@ template <typename T> void backward_weight(const ConvArgs& a, const T* gy, const
   std::vector<T> partial(static_cast<size_t>(n_parts * wsize), T(0));
   const int64_t rb = a.col_rows();
   parallel_for(n_parts, 1, [&](int64_t p0, int64_t p1) {
-    std::vector<T> col(a.pointwise() ? 0 : static_cast<size_t>(ck * rb * a.wo));
+    kernels::Scratch<T> col(a.pointwise() ? 0 : ck * rb * a.wo);
     for (int64_t p = p0; p < p1; ++p) {
       T* acc = partial.data() + p * wsize;
       for (int64_t s = p * kSamplesPerGroup; s < std::min(a.n, (p + 1) * kSamplesPerGroup); ++s)
