@@ -95,6 +95,19 @@ TEST_CASE("gradcheck add, sub, mul, div with broadcasting") {
   CHECK_GRADCHECK([](const V& x) { return div(x[0], x[0].narrow(0, 1, 1)); }, {mk.in.uniform({3}, 0.5, 2.0)});
 }
 
+TEST_CASE("gradcheck mul by one value per row (squeeze-excitation's scale): both gradients in one pass") {
+  // mul's backward takes these in one pass over g and x (row_broadcast_len in core/ops/arith.cpp):
+  // the scale first or second, the rows of a 4-D map or of a matrix, one operand without a gradient
+  Maker mk;
+  CHECK_GRADCHECK([](const V& x) { return mul(x[0], x[1]); }, {mk.in.randn({2, 3, 1, 1}), mk.in.randn({2, 3, 4, 5})});
+  CHECK_GRADCHECK([](const V& x) { return mul(x[1], x[0]); }, {mk.in.randn({2, 3, 1, 1}), mk.in.randn({2, 3, 4, 5})});
+  CHECK_GRADCHECK([](const V& x) { return mul(x[0], x[1]); }, {mk.in.randn({4, 1}), mk.in.randn({4, 7})});
+  CHECK_GRADCHECK([](const V& x) { return mul(x[0], x[1]); }, {mk.in.randn({3, 1}), mk.in.randn({2, 3, 5})});
+  Tensor fixed = mk.in.randn({2, 3, 4, 5}).detach();
+  CHECK_GRADCHECK([fixed](const V& x) { return mul(x[0], fixed); }, {mk.in.randn({2, 3, 1, 1})});
+  CHECK_GRADCHECK([fixed](const V& x) { return mul(fixed.narrow(3, 0, 1), x[0]); }, {mk.in.randn({2, 3, 4, 5})});
+}
+
 TEST_CASE("gradcheck scalar arithmetic and neg") {
   Maker mk;
   for (Layout l : kLayouts) {

@@ -42,6 +42,9 @@ template <typename T, typename F> Tensor map2(const Tensor& a, const Tensor& b, 
                     } else if (st[1] == 1 && st[2] == 0) {  // row of a against one value of b (bias)
                       const T bv = q[off[2]];
                       for (int64_t i = 0; i < n; ++i) o[off[0] + i] = f(p[off[1] + i], bv);
+                    } else if (st[1] == 0 && st[2] == 1) {  // one value of a against a row of b (a scale)
+                      const T av = p[off[1]];
+                      for (int64_t i = 0; i < n; ++i) o[off[0] + i] = f(av, q[off[2] + i]);
                     } else {
                       for (int64_t i = 0; i < n; ++i) o[off[0] + i] = f(p[off[1] + i * st[1]], q[off[2] + i * st[2]]);
                     }
