@@ -111,6 +111,8 @@ Tensor multi_head_attention(const Tensor& qkv, const Tensor& bias, int64_t heads
 Tensor dropout(const Tensor& x, double p, bool training, Generator& gen);
 // Stochastic depth, "row" mode: each sample's whole tensor kept with prob 1-p and scaled by 1/(1-p).
 Tensor drop_path(const Tensor& x, double p, bool training, Generator& gen);
+// x + drop_path(f, ...), one pass (a residual connection with stochastic depth); the same mask draws.
+Tensor add_drop_path(const Tensor& x, const Tensor& f, double p, bool training, Generator& gen);
 
 // ---- core/ops/index.cpp ----
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index);  // index: 1-D int64

@@ -208,7 +208,7 @@ MBConv::MBConv(int64_t in, int64_t out, int64_t stride, const MaxVitConfig& cfg,
   register_module("stochastic_depth", stochastic_depth);  // no parameters: names are unaffected
 }
 
-Tensor MBConv::forward(const Tensor& x) { return add(proj->forward(x), stochastic_depth->forward(layers->forward(x))); }
+Tensor MBConv::forward(const Tensor& x) { return stochastic_depth->add_to(proj->forward(x), layers->forward(x)); }
 
 // ---------------------------------------------------------------- partition attention
 
@@ -244,8 +244,8 @@ Tensor PartitionAttentionLayer::forward(const Tensor& x) {
   // (B, groups, tokens, C). Grid: window_partition with groups and tokens swapped (the tokens of a
   // group are spread over the map), laid out in that order by the same single copy.
   Tensor t = grid ? grid_partition(x, ph, pw) : window_partition(x, ph, pw);
-  t = add(t, stochastic_dropout->forward(attn_layer->forward(t)));
-  t = add(t, stochastic_dropout->forward(mlp_layer->forward(t)));
+  t = stochastic_dropout->add_to(t, attn_layer->forward(t));  // t + stochastic_dropout(attn_layer(t))
+  t = stochastic_dropout->add_to(t, mlp_layer->forward(t));
   return grid ? grid_departition(t, ph, pw, grid_h / ph, grid_w / pw)
               : window_departition(t, ph, pw, grid_h / ph, grid_w / pw);
 }

@@ -91,6 +91,10 @@ class StochasticDepth : public Module {
  public:
   StochasticDepth(double p, std::shared_ptr<Generator> gen) : p(p), gen(std::move(gen)) {}
   Tensor forward(const Tensor& x) override { return p == 0 ? x : drop_path(x, p, is_training(), *gen); }
+  // residual + forward(branch), as one op (add_drop_path): how the residual blocks use it.
+  Tensor add_to(const Tensor& residual, const Tensor& branch) {
+    return add_drop_path(residual, branch, p, is_training(), *gen);
+  }
   double p;
   std::shared_ptr<Generator> gen;
 };

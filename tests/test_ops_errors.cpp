@@ -160,6 +160,8 @@ TEST_CASE("dropout and drop_path: probability range") {
   Generator g(0);
   CHECK_THROWS_MG(dropout(f32({2}), 1.5, true, g), "dropout", "[0, 1]", "1.5");
   CHECK_THROWS_MG(drop_path(f32({2}), -0.1, true, g), "drop_path", "[0, 1]", "-0.1");
+  CHECK_THROWS_MG(add_drop_path(f32({2}), f32({2}), 2.0, true, g), "add_drop_path", "[0, 1]", "2");
+  CHECK_THROWS_MG(add_drop_path(f32({2}), f64({2}), 0.5, true, g), "add_drop_path", "dtype mismatch", "float64[2]");
 }
 
 TEST_CASE("index_select and gather: index dtype, shape and range") {

@@ -433,6 +433,43 @@ TEST_CASE("gradcheck dropout and drop_path with a fixed mask") {
   CHECK_GRADCHECK([&](const V& x) { return dropout(x[0], 0.5, false, g0); }, {mk.in.randn({4})});
 }
 
+TEST_CASE("add_drop_path: x + drop_path(f) in one pass, the same masks, gradients through both") {
+  Maker mk;
+  for (double p : {0.3, 0.6}) {
+    INFO("p ", p);
+    CHECK_GRADCHECK(
+        [&](const V& x) {
+          Generator g(13);
+          return add_drop_path(x[0], x[1], p, true, g);
+        },
+        {mk.in.randn({6, 2, 3}), mk.in.randn({6, 2, 3})});
+    CHECK_GRADCHECK(  // strided operands: the two ops
+        [&](const V& x) {
+          Generator g(14);
+          return add_drop_path(x[0], x[1], p, true, g);
+        },
+        {mk.in.randn({5, 3}), mk.in.permuted({5, 3})});
+  }
+  // the same values as the two ops from the same seed (float32: one rounding less, so to within one ulp),
+  // and the generator left where drop_path leaves it
+  for (DType dt : {DType::Float64, DType::Float32}) {
+    Generator gi(3);
+    Tensor x = randn({16, 3, 5}, gi, dt), f = randn({16, 3, 5}, gi, dt);
+    Generator g1(21), g2(21);
+    Tensor fused = add_drop_path(x, f, 0.5, true, g1), two = add(x, drop_path(f, 0.5, true, g2));
+    mg::testing::check_close(fused, two, dt == DType::Float64 ? 1e-15 : 1e-6, 1e-6);
+    CHECK(g1.uniform() == g2.uniform());
+    Tensor dropped = sub(fused, x);  // some samples dropped, some kept, at p 0.5 over 16 samples
+    int zeros = 0;
+    for (int64_t s = 0; s < 16; ++s) zeros += sum(mul(dropped.narrow(0, s, 1), dropped.narrow(0, s, 1))).item() == 0.0;
+    CHECK(zeros > 0);
+    CHECK(zeros < 16);
+  }
+  Generator g0(0);  // eval, or p 0: a plain add
+  CHECK_GRADCHECK([&](const V& x) { return add_drop_path(x[0], x[1], 0.5, false, g0); },
+                  {mk.in.randn({4}), mk.in.randn({4})});
+}
+
 // ---- indexing ----
 
 TEST_CASE("gradcheck index_select and gather (repeated indices add up)") {

@@ -1,9 +1,12 @@
 // Dropout and drop-path (stochastic depth). Both multiply by a random mask scaled by 1/(1-p), so
 // the expected value is unchanged, and backward multiplies the gradient by the same mask.
 // Masks are drawn sequentially from the caller's Generator: same seed, same mask, any thread count.
+#include <algorithm>
+
 #include "core/autograd.h"
 #include "core/generator.h"
 #include "core/ops.h"
+#include "core/parallel.h"
 
 namespace mg {
 
@@ -40,6 +43,36 @@ Tensor drop_path(const Tensor& x, double p, bool training, Generator& gen) {
   Shape s(x.dim(), 1);
   s[0] = x.size(0);
   return masked("drop_path", x, keep_mask(s, p, x.dtype(), gen));
+}
+
+// y = x + drop_path(f): a residual connection with stochastic depth, in one pass (y = x + m[s] * f with
+// m[s] the sample's mask value) instead of the masked branch written out and then added. The mask is
+// drawn as drop_path draws it, so the same seed drops the same samples. dx = g (passed through),
+// df = g * m[s].
+Tensor add_drop_path(const Tensor& x, const Tensor& f, double p, bool training, Generator& gen) {
+  MG_CHECK(p >= 0 && p <= 1, "add_drop_path", "probability must be in [0, 1], got ", p);
+  if (!training || p == 0) return add(x, f);
+  MG_CHECK(x.dtype() == f.dtype(), "add_drop_path", "dtype mismatch: residual ", x.info(), ", branch ", f.info());
+  if (x.shape() != f.shape() || x.dim() == 0 || !x.is_contiguous() || !f.is_contiguous())
+    return add(x, drop_path(f, p, training, gen));  // broadcasting or strided: the two ops
+  Shape s(x.dim(), 1);
+  s[0] = x.size(0);
+  Tensor mask = keep_mask(s, p, x.dtype(), gen);
+  Tensor y = Tensor::empty(x.shape(), x.dtype());
+  const int64_t per_sample = x.numel() / x.size(0);
+  MG_DISPATCH_FLOAT(x.dtype(), "add_drop_path", [&] {
+    const scalar_t *px = x.data<scalar_t>(), *pf = f.data<scalar_t>(), *pm = mask.data<scalar_t>();
+    scalar_t* py = y.data<scalar_t>();
+    parallel_for(x.numel(), 16384, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1;) {  // runs within one sample: one mask value each
+        const int64_t end = std::min(i1, (i / per_sample + 1) * per_sample);
+        const scalar_t m = pm[i / per_sample];
+        for (; i < end; ++i) py[i] = px[i] + m * pf[i];
+      }
+    });
+  });
+  record("add_drop_path", y, {x, f}, [mask](const Tensor& g) { return std::vector<Tensor>{g, mul(g, mask)}; });
+  return y;
 }
 
 }  // namespace mg
