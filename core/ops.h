@@ -59,6 +59,12 @@ Tensor argmax(const Tensor& x, int64_t dim, bool keepdim = false);  // int64, no
 Tensor cat(const std::vector<Tensor>& xs, int64_t dim);
 Tensor stack(const std::vector<Tensor>& xs, int64_t dim);
 
+// ---- core/ops/token_rows.cpp ----
+// (B, C, H, W) -> (B, H*W, C), the map's position p = h * W + w going to row rows[p] (rows: a
+// permutation of 0 .. H*W-1); and back. MaxViT's window and grid partitions are two such orders.
+Tensor to_token_rows(const Tensor& x, const std::vector<int64_t>& rows);
+Tensor from_token_rows(const Tensor& t, const std::vector<int64_t>& rows, int64_t h, int64_t w);
+
 // ---- core/ops/matmul.cpp ----
 // a (..., n, k) @ b (..., k, m) -> (..., n, m), batch dims broadcast; 1-D operands as in PyTorch.
 Tensor matmul(const Tensor& a, const Tensor& b);

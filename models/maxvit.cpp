@@ -77,20 +77,39 @@ void MaxVitConfig::validate() const {
 
 // ---------------------------------------------------------------- partitioning
 
+namespace {
+// The token row of each position p = hh * w + ww of an h x w map, cut into ph x pw cells: in the window
+// order (B, h/ph, w/pw, ph, pw, C), the cell's tokens together; in the grid order (B, ph, pw, h/ph, w/pw,
+// C), each group one position of every cell. to_token_rows / from_token_rows copy along these.
+std::vector<int64_t> window_rows(int64_t h, int64_t w, int64_t ph, int64_t pw) {
+  std::vector<int64_t> rows(static_cast<size_t>(h * w));
+  for (int64_t hh = 0; hh < h; ++hh)
+    for (int64_t ww = 0; ww < w; ++ww)
+      rows[hh * w + ww] = ((hh / ph * (w / pw) + ww / pw) * ph + hh % ph) * pw + ww % pw;
+  return rows;
+}
+std::vector<int64_t> grid_rows(int64_t h, int64_t w, int64_t ph, int64_t pw) {
+  std::vector<int64_t> rows(static_cast<size_t>(h * w));
+  for (int64_t hh = 0; hh < h; ++hh)
+    for (int64_t ww = 0; ww < w; ++ww)
+      rows[hh * w + ww] = ((hh % ph * pw + ww % pw) * (h / ph) + hh / ph) * (w / pw) + ww / pw;
+  return rows;
+}
+}  // namespace
+
 Tensor window_partition(const Tensor& x, int64_t ph, int64_t pw) {
   const int64_t b = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
   MG_CHECK(h % ph == 0 && w % pw == 0, "window_partition", "feature map ", x.info(), " is not divisible into ", ph, "x",
            pw, " cells");
-  // (B, C, H/ph, ph, W/pw, pw) -> (B, H/ph, W/pw, ph, pw, C) -> (B, groups, tokens, C)
-  return x.reshape({b, c, h / ph, ph, w / pw, pw})
-      .permute({0, 2, 4, 3, 5, 1})
-      .reshape({b, (h / ph) * (w / pw), ph * pw, c});
+  // (B, C, H/ph, ph, W/pw, pw) -> (B, H/ph, W/pw, ph, pw, C) -> (B, groups, tokens, C): torchvision's
+  // reshape and permute, as one copy
+  return to_token_rows(x, window_rows(h, w, ph, pw)).reshape({b, (h / ph) * (w / pw), ph * pw, c});
 }
 
 Tensor window_departition(const Tensor& x, int64_t ph, int64_t pw, int64_t gh, int64_t gw) {
-  const int64_t b = x.size(0), c = x.size(3);
+  const int64_t b = x.size(0), c = x.size(3), h = gh * ph, w = gw * pw;
   // (B, gh, gw, ph, pw, C) -> (B, C, gh, ph, gw, pw) -> (B, C, H, W)
-  return x.reshape({b, gh, gw, ph, pw, c}).permute({0, 5, 1, 3, 2, 4}).reshape({b, c, gh * ph, gw * pw});
+  return from_token_rows(x.reshape({b, h * w, c}), window_rows(h, w, ph, pw), h, w);
 }
 
 Tensor grid_partition(const Tensor& x, int64_t ph, int64_t pw) {
@@ -98,15 +117,13 @@ Tensor grid_partition(const Tensor& x, int64_t ph, int64_t pw) {
   MG_CHECK(h % ph == 0 && w % pw == 0, "grid_partition", "feature map ", x.info(), " is not divisible into ", ph, "x",
            pw, " cells");
   // (B, C, H/ph, ph, W/pw, pw) -> (B, ph, pw, H/ph, W/pw, C) -> (B, tokens of a cell, cells, C)
-  return x.reshape({b, c, h / ph, ph, w / pw, pw})
-      .permute({0, 3, 5, 2, 4, 1})
-      .reshape({b, ph * pw, (h / ph) * (w / pw), c});
+  return to_token_rows(x, grid_rows(h, w, ph, pw)).reshape({b, ph * pw, (h / ph) * (w / pw), c});
 }
 
 Tensor grid_departition(const Tensor& t, int64_t ph, int64_t pw, int64_t gh, int64_t gw) {
-  const int64_t b = t.size(0), c = t.size(3);
+  const int64_t b = t.size(0), c = t.size(3), h = gh * ph, w = gw * pw;
   // (B, ph, pw, gh, gw, C) -> (B, C, gh, ph, gw, pw) -> (B, C, H, W)
-  return t.reshape({b, ph, pw, gh, gw, c}).permute({0, 5, 3, 1, 4, 2}).reshape({b, c, gh * ph, gw * pw});
+  return from_token_rows(t.reshape({b, h * w, c}), grid_rows(h, w, ph, pw), h, w);
 }
 
 Tensor relative_position_index(int64_t p) {

@@ -6,8 +6,10 @@
 // fused attention against the ops it replaces; sum's in-place kernels.
 #include <doctest/doctest.h>
 
+#include <array>
 #include <cmath>
 #include <limits>
+#include <numeric>
 
 #include "core/factory.h"
 #include "core/kernels/batch_norm.h"
@@ -367,6 +369,33 @@ TEST_CASE("gemm_parallel_bias (a linear layer's bias added in the product) match
         check_gemm_bias<double>(ta, tb, s.m, s.n, s.k, 0.5, g);
       }
   CHECK(kernels::gemm_small_k_fits(false, true, 2000, 96, 32));  // the first stage's linear layers
+}
+
+TEST_CASE("to_token_rows and from_token_rows: the map's positions to rows of tokens and back, any order") {
+  // Sizes around the 16 x 16 blocks of the copy (channels 3, 16, 35; positions 6, 16, 40), a random
+  // permutation of the rows; the reference is the plain loop t[s, rows[p], ch] = x[s, ch, p].
+  Generator g(50);
+  for (DType dt : {DType::Float32, DType::Float64})
+    for (auto [c, h, w] : {std::array<int64_t, 3>{3, 2, 3}, {16, 4, 4}, {35, 5, 8}, {20, 1, 1}}) {
+      INFO("c ", c, " h ", h, " w ", w);
+      const int64_t b = 3, hw = h * w;
+      std::vector<int64_t> rows(static_cast<size_t>(hw));
+      std::iota(rows.begin(), rows.end(), 0);
+      for (int64_t i = hw - 1; i > 0; --i) std::swap(rows[i], rows[static_cast<int64_t>(g.uniform() * (i + 1))]);
+      Tensor x = randn({b, c, h, w}, g, dt);
+      Tensor t = to_token_rows(x, rows);
+      REQUIRE(t.shape() == Shape{b, hw, c});
+      const std::vector<double> xv = x.to_vector(), tv = t.to_vector();
+      bool same = true;
+      for (int64_t s = 0; s < b; ++s)
+        for (int64_t ch = 0; ch < c; ++ch)
+          for (int64_t p = 0; p < hw; ++p) same = same && tv[(s * hw + rows[p]) * c + ch] == xv[(s * c + ch) * hw + p];
+      CHECK(same);
+      CHECK(from_token_rows(t, rows, h, w).to_vector() == xv);
+      // a strided input is read through its strides
+      Tensor xt = randn({b, c, w, h}, g, dt).transpose(2, 3);
+      CHECK(to_token_rows(xt, rows).to_vector() == to_token_rows(xt.contiguous(), rows).to_vector());
+    }
 }
 
 TEST_CASE("matmul reads transposed operands in place: same result as contiguous copies") {

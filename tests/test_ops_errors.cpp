@@ -164,6 +164,16 @@ TEST_CASE("dropout and drop_path: probability range") {
   CHECK_THROWS_MG(add_drop_path(f32({2}), f64({2}), 0.5, true, g), "add_drop_path", "dtype mismatch", "float64[2]");
 }
 
+TEST_CASE("to_token_rows and from_token_rows: shapes and the row order") {
+  CHECK_THROWS_MG(to_token_rows(f32({2, 3}), {0, 1}), "to_token_rows", "(B, C, H, W)", "float32[2, 3]");
+  CHECK_THROWS_MG(to_token_rows(f32({1, 2, 2, 2}), {0, 1, 2}), "to_token_rows", "3 entries for 4 positions");
+  CHECK_THROWS_MG(to_token_rows(f32({1, 2, 1, 3}), {0, 2, 2}), "to_token_rows", "permutation of 0..2",
+                  "row 2 appears twice");
+  CHECK_THROWS_MG(from_token_rows(f32({1, 3, 2}), {0, 1, 7}, 1, 3), "from_token_rows", "row 7 is out of range");
+  CHECK_THROWS_MG(from_token_rows(f32({1, 4, 2}), {0, 1, 2}, 1, 3), "from_token_rows", "(B, 3, C)", "1x3",
+                  "float32[1, 4, 2]");
+}
+
 TEST_CASE("index_select and gather: index dtype, shape and range") {
   Tensor x = f32({3, 4});
   CHECK_THROWS_MG(index_select(x, 0, f32({2})), "index_select", "int64", "float32[2]");

@@ -470,6 +470,18 @@ TEST_CASE("add_drop_path: x + drop_path(f) in one pass, the same masks, gradient
                   {mk.in.randn({4}), mk.in.randn({4})});
 }
 
+// ---- token rows (MaxViT's partitions) ----
+
+TEST_CASE("gradcheck to_token_rows and from_token_rows") {
+  Maker mk;
+  const std::vector<int64_t> rows = {3, 0, 5, 1, 4, 2};  // a 2 x 3 map
+  for (Layout l : kLayouts) {
+    INFO(name_of(l));
+    CHECK_GRADCHECK([&](const V& x) { return to_token_rows(x[0], rows); }, {mk(l, {2, 3, 2, 3})});
+    CHECK_GRADCHECK([&](const V& x) { return from_token_rows(x[0], rows, 2, 3); }, {mk(l, {2, 6, 3})});
+  }
+}
+
 // ---- indexing ----
 
 TEST_CASE("gradcheck index_select and gather (repeated indices add up)") {

@@ -6,6 +6,7 @@
 #pragma once
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 namespace mg::kernels {
 
@@ -47,5 +48,22 @@ inline void vinterleave(double* p, Vec64<double> even, Vec64<double> odd) {
   vstore(p, __builtin_shufflevector(even, odd, 0, 8, 1, 9, 2, 10, 3, 11));
   vstore(p + 8, __builtin_shufflevector(even, odd, 4, 12, 5, 13, 6, 14, 7, 15));
 }
+
+// Rows i and i + S of a block: the top-right S x S sub-blocks of every 2S x 2S block swapped with the
+// bottom-left ones. Done for S = L/2, ..., 2, 1 it transposes the whole L x L block.
+template <int64_t S, typename V, size_t... I> inline void vswap_blocks(V& a, V& b, std::index_sequence<I...>) {
+  constexpr int64_t N = sizeof...(I);
+  const V lo = __builtin_shufflevector(a, b, ((I & S) ? N + I - S : I)...);
+  const V hi = __builtin_shufflevector(a, b, ((I & S) ? N + I : I + S)...);
+  a = lo, b = hi;
+}
+template <int64_t S, typename T> inline void vtranspose_stage(Vec64<T>* r) {
+  for (int64_t i = 0; i < kVecLanes<T>; ++i)
+    if (!(i & S)) vswap_blocks<S>(r[i], r[i + S], std::make_index_sequence<kVecLanes<T>>{});
+  if constexpr (S > 1) vtranspose_stage<S / 2, T>(r);
+}
+// r[0 .. lanes): the rows of a lanes x lanes block, replaced by its columns (4 stages of 16 two-register
+// shuffles for float; 3 of 8 for double)
+template <typename T> inline void vtranspose(Vec64<T>* r) { vtranspose_stage<kVecLanes<T> / 2, T>(r); }
 
 }  // namespace mg::kernels
