@@ -478,12 +478,13 @@ TEST_CASE("multi_head_attention matches the composition of matmul, softmax and t
 }
 
 // BatchNorm's lane sums against the sequential double sums, on rows shorter and longer than the
-// lane count and with a tail; the fused per-channel training forward and backward against the
-// separate kernels (the same arithmetic, so the same bits) and against the formulas.
+// lane count and with a tail; the fused training forward and backward (channels in blocks) against the
+// separate kernels (channel by channel: the same arithmetic, so the same bits) and against the formulas.
 TEST_CASE("batch_norm kernels match their references and each other") {
   Generator g(70);
   for (const kernels::BnGeom geo :
-       {kernels::BnGeom{3, 5, 37}, kernels::BnGeom{4, 2, 16}, kernels::BnGeom{2, 3, 5}, kernels::BnGeom{9, 4, 1}}) {
+       {kernels::BnGeom{3, 5, 37}, kernels::BnGeom{4, 2, 16}, kernels::BnGeom{2, 3, 5}, kernels::BnGeom{9, 4, 1},
+        kernels::BnGeom{2, 37, 3}, kernels::BnGeom{2, 3, 1500}}) {  // blocks of 16 channels and a rest; one channel
     INFO("n ", geo.n, " c ", geo.c, " inner ", geo.inner);
     const int64_t numel = geo.n * geo.c * geo.inner;
     Tensor x = add(mul(randn({numel}, g), 3.0), 2.0), gy = randn({numel}, g);

@@ -1,5 +1,6 @@
 #include "core/kernels/batch_norm.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/kernels/fast_math.h"
@@ -43,15 +44,16 @@ template <typename T> double channel_sq_dev_sum(const T* x, const BnGeom& g, int
   return combine_lanes<kLanes>(part);
 }
 
+template <typename T> void normalize_row(const T* xr, int64_t len, T a, T b, BnAct act, T* yr) {
+  if (act == BnAct::Gelu)
+    for (int64_t i = 0; i < len; ++i) yr[i] = gelu_(xr[i] * a + b);
+  else
+    for (int64_t i = 0; i < len; ++i) yr[i] = xr[i] * a + b;
+}
+
 template <typename T> void channel_normalize(const T* x, const BnGeom& g, int64_t ch, T a, T b, BnAct act, T* y) {
-  for (int64_t s = 0; s < g.n; ++s) {
-    const T* xr = x + (s * g.c + ch) * g.inner;
-    T* yr = y + (s * g.c + ch) * g.inner;
-    if (act == BnAct::Gelu)
-      for (int64_t i = 0; i < g.inner; ++i) yr[i] = gelu_(xr[i] * a + b);
-    else
-      for (int64_t i = 0; i < g.inner; ++i) yr[i] = xr[i] * a + b;
-  }
+  for (int64_t s = 0; s < g.n; ++s)
+    normalize_row(x + (s * g.c + ch) * g.inner, g.inner, a, b, act, y + (s * g.c + ch) * g.inner);
 }
 
 // sum_g += sum of gy, sum_gxhat += sum of gy * xhat over one row of the channel, in kLanes partial
@@ -76,14 +78,56 @@ template <typename T> void channel_grad_sums(const T* gy, const T* x, const BnGe
   sum_gxhat = combine_lanes<kLanes>(pgx);
 }
 
+template <typename T> void input_grad_row(const T* gr, const T* xr, int64_t len, T m, T rs, T k, T mg, T mgx, T* out) {
+  for (int64_t i = 0; i < len; ++i) out[i] = k * (gr[i] - mg - (xr[i] - m) * rs * mgx);
+}
+
 template <typename T>
 void channel_input_grad(const T* gy, const T* x, const BnGeom& g, int64_t ch, T m, T rs, T k, T mg, T mgx, T* gx) {
   for (int64_t s = 0; s < g.n; ++s) {
-    const T* xr = x + (s * g.c + ch) * g.inner;
-    const T* gr = gy + (s * g.c + ch) * g.inner;
-    T* out = gx + (s * g.c + ch) * g.inner;
-    for (int64_t i = 0; i < g.inner; ++i) out[i] = k * (gr[i] - mg - (xr[i] - m) * rs * mgx);
+    const int64_t row = (s * g.c + ch) * g.inner;
+    input_grad_row(gy + row, x + row, g.inner, m, rs, k, mg, mgx, gx + row);
   }
+}
+
+// The fused kernels take channels in blocks. A channel's rows are a whole sample apart: with long rows
+// (16x16 maps and up) one channel at a time keeps its values in cache from one pass to the next; with
+// short ones (4x4: 16 values, one cache line 32 KB from the next) a channel alone is a walk of isolated
+// lines, each waited for. A block of channels puts ~1 KB side by side in each sample (~128 KB of each
+// tensor over a batch of 128, still in cache for the later passes). BatchNorm+GELU at 512x4x4, batch
+// 128, 2 threads: forward 1.7-2.1 -> 0.9-1.4 ms; at 512x8x8 3.9-4.2 -> 2.4-2.6 ms. Each channel is
+// summed exactly as alone (its rows in sample order, the same lanes): the same bits.
+constexpr int64_t kMaxBlock = 16, kBlockBytes = 1024;
+template <typename T> int64_t channel_block(const BnGeom& g) {
+  return std::clamp<int64_t>(kBlockBytes / static_cast<int64_t>(sizeof(T)) / std::max<int64_t>(g.inner, 1), 1,
+                             kMaxBlock);
+}
+
+// f(ch, offset of row (s, ch)) for the channels [c0, c1), sample by sample.
+template <typename F> void for_rows(const BnGeom& g, int64_t c0, int64_t c1, F f) {
+  for (int64_t s = 0; s < g.n; ++s)
+    for (int64_t ch = c0; ch < c1; ++ch) f(ch, (s * g.c + ch) * g.inner);
+}
+// The same for the first pass over a block, which reads it from memory: it asks for the next sample's
+// rows of p and of q (if not null) while working on these.
+template <typename T, typename F>
+void for_rows_fetching(const BnGeom& g, int64_t c0, int64_t c1, const T* p, const T* q, F f) {
+  for (int64_t s = 0; s < g.n; ++s) {
+    const int64_t next = ((s + 1) * g.c + c0) * g.inner, len = (c1 - c0) * g.inner;
+    if (s + 1 < g.n) {
+      prefetch_row(p + next, len);
+      if (q) prefetch_row(q + next, len);
+    }
+    for (int64_t ch = c0; ch < c1; ++ch) f(ch, (s * g.c + ch) * g.inner);
+  }
+}
+
+// The blocks of channels, in parallel: f(c0, c1).
+template <typename T, typename F> void for_channel_blocks(const BnGeom& g, F f) {
+  const int64_t cb = channel_block<T>(g), blocks = (g.c + cb - 1) / cb;
+  parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t blk = b0; blk < b1; ++blk) f(blk * cb, std::min(g.c, (blk + 1) * cb));
+  });
 }
 
 }  // namespace
@@ -99,15 +143,29 @@ template <typename T> BnAffine<T> bn_affine(double mean, double var, double eps,
 template <typename T> void bn_forward_training(const T* x, const BnGeom& g, double eps, const T* w, const T* b,
                                                BnAct act, T* y, T* mean, T* var, T* rstd, T* scale, T* shift) {
   const double count = static_cast<double>(g.n * g.inner);
-  parallel_for(g.c, 1, [&](int64_t c0, int64_t c1) {
+  for_channel_blocks<T>(g, [&](int64_t c0, int64_t c1) {
+    double part[kMaxBlock][kLanes] = {}, m[kMaxBlock];
+    // two passes: no cancellation in the variance
+    for_rows_fetching(g, c0, c1, x, static_cast<const T*>(nullptr), [&](int64_t ch, int64_t row) {
+      add_lanes<kLanes>(g.inner, part[ch - c0], [&](int64_t i) { return static_cast<double>(x[row + i]); });
+    });
+    for (int64_t ch = c0; ch < c1; ++ch) m[ch - c0] = combine_lanes<kLanes>(part[ch - c0]) / count;
+    for (int64_t ch = c0; ch < c1; ++ch) std::fill(part[ch - c0], part[ch - c0] + kLanes, 0.0);
+    for_rows(g, c0, c1, [&](int64_t ch, int64_t row) {
+      const double mc = m[ch - c0];
+      add_lanes<kLanes>(g.inner, part[ch - c0], [&](int64_t i) {
+        const double d = static_cast<double>(x[row + i]) - mc;
+        return d * d;
+      });
+    });
     for (int64_t ch = c0; ch < c1; ++ch) {
-      const double m = channel_sum(x, g, ch) / count;  // two passes: no cancellation in the variance
-      const double v = channel_sq_dev_sum(x, g, ch, m) / count;
-      const BnAffine<T> a = bn_affine(m, v, eps, w, b, ch);
-      mean[ch] = static_cast<T>(m), var[ch] = static_cast<T>(v), rstd[ch] = a.rstd;
+      const double v = combine_lanes<kLanes>(part[ch - c0]) / count;
+      const BnAffine<T> a = bn_affine(m[ch - c0], v, eps, w, b, ch);
+      mean[ch] = static_cast<T>(m[ch - c0]), var[ch] = static_cast<T>(v), rstd[ch] = a.rstd;
       scale[ch] = a.scale, shift[ch] = a.shift;
-      channel_normalize(x, g, ch, a.scale, a.shift, act, y);
     }
+    for_rows(g, c0, c1,
+             [&](int64_t ch, int64_t row) { normalize_row(x + row, g.inner, scale[ch], shift[ch], act, y + row); });
   });
 }
 
@@ -115,31 +173,30 @@ template <typename T> void bn_backward(const T* gy, const T* x, const BnGeom& g,
                                        const T* w, bool training, BnAct act, const T* scale, const T* shift, T* gx,
                                        double* sum_g, double* sum_gxhat) {
   const double count = static_cast<double>(g.n * g.inner);
-  parallel_for(g.c, 1, [&](int64_t c0, int64_t c1) {
-    for (int64_t ch = c0; ch < c1; ++ch) {
-      const T* gn = gy;          // the gradient of the normalised value
-      if (act == BnAct::Gelu) {  // gy * gelu'(x * scale + shift), stored in gx, row by row as the sums go
+  for_channel_blocks<T>(g, [&](int64_t c0, int64_t c1) {
+    double pg[kMaxBlock][kLanes] = {}, pgx[kMaxBlock][kLanes] = {};
+    // the gradient of the normalised value: gy, or with GELU gy * gelu'(x * scale + shift), stored in gx
+    // row by row as the sums go (then overwritten by the input gradient)
+    const T* gn = act == BnAct::Gelu ? gx : gy;
+    for_rows_fetching(g, c0, c1, gy, x, [&](int64_t ch, int64_t row) {
+      if (act == BnAct::Gelu) {
         const T a = scale[ch], b = shift[ch];
-        double pg[kLanes] = {}, pgx[kLanes] = {};
-        for (int64_t s = 0; s < g.n; ++s) {
-          const int64_t row = (s * g.c + ch) * g.inner, next = row + g.c * g.inner;
-          if (s + 1 < g.n) prefetch_row(gy + next, g.inner), prefetch_row(x + next, g.inner);
-          const T *xr = x + row, *gr = gy + row;
-          T* out = gx + row;
-          for (int64_t i = 0; i < g.inner; ++i) out[i] = gr[i] * gelu_grad_(xr[i] * a + b);
-          row_grad_sums(out, xr, g.inner, mean[ch], rstd[ch], pg, pgx);  // while the row is in L1
-        }
-        sum_g[ch] = combine_lanes<kLanes>(pg);
-        sum_gxhat[ch] = combine_lanes<kLanes>(pgx);
-        gn = gx;
-      } else {
-        channel_grad_sums(gy, x, g, ch, mean[ch], rstd[ch], sum_g[ch], sum_gxhat[ch]);
+        const T *xr = x + row, *gr = gy + row;
+        T* out = gx + row;
+        for (int64_t i = 0; i < g.inner; ++i) out[i] = gr[i] * gelu_grad_(xr[i] * a + b);
       }
+      row_grad_sums(gn + row, x + row, g.inner, mean[ch], rstd[ch], pg[ch - c0], pgx[ch - c0]);  // row in L1
+    });
+    for (int64_t ch = c0; ch < c1; ++ch) {
+      sum_g[ch] = combine_lanes<kLanes>(pg[ch - c0]);
+      sum_gxhat[ch] = combine_lanes<kLanes>(pgx[ch - c0]);
+    }
+    for_rows(g, c0, c1, [&](int64_t ch, int64_t row) {
       const T k = w ? w[ch] * rstd[ch] : rstd[ch];
       const T mg = training ? static_cast<T>(sum_g[ch] / count) : T(0);
       const T mgx = training ? static_cast<T>(sum_gxhat[ch] / count) : T(0);
-      channel_input_grad(gn, x, g, ch, mean[ch], rstd[ch], k, mg, mgx, gx);  // in place when gn is gx
-    }
+      input_grad_row(gn + row, x + row, g.inner, mean[ch], rstd[ch], k, mg, mgx, gx + row);  // in place when gn is gx
+    });
   });
 }
 

@@ -25,12 +25,13 @@ template <typename T> BnAffine<T> bn_affine(double mean, double var, double eps,
 // MaxViT's Conv2dNormActivation, without writing and re-reading the normalised tensor).
 enum class BnAct { None, Gelu };
 
-// Training forward in one call, channel by channel, so that a channel's values are still in cache
-// for the second and third pass (mean, squared deviations, normalisation); the same arithmetic as
-// the separate kernels below. Writes y and the per-channel mean, biased variance, rstd, scale, shift.
+// Training forward in one call, a block of channels at a time (one channel when its rows are long), so
+// that the block's values are still in cache for the second and third pass (mean, squared deviations,
+// normalisation); the same arithmetic as the separate kernels below, channel for channel. Writes y and the per-channel
+// mean, biased variance, rstd, scale, shift.
 template <typename T> void bn_forward_training(const T* x, const BnGeom& g, double eps, const T* w, const T* b,
                                                BnAct act, T* y, T* mean, T* var, T* rstd, T* scale, T* shift);
-// Backward in one call, channel by channel (the sums, then the input gradient): sum_g and sum_gxhat
+// Backward in one call, by the same blocks of channels (the sums, then the input gradient): sum_g and sum_gxhat
 // as bn_grad_sums; gx as bn_input_grad with k = w * rstd and, when training, mg = sum_g / count,
 // mgx = sum_gxhat / count (zero in evaluation mode, where the statistics are constants).
 // With BnAct::Gelu, gy is the gradient of gelu's output: the gradient of the normalised value,
