@@ -13,7 +13,7 @@ namespace {
 
 constexpr int64_t kLanes = 16;  // two AVX-512 registers of doubles: two independent add chains
 
-// ---- one channel: every kernel below is a loop over channels of these ----
+// ---- one row (a sample's values of one channel): every kernel below is a loop over rows of these ----
 
 // A channel's rows are a whole sample apart and short (h*w values), too short for the hardware
 // prefetcher to catch on before each row ends: the loops that read a channel from memory for the
@@ -22,26 +22,12 @@ template <typename T> inline void prefetch_row(const T* p, int64_t len) {
   for (int64_t i = 0; i < len; i += static_cast<int64_t>(64 / sizeof(T))) __builtin_prefetch(p + i);
 }
 
-template <typename T> double channel_sum(const T* x, const BnGeom& g, int64_t ch) {
-  double part[kLanes] = {};
-  for (int64_t s = 0; s < g.n; ++s) {
-    const T* xr = x + (s * g.c + ch) * g.inner;
-    if (s + 1 < g.n) prefetch_row(xr + g.c * g.inner, g.inner);
-    add_lanes<kLanes>(g.inner, part, [&](int64_t i) { return static_cast<double>(xr[i]); });
-  }
-  return combine_lanes<kLanes>(part);
-}
-
-template <typename T> double channel_sq_dev_sum(const T* x, const BnGeom& g, int64_t ch, double m) {
-  double part[kLanes] = {};
-  for (int64_t s = 0; s < g.n; ++s) {
-    const T* xr = x + (s * g.c + ch) * g.inner;
-    add_lanes<kLanes>(g.inner, part, [&](int64_t i) {
-      const double d = static_cast<double>(xr[i]) - m;
-      return d * d;
-    });
-  }
-  return combine_lanes<kLanes>(part);
+// part += (x - m)^2 over one row, the difference taken in double
+template <typename T> void add_sq_devs(const T* xr, int64_t len, double m, double* part) {
+  add_lanes<kLanes>(len, part, [&](int64_t i) {
+    const double d = static_cast<double>(xr[i]) - m;
+    return d * d;
+  });
 }
 
 template <typename T> void normalize_row(const T* xr, int64_t len, T a, T b, BnAct act, T* yr) {
@@ -49,11 +35,6 @@ template <typename T> void normalize_row(const T* xr, int64_t len, T a, T b, BnA
     for (int64_t i = 0; i < len; ++i) yr[i] = gelu_(xr[i] * a + b);
   else
     for (int64_t i = 0; i < len; ++i) yr[i] = xr[i] * a + b;
-}
-
-template <typename T> void channel_normalize(const T* x, const BnGeom& g, int64_t ch, T a, T b, BnAct act, T* y) {
-  for (int64_t s = 0; s < g.n; ++s)
-    normalize_row(x + (s * g.c + ch) * g.inner, g.inner, a, b, act, y + (s * g.c + ch) * g.inner);
 }
 
 // sum_g += sum of gy, sum_gxhat += sum of gy * xhat over one row of the channel, in kLanes partial
@@ -66,31 +47,11 @@ template <typename T> void row_grad_sums(const T* gy, const T* x, int64_t len, T
                     [&](int64_t i) { return static_cast<double>(gy[i]) * static_cast<double>((x[i] - m) * rs); });
 }
 
-template <typename T> void channel_grad_sums(const T* gy, const T* x, const BnGeom& g, int64_t ch, T m, T rs,
-                                             double& sum_g, double& sum_gxhat) {
-  double pg[kLanes] = {}, pgx[kLanes] = {};
-  for (int64_t s = 0; s < g.n; ++s) {
-    const int64_t row = (s * g.c + ch) * g.inner, next = row + g.c * g.inner;
-    if (s + 1 < g.n) prefetch_row(gy + next, g.inner), prefetch_row(x + next, g.inner);
-    row_grad_sums(gy + row, x + row, g.inner, m, rs, pg, pgx);
-  }
-  sum_g = combine_lanes<kLanes>(pg);
-  sum_gxhat = combine_lanes<kLanes>(pgx);
-}
-
 template <typename T> void input_grad_row(const T* gr, const T* xr, int64_t len, T m, T rs, T k, T mg, T mgx, T* out) {
   for (int64_t i = 0; i < len; ++i) out[i] = k * (gr[i] - mg - (xr[i] - m) * rs * mgx);
 }
 
-template <typename T>
-void channel_input_grad(const T* gy, const T* x, const BnGeom& g, int64_t ch, T m, T rs, T k, T mg, T mgx, T* gx) {
-  for (int64_t s = 0; s < g.n; ++s) {
-    const int64_t row = (s * g.c + ch) * g.inner;
-    input_grad_row(gy + row, x + row, g.inner, m, rs, k, mg, mgx, gx + row);
-  }
-}
-
-// The fused kernels take channels in blocks. A channel's rows are a whole sample apart: with long rows
+// Every kernel takes channels in blocks. A channel's rows are a whole sample apart: with long rows
 // (16x16 maps and up) one channel at a time keeps its values in cache from one pass to the next; with
 // short ones (4x4: 16 values, one cache line 32 KB from the next) a channel alone is a walk of isolated
 // lines, each waited for. A block of channels puts ~1 KB side by side in each sample (~128 KB of each
@@ -151,13 +112,7 @@ template <typename T> void bn_forward_training(const T* x, const BnGeom& g, doub
     });
     for (int64_t ch = c0; ch < c1; ++ch) m[ch - c0] = combine_lanes<kLanes>(part[ch - c0]) / count;
     for (int64_t ch = c0; ch < c1; ++ch) std::fill(part[ch - c0], part[ch - c0] + kLanes, 0.0);
-    for_rows(g, c0, c1, [&](int64_t ch, int64_t row) {
-      const double mc = m[ch - c0];
-      add_lanes<kLanes>(g.inner, part[ch - c0], [&](int64_t i) {
-        const double d = static_cast<double>(x[row + i]) - mc;
-        return d * d;
-      });
-    });
+    for_rows(g, c0, c1, [&](int64_t ch, int64_t row) { add_sq_devs(x + row, g.inner, m[ch - c0], part[ch - c0]); });
     for (int64_t ch = c0; ch < c1; ++ch) {
       const double v = combine_lanes<kLanes>(part[ch - c0]) / count;
       const BnAffine<T> a = bn_affine(m[ch - c0], v, eps, w, b, ch);
@@ -201,35 +156,51 @@ template <typename T> void bn_backward(const T* gy, const T* x, const BnGeom& g,
 }
 
 template <typename T> void bn_channel_sums(const T* x, const BnGeom& g, double* sum) {
-  parallel_for(g.c, 1, [&](int64_t c0, int64_t c1) {
-    for (int64_t ch = c0; ch < c1; ++ch) sum[ch] = channel_sum(x, g, ch);
+  for_channel_blocks<T>(g, [&](int64_t c0, int64_t c1) {
+    double part[kMaxBlock][kLanes] = {};
+    for_rows_fetching(g, c0, c1, x, static_cast<const T*>(nullptr), [&](int64_t ch, int64_t row) {
+      add_lanes<kLanes>(g.inner, part[ch - c0], [&](int64_t i) { return static_cast<double>(x[row + i]); });
+    });
+    for (int64_t ch = c0; ch < c1; ++ch) sum[ch] = combine_lanes<kLanes>(part[ch - c0]);
   });
 }
 
 template <typename T> void bn_channel_sq_dev_sums(const T* x, const BnGeom& g, const double* mean, double* sq) {
-  parallel_for(g.c, 1, [&](int64_t c0, int64_t c1) {
-    for (int64_t ch = c0; ch < c1; ++ch) sq[ch] = channel_sq_dev_sum(x, g, ch, mean[ch]);
+  for_channel_blocks<T>(g, [&](int64_t c0, int64_t c1) {
+    double part[kMaxBlock][kLanes] = {};
+    for_rows_fetching(g, c0, c1, x, static_cast<const T*>(nullptr),
+                      [&](int64_t ch, int64_t row) { add_sq_devs(x + row, g.inner, mean[ch], part[ch - c0]); });
+    for (int64_t ch = c0; ch < c1; ++ch) sq[ch] = combine_lanes<kLanes>(part[ch - c0]);
   });
 }
 
 template <typename T> void bn_normalize(const T* x, const BnGeom& g, const T* scale, const T* shift, T* y, BnAct act) {
-  parallel_for(g.c, 1, [&](int64_t c0, int64_t c1) {
-    for (int64_t ch = c0; ch < c1; ++ch) channel_normalize(x, g, ch, scale[ch], shift[ch], act, y);
+  for_channel_blocks<T>(g, [&](int64_t c0, int64_t c1) {
+    for_rows(g, c0, c1,
+             [&](int64_t ch, int64_t row) { normalize_row(x + row, g.inner, scale[ch], shift[ch], act, y + row); });
   });
 }
 
 template <typename T> void bn_grad_sums(const T* gy, const T* x, const BnGeom& g, const T* mean, const T* rstd,
                                         double* sum_g, double* sum_gxhat) {
-  parallel_for(g.c, 1, [&](int64_t c0, int64_t c1) {
-    for (int64_t ch = c0; ch < c1; ++ch) channel_grad_sums(gy, x, g, ch, mean[ch], rstd[ch], sum_g[ch], sum_gxhat[ch]);
+  for_channel_blocks<T>(g, [&](int64_t c0, int64_t c1) {
+    double pg[kMaxBlock][kLanes] = {}, pgx[kMaxBlock][kLanes] = {};
+    for_rows_fetching(g, c0, c1, gy, x, [&](int64_t ch, int64_t row) {
+      row_grad_sums(gy + row, x + row, g.inner, mean[ch], rstd[ch], pg[ch - c0], pgx[ch - c0]);
+    });
+    for (int64_t ch = c0; ch < c1; ++ch) {
+      sum_g[ch] = combine_lanes<kLanes>(pg[ch - c0]);
+      sum_gxhat[ch] = combine_lanes<kLanes>(pgx[ch - c0]);
+    }
   });
 }
 
 template <typename T> void bn_input_grad(const T* gy, const T* x, const BnGeom& g, const T* mean, const T* rstd,
                                          const T* k, const T* mg, const T* mgx, T* gx) {
-  parallel_for(g.c, 1, [&](int64_t c0, int64_t c1) {
-    for (int64_t ch = c0; ch < c1; ++ch)
-      channel_input_grad(gy, x, g, ch, mean[ch], rstd[ch], k[ch], mg[ch], mgx[ch], gx);
+  for_channel_blocks<T>(g, [&](int64_t c0, int64_t c1) {
+    for_rows(g, c0, c1, [&](int64_t ch, int64_t row) {
+      input_grad_row(gy + row, x + row, g.inner, mean[ch], rstd[ch], k[ch], mg[ch], mgx[ch], gx + row);
+    });
   });
 }
 
