@@ -316,12 +316,14 @@ TEST_CASE("gemm_small_k matches gemm_reference: every tile size at the edges of 
   // m 1..7 and 13 leave every row remainder of the 6-row tile (and of the 4-row one without AVX);
   // n 16..80 every count of vectors in the last tile; k 1 and 128 the ends of the short range. 1024
   // columns by 128 rows with k 32 is a 1x1 convolution of the cifar preset's first stage; 32 x 224 with
-  // k 288 a block of its stem's 3x3 convolution; k 1000 the long range with a thin side.
+  // k 288 a block of its stem's 3x3 convolution; k 1000 the long range with a thin side; 288 x 224 with
+  // k 32 the stem's input-gradient columns (both sides large, k within kTinyK).
   struct Size {
     int64_t m, n, k;
   };
-  const Size sizes[] = {{1, 16, 1},   {2, 32, 3},   {3, 48, 32},   {4, 64, 7},      {5, 80, 128},   {6, 96, 33},
-                        {7, 112, 64}, {13, 128, 5}, {300, 32, 32}, {128, 1024, 32}, {32, 224, 288}, {50, 32, 1000}};
+  const Size sizes[] = {{1, 16, 1},     {2, 32, 3},     {3, 48, 32},   {4, 64, 7},    {5, 80, 128},
+                        {6, 96, 33},    {7, 112, 64},   {13, 128, 5},  {300, 32, 32}, {128, 1024, 32},
+                        {32, 224, 288}, {50, 32, 1000}, {288, 224, 32}};
   for (const Size& s : sizes)
     for (bool ta : {false, true})
       for (bool tb : {false, true}) {
@@ -348,6 +350,8 @@ TEST_CASE("gemm_small_k matches gemm_reference: every tile size at the edges of 
   CHECK_FALSE(kernels::gemm_small_k_fits(false, false, 64, 65, 32));
   CHECK_FALSE(kernels::gemm_small_k_fits(false, true, 8192, 256, 64));
   CHECK_FALSE(kernels::gemm_small_k_fits(false, false, 64, 64, 0));
+  CHECK_FALSE(kernels::gemm_small_k_fits(false, false, 513, 528, 32));
+  CHECK_FALSE(kernels::gemm_small_k_fits(false, false, 256, 256, kernels::kTinyK + 1));
 }
 
 TEST_CASE("gemm_parallel_bias (a linear layer's bias added in the product) matches gemm_reference") {
