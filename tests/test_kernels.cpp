@@ -400,6 +400,9 @@ TEST_CASE("to_token_rows and from_token_rows: the map's positions to rows of tok
       Tensor xt = randn({b, c, w, h}, g, dt).transpose(2, 3);
       CHECK(to_token_rows(xt, rows).to_vector() == to_token_rows(xt.contiguous(), rows).to_vector());
     }
+  // empty: no channels, no samples
+  CHECK(to_token_rows(zeros({2, 0, 2, 2}), {3, 1, 0, 2}).shape() == Shape{2, 4, 0});
+  CHECK(from_token_rows(zeros({0, 4, 3}), {3, 1, 0, 2}, 2, 2).shape() == Shape{0, 3, 2, 2});
 }
 
 TEST_CASE("matmul reads transposed operands in place: same result as contiguous copies") {

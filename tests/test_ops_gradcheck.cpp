@@ -465,6 +465,8 @@ TEST_CASE("add_drop_path: x + drop_path(f) in one pass, the same masks, gradient
     CHECK(zeros > 0);
     CHECK(zeros < 16);
   }
+  Generator ge(5);  // an empty batch
+  CHECK(add_drop_path(zeros({0, 3}), zeros({0, 3}), 0.5, true, ge).shape() == Shape{0, 3});
   Generator g0(0);  // eval, or p 0: a plain add
   CHECK_GRADCHECK([&](const V& x) { return add_drop_path(x[0], x[1], 0.5, false, g0); },
                   {mk.in.randn({4}), mk.in.randn({4})});

@@ -53,8 +53,8 @@ Tensor add_drop_path(const Tensor& x, const Tensor& f, double p, bool training, 
   MG_CHECK(p >= 0 && p <= 1, "add_drop_path", "probability must be in [0, 1], got ", p);
   if (!training || p == 0) return add(x, f);
   MG_CHECK(x.dtype() == f.dtype(), "add_drop_path", "dtype mismatch: residual ", x.info(), ", branch ", f.info());
-  if (x.shape() != f.shape() || x.dim() == 0 || !x.is_contiguous() || !f.is_contiguous())
-    return add(x, drop_path(f, p, training, gen));  // broadcasting or strided: the two ops
+  if (x.shape() != f.shape() || x.dim() == 0 || x.numel() == 0 || !x.is_contiguous() || !f.is_contiguous())
+    return add(x, drop_path(f, p, training, gen));  // broadcasting, strided or empty: the two ops
   Shape s(x.dim(), 1);
   s[0] = x.size(0);
   Tensor mask = keep_mask(s, p, x.dtype(), gen);

@@ -27,7 +27,7 @@ using Rows = std::shared_ptr<const std::vector<int64_t>>;
 template <typename T> void map_to_rows(const T* x, int64_t b, int64_t c, int64_t hw, const int64_t* rows, T* t) {
   constexpr int64_t kBlock = kVecLanes<T>;
   const int64_t pblocks = (hw + kBlock - 1) / kBlock;
-  parallel_for(b * pblocks, std::max<int64_t>(1, 4096 / (c * kBlock)), [&](int64_t i0, int64_t i1) {
+  parallel_for(b * pblocks, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, c * kBlock)), [&](int64_t i0, int64_t i1) {
     T buf[kBlock][kBlock];  // [channel][position]
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t s = i / pblocks, p0 = i % pblocks * kBlock, np = std::min(kBlock, hw - p0);
@@ -57,7 +57,7 @@ template <typename T> void map_to_rows(const T* x, int64_t b, int64_t c, int64_t
 template <typename T> void rows_to_map(const T* t, int64_t b, int64_t c, int64_t hw, const int64_t* rows, T* x) {
   constexpr int64_t kBlock = kVecLanes<T>;
   const int64_t pblocks = (hw + kBlock - 1) / kBlock;
-  parallel_for(b * pblocks, std::max<int64_t>(1, 4096 / (c * kBlock)), [&](int64_t i0, int64_t i1) {
+  parallel_for(b * pblocks, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, c * kBlock)), [&](int64_t i0, int64_t i1) {
     T buf[kBlock][kBlock];  // [position][channel]
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t s = i / pblocks, p0 = i % pblocks * kBlock, np = std::min(kBlock, hw - p0);
