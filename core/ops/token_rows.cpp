@@ -4,7 +4,8 @@
 // and a copy, they were a strided gather of one value at a time, 3% of a training step.
 // Each is the other's backward. The copy goes by blocks of one vector's width square (16 x 16 floats),
 // transposed in registers, so that both the map's rows (along p) and the tokens' rows (along c) are
-// read and written a vector at a time; the ragged edges go through a small buffer.
+// read and written a vector at a time; the ragged edges (fewer than 16 positions or channels) go one
+// value at a time.
 #include <algorithm>
 #include <memory>
 #include <vector>
@@ -23,63 +24,52 @@ using kernels::Vec64;
 
 using Rows = std::shared_ptr<const std::vector<int64_t>>;
 
-// t (b, hw, c) <- x (b, c, hw): t[s, rows[p], ch] = x[s, ch, p]
-template <typename T> void map_to_rows(const T* x, int64_t b, int64_t c, int64_t hw, const int64_t* rows, T* t) {
+// f(s, p0, np, c0, nc) for every block of sample s: positions [p0, p0 + np) x channels [c0, c0 + nc),
+// at most one vector's width each way; (sample, positions) blocks in parallel.
+template <typename T, typename F> void for_blocks(int64_t b, int64_t c, int64_t hw, F f) {
   constexpr int64_t kBlock = kVecLanes<T>;
   const int64_t pblocks = (hw + kBlock - 1) / kBlock;
   parallel_for(b * pblocks, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, c * kBlock)), [&](int64_t i0, int64_t i1) {
-    T buf[kBlock][kBlock];  // [channel][position]
     for (int64_t i = i0; i < i1; ++i) {
-      const int64_t s = i / pblocks, p0 = i % pblocks * kBlock, np = std::min(kBlock, hw - p0);
-      for (int64_t c0 = 0; c0 < c; c0 += kBlock) {
-        const int64_t nc = std::min(kBlock, c - c0);
-        if (nc == kBlock && np == kBlock) {  // a whole block: in registers, transposed by shuffles
-          Vec64<T> r[kBlock];
-          for (int64_t cc = 0; cc < kBlock; ++cc) r[cc] = kernels::vload(x + (s * c + c0 + cc) * hw + p0);
-          kernels::vtranspose<T>(r);
-          for (int64_t pp = 0; pp < kBlock; ++pp) kernels::vstore(t + (s * hw + rows[p0 + pp]) * c + c0, r[pp]);
-          continue;
-        }
-        for (int64_t cc = 0; cc < nc; ++cc) {
-          const T* src = x + (s * c + c0 + cc) * hw + p0;
-          for (int64_t pp = 0; pp < np; ++pp) buf[cc][pp] = src[pp];
-        }
-        for (int64_t pp = 0; pp < np; ++pp) {
-          T* dst = t + (s * hw + rows[p0 + pp]) * c + c0;
-          for (int64_t cc = 0; cc < nc; ++cc) dst[cc] = buf[cc][pp];
-        }
-      }
+      const int64_t s = i / pblocks, p0 = i % pblocks * kBlock;
+      for (int64_t c0 = 0; c0 < c; c0 += kBlock) f(s, p0, std::min(kBlock, hw - p0), c0, std::min(kBlock, c - c0));
     }
+  });
+}
+
+// t (b, hw, c) <- x (b, c, hw): t[s, rows[p], ch] = x[s, ch, p]
+template <typename T> void map_to_rows(const T* x, int64_t b, int64_t c, int64_t hw, const int64_t* rows, T* t) {
+  constexpr int64_t kBlock = kVecLanes<T>;
+  for_blocks<T>(b, c, hw, [&](int64_t s, int64_t p0, int64_t np, int64_t c0, int64_t nc) {
+    const T* src = x + (s * c + c0) * hw + p0;  // channel cc's positions at src + cc * hw
+    auto dst = [&](int64_t pp) { return t + (s * hw + rows[p0 + pp]) * c + c0; };
+    if (nc == kBlock && np == kBlock) {  // a whole block: in registers, transposed by shuffles
+      Vec64<T> r[kBlock];
+      for (int64_t cc = 0; cc < kBlock; ++cc) r[cc] = kernels::vload(src + cc * hw);
+      kernels::vtranspose<T>(r);
+      for (int64_t pp = 0; pp < kBlock; ++pp) kernels::vstore(dst(pp), r[pp]);
+      return;
+    }
+    for (int64_t pp = 0; pp < np; ++pp)  // a ragged edge, one value at a time
+      for (int64_t cc = 0; cc < nc; ++cc) dst(pp)[cc] = src[cc * hw + pp];
   });
 }
 
 // x (b, c, hw) <- t (b, hw, c): x[s, ch, p] = t[s, rows[p], ch]
 template <typename T> void rows_to_map(const T* t, int64_t b, int64_t c, int64_t hw, const int64_t* rows, T* x) {
   constexpr int64_t kBlock = kVecLanes<T>;
-  const int64_t pblocks = (hw + kBlock - 1) / kBlock;
-  parallel_for(b * pblocks, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, c * kBlock)), [&](int64_t i0, int64_t i1) {
-    T buf[kBlock][kBlock];  // [position][channel]
-    for (int64_t i = i0; i < i1; ++i) {
-      const int64_t s = i / pblocks, p0 = i % pblocks * kBlock, np = std::min(kBlock, hw - p0);
-      for (int64_t c0 = 0; c0 < c; c0 += kBlock) {
-        const int64_t nc = std::min(kBlock, c - c0);
-        if (nc == kBlock && np == kBlock) {
-          Vec64<T> r[kBlock];
-          for (int64_t pp = 0; pp < kBlock; ++pp) r[pp] = kernels::vload(t + (s * hw + rows[p0 + pp]) * c + c0);
-          kernels::vtranspose<T>(r);
-          for (int64_t cc = 0; cc < kBlock; ++cc) kernels::vstore(x + (s * c + c0 + cc) * hw + p0, r[cc]);
-          continue;
-        }
-        for (int64_t pp = 0; pp < np; ++pp) {
-          const T* src = t + (s * hw + rows[p0 + pp]) * c + c0;
-          for (int64_t cc = 0; cc < nc; ++cc) buf[pp][cc] = src[cc];
-        }
-        for (int64_t cc = 0; cc < nc; ++cc) {
-          T* dst = x + (s * c + c0 + cc) * hw + p0;
-          for (int64_t pp = 0; pp < np; ++pp) dst[pp] = buf[pp][cc];
-        }
-      }
+  for_blocks<T>(b, c, hw, [&](int64_t s, int64_t p0, int64_t np, int64_t c0, int64_t nc) {
+    T* dst = x + (s * c + c0) * hw + p0;  // channel cc's positions at dst + cc * hw
+    auto src = [&](int64_t pp) { return t + (s * hw + rows[p0 + pp]) * c + c0; };
+    if (nc == kBlock && np == kBlock) {
+      Vec64<T> r[kBlock];
+      for (int64_t pp = 0; pp < kBlock; ++pp) r[pp] = kernels::vload(src(pp));
+      kernels::vtranspose<T>(r);
+      for (int64_t cc = 0; cc < kBlock; ++cc) kernels::vstore(dst + cc * hw, r[cc]);
+      return;
     }
+    for (int64_t pp = 0; pp < np; ++pp)
+      for (int64_t cc = 0; cc < nc; ++cc) dst[cc * hw + pp] = src(pp)[cc];
   });
 }
 
