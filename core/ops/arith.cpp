@@ -52,7 +52,6 @@ Tensor sub(const Tensor& a, const Tensor& b) {
   return out;
 }
 
-// out = a * b;  da = g * b, db = g * a
 namespace {
 // Rows of length `len` (> 1) when `small` is `shape` with every dim from some k on made 1 (after
 // right-aligning): squeeze-excitation's scale (B, C, 1, 1) against its (B, C, H, W) input. 0 if not.
