@@ -1,5 +1,5 @@
-// The optimised kernels against the plain ones kept beside them (core/kernels): conv2d's three
-// paths (depthwise phase planes, 1x1 GEMM, im2col + GEMM) against conv2d_reference, forward directly
+// The optimised kernels against the plain ones kept beside them (core/kernels): conv2d's four
+// paths (depthwise phase planes, 1x1 GEMM, shifted rows, im2col + GEMM) against conv2d_reference, forward directly
 // and backward through the adjoint identity, and the depthwise kernels against the direct loops;
 // gemm_parallel and the short-k float kernel against gemm_reference with transposed operands, padded leading dims and
 // sizes large enough to be split into blocks (or split along k); BatchNorm's lane sums against sequential sums; the
@@ -14,6 +14,7 @@
 #include "core/factory.h"
 #include "core/kernels/batch_norm.h"
 #include "core/kernels/conv.h"
+#include "core/kernels/conv_shifted.h"
 #include "core/kernels/depthwise.h"
 #include "core/kernels/gemm.h"
 #include "core/kernels/gemm_small_k.h"
@@ -259,6 +260,42 @@ TEST_CASE("conv2d im2col path in blocks of output rows (a wide input) matches co
     CHECK(dot(xg.grad(), x) == doctest::Approx(ref_dot).epsilon(1e-10));
     CHECK(dot(wg.grad(), w) == doctest::Approx(ref_dot).epsilon(1e-10));
   }
+}
+
+TEST_CASE("conv2d shifted-row path (float, stride 1, thin) matches the reference, gradients value by value") {
+  // core/kernels/conv_shifted.h: the forward against the seven loops; the input and weight gradients
+  // against the same problem in double (which takes the im2col path), every value. The cases cover
+  // the stem (3 -> 32 and 32 -> 32, 3x3 at 32x32; 9 samples: two weight-gradient partials), a 5x5
+  // kernel, padding 0 to kh - 1, widths whose padded rows do not fill whole vectors, 1-row outputs,
+  // and channel counts off the weight-gradient blocks (4 outputs x 6 taps) and the 6-row GEMM tiles.
+  const ConvCase cases[] = {{9, 3, 32, 32, 32, 3, 3, 1, 1, 1}, {3, 32, 32, 32, 32, 3, 3, 1, 1, 1},
+                            {2, 5, 7, 9, 7, 3, 3, 1, 0, 1},    {2, 3, 6, 5, 5, 3, 3, 1, 2, 1},
+                            {3, 2, 11, 13, 13, 5, 5, 1, 2, 1}, {1, 7, 3, 3, 3, 3, 3, 1, 0, 1},
+                            {2, 1, 4, 17, 1, 2, 2, 1, 1, 1}};
+  Generator g(31);
+  for (const ConvCase& k : cases) {
+    INFO(describe(k));
+    REQUIRE(kernels::shifted_conv_fits(
+        kernels::ConvGeom{k.c, k.h, k.w, k.kh, k.kw, 1, k.pad, k.h + 2 * k.pad - k.kh + 1, k.w + 2 * k.pad - k.kw + 1},
+        k.o, 1));
+    Tensor x = randn({k.n, k.c, k.h, k.w}, g), w = randn({k.o, k.c, k.kh, k.kw}, g), b = randn({k.o}, g);
+    Tensor xg = x.detach().requires_grad_(), wg = w.detach().requires_grad_(), bg = b.detach().requires_grad_();
+    Tensor y = conv2d(xg, wg, bg, 1, k.pad);
+    const double tol = 1e-6 * std::sqrt(static_cast<double>(k.c * k.kh * k.kw)) * 8;
+    mg::testing::check_close(y, reference_conv<float>(k, x, w, b), tol, tol);
+    Tensor gy = randn(y.shape(), g);
+    sum(mul(y, gy)).backward();
+    Tensor xd = x.to(DType::Float64).requires_grad_(), wd = w.to(DType::Float64).requires_grad_();
+    sum(mul(conv2d(xd, wd, b.to(DType::Float64), 1, k.pad), gy.to(DType::Float64))).backward();
+    const double gtol = 1e-6 * std::sqrt(static_cast<double>(k.n * k.h * k.w * k.o)) * 8;
+    mg::testing::check_close(xg.grad().to(DType::Float64), xd.grad(), gtol, gtol);
+    mg::testing::check_close(wg.grad().to(DType::Float64), wd.grad(), gtol, gtol);
+  }
+  // and the rule: stride 2, groups, wide convs and uneven kernels keep the other paths
+  CHECK_FALSE(kernels::shifted_conv_fits(kernels::ConvGeom{32, 32, 32, 3, 3, 2, 1, 16, 16}, 32, 1));
+  CHECK_FALSE(kernels::shifted_conv_fits(kernels::ConvGeom{16, 32, 32, 3, 3, 1, 1, 32, 32}, 32, 2));
+  CHECK_FALSE(kernels::shifted_conv_fits(kernels::ConvGeom{128, 8, 8, 3, 3, 1, 1, 8, 8}, 128, 1));
+  CHECK_FALSE(kernels::shifted_conv_fits(kernels::ConvGeom{8, 8, 8, 1, 3, 1, 0, 8, 6}, 8, 1));
 }
 
 TEST_CASE("im2col and col2im are adjoint, and depthwise kernels touch only their channels") {

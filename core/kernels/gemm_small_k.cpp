@@ -43,10 +43,11 @@ inline Vec vfma(Vec a, Vec b, Vec c) { return a * b + c; }
 // C[MR rows, NV vectors] = alpha * A[MR, k] B[k, NV vectors] + beta * D, A's (r, p) at a[r * ars + p * aps]
 // (ars = lda, aps = 1 as stored; ars = 1, aps = lda transposed). The tile lives in registers for the
 // whole of k; each step loads NV vectors of one row of B and broadcasts one value per row of A.
+// B's row p is at b + p * ldb, or with ROWS at b + boff[p] (gemm_small_k_rows: an implicit GEMM).
 // D is C itself (d = c, ldd = ldc), or a bias row added to every row of C (ldd = 0, beta = 1).
-template <int64_t MR, int64_t NV> void tile(int64_t k, float alpha, const float* a, int64_t ars, int64_t aps,
-                                            const float* b, int64_t ldb, float beta, const float* d, int64_t ldd,
-                                            float* c, int64_t ldc) {
+template <int64_t MR, int64_t NV, bool ROWS> void tile(int64_t k, float alpha, const float* a, int64_t ars, int64_t aps,
+                                                       const float* b, int64_t ldb, const int64_t* boff, float beta,
+                                                       const float* d, int64_t ldd, float* c, int64_t ldc) {
   Vec acc[MR][NV];
 #pragma GCC unroll 8
   for (int64_t r = 0; r < MR; ++r)
@@ -55,7 +56,7 @@ template <int64_t MR, int64_t NV> void tile(int64_t k, float alpha, const float*
   for (int64_t p = 0; p < k; ++p) {
     Vec bv[NV];
 #pragma GCC unroll 4
-    for (int64_t v = 0; v < NV; ++v) bv[v] = ld(b + p * ldb + v * kLanes);
+    for (int64_t v = 0; v < NV; ++v) bv[v] = ld((ROWS ? b + boff[p] : b + p * ldb) + v * kLanes);
 #pragma GCC unroll 8
     for (int64_t r = 0; r < MR; ++r) {
       const Vec av = vset(a[r * ars + p * aps]);
@@ -74,20 +75,23 @@ template <int64_t MR, int64_t NV> void tile(int64_t k, float alpha, const float*
     }
 }
 
-using TileFn = void (*)(int64_t, float, const float*, int64_t, int64_t, const float*, int64_t, float, const float*,
-                        int64_t, float*, int64_t);
+using TileFn = void (*)(int64_t, float, const float*, int64_t, int64_t, const float*, int64_t, const int64_t*, float,
+                        const float*, int64_t, float*, int64_t);
 
-template <int64_t MR, int64_t... NV> constexpr auto row_of_tiles(std::integer_sequence<int64_t, NV...>) {
-  return std::array<TileFn, sizeof...(NV)>{&tile<MR, NV + 1>...};
+template <bool ROWS, int64_t MR, int64_t... NV> constexpr auto row_of_tiles(std::integer_sequence<int64_t, NV...>) {
+  return std::array<TileFn, sizeof...(NV)>{&tile<MR, NV + 1, ROWS>...};
 }
-template <int64_t... MR> constexpr auto table_of_tiles(std::integer_sequence<int64_t, MR...>) {
+template <bool ROWS, int64_t... MR> constexpr auto table_of_tiles(std::integer_sequence<int64_t, MR...>) {
   return std::array<std::array<TileFn, kNV>, sizeof...(MR)>{
-      row_of_tiles<MR + 1>(std::make_integer_sequence<int64_t, kNV>{})...};
+      row_of_tiles<ROWS, MR + 1>(std::make_integer_sequence<int64_t, kNV>{})...};
 }
-// kTiles[mr - 1][nv - 1]: every tile size the edges of C need
-constexpr auto kTiles = table_of_tiles(std::make_integer_sequence<int64_t, kMR>{});
+// kTiles[ROWS][mr - 1][nv - 1]: every tile size the edges of C need, B by rows of ldb or by offsets
+constexpr std::array kTiles = {table_of_tiles<false>(std::make_integer_sequence<int64_t, kMR>{}),
+                               table_of_tiles<true>(std::make_integer_sequence<int64_t, kMR>{})};
 
 }  // namespace
+
+int64_t gemm_small_k_lanes() { return kLanes; }
 
 bool gemm_small_k_fits(bool, bool trans_b, int64_t m, int64_t n, int64_t k) {
   // Measured against OpenBLAS on this project's shapes (1 thread, best of 15): a short k with one side
@@ -109,8 +113,10 @@ bool gemm_small_k_fits(bool, bool trans_b, int64_t m, int64_t n, int64_t k) {
 
 namespace {
 // C = alpha op(A) op(B) + beta D, with D = C (ldd = ldc) or a bias row (ldd = 0, beta 1)
+// (boff: B's rows at b + boff[p], tb false)
 void small_k(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
-             const float* b, int64_t ldb, float beta, const float* d, int64_t ldd, float* c, int64_t ldc) {
+             const float* b, int64_t ldb, const int64_t* boff, float beta, const float* d, int64_t ldd, float* c,
+             int64_t ldc) {
   if (k == 0) {  // C = beta D (beta 0: zeros, D ignored, as BLAS does)
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * d[i * ldd + j];
@@ -138,8 +144,8 @@ void small_k(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, con
       const int64_t mr = std::min(kMR, m - i0);
       for (int64_t j = j0; j < j1; j += kNR) {
         const int64_t nv = std::min(kNR, j1 - j) / kLanes;
-        kTiles[static_cast<size_t>(mr - 1)][static_cast<size_t>(nv - 1)](
-            k, alpha, a + i0 * ars, ars, aps, b + j, ldb, beta, d + i0 * ldd + j, ldd, c + i0 * ldc + j, ldc);
+        kTiles[boff != nullptr][static_cast<size_t>(mr - 1)][static_cast<size_t>(nv - 1)](
+            k, alpha, a + i0 * ars, ars, aps, b + j, ldb, boff, beta, d + i0 * ldd + j, ldd, c + i0 * ldc + j, ldc);
       }
     }
   }
@@ -148,12 +154,17 @@ void small_k(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, con
 
 void gemm_small_k(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
                   const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-  small_k(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, c, ldc);
+  small_k(ta, tb, m, n, k, alpha, a, lda, b, ldb, nullptr, beta, c, ldc, c, ldc);
 }
 
 void gemm_small_k_bias(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
                        const float* b, int64_t ldb, const float* bias, float* c, int64_t ldc) {
-  small_k(ta, tb, m, n, k, alpha, a, lda, b, ldb, 1.0f, bias, 0, c, ldc);
+  small_k(ta, tb, m, n, k, alpha, a, lda, b, ldb, nullptr, 1.0f, bias, 0, c, ldc);
+}
+
+void gemm_small_k_rows(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+                       const int64_t* b_offsets, float* c, int64_t ldc) {
+  small_k(false, false, m, n, k, 1.0f, a, lda, b, 0, b_offsets, 0.0f, c, ldc, c, ldc);
 }
 
 }  // namespace mg::kernels

@@ -1,17 +1,21 @@
-// conv2d, forward and backward. Three paths, chosen by the shape of the problem:
+// conv2d, forward and backward. Four paths, chosen by the shape of the problem:
 //   depthwise (groups == C == O): padded phase planes (core/kernels/depthwise.cpp), no GEMM;
 //   1x1, stride 1, no padding:     the NCHW sample is already a (C, H*W) matrix, so y = W @ x; on
 //                                  small maps, for a block of samples gathered side by side;
+//   thin, stride 1 (float):        shifted rows of the padded input as the GEMM's operand, no im2col
+//                                  (core/kernels/conv_shifted.h: the stem);
 //   anything else:                 im2col, then a GEMM per sample and group.
 // Samples run in parallel. Weight gradients are summed over fixed groups of samples, then over the
 // groups in order, so the result does not depend on the thread count.
 #include "core/kernels/conv.h"
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "core/autograd.h"
 #include "core/factory.h"
+#include "core/kernels/conv_shifted.h"
 #include "core/kernels/depthwise.h"
 #include "core/kernels/gemm.h"
 #include "core/kernels/scratch.h"
@@ -27,6 +31,10 @@ struct ConvArgs {
   bool depthwise() const { return groups == c && groups == o && groups > 1; }
   bool pointwise() const { return kh == 1 && kw == 1 && stride == 1 && pad == 0 && groups == 1; }
   kernels::ConvGeom geom() const { return {c / groups, h, w, kh, kw, stride, pad, ho, wo}; }
+  template <typename T> bool shifted() const {
+    return std::is_same_v<T, float> && kernels::shifted_conv_fits(geom(), o, groups);
+  }
+  kernels::ShiftedConv shifted_conv() const { return kernels::ShiftedConv(c, h, w, o, kh, kw, pad); }
   // Output rows per im2col block: the columns of a whole sample can be megabytes, which the GEMM
   // then reads from memory to pack; blocks of ~64K values stay in cache between im2col and GEMM.
   int64_t col_rows() const {
@@ -98,6 +106,19 @@ template <typename T> void forward(const ConvArgs& a, const T* x, const T* w, co
     });
     return;
   }
+  if constexpr (std::is_same_v<T, float>) {
+    if (a.shifted<T>()) {
+      const kernels::ShiftedConv sc = a.shifted_conv();
+      parallel_for(a.n, 1, [&](int64_t s0, int64_t s1) {
+        kernels::Scratch<float> xp(sc.padded_size), yp(sc.o * sc.np);
+        for (int64_t s = s0; s < s1; ++s) {
+          kernels::shifted_pad(x + s * a.c * a.h * a.w, sc, xp.data());
+          kernels::shifted_forward(xp.data(), w, bias, sc, yp.data(), y + s * a.o * hw_out);
+        }
+      });
+      return;
+    }
+  }
   const int64_t rb = a.col_rows();
   parallel_for(a.n, 1, [&](int64_t s0, int64_t s1) {
     kernels::Scratch<T> col(a.pointwise() ? 0 : ck * rb * a.wo);
@@ -152,6 +173,21 @@ template <typename T> void backward_input(const ConvArgs& a, const T* gy, const 
       }
     });
     return;
+  }
+  if constexpr (std::is_same_v<T, float>) {
+    if (a.shifted<T>()) {  // gx = gy padded by kh - 1 - pad, convolved with the flipped, transposed kernel
+      const kernels::ShiftedConv sc = a.shifted_conv().transposed();
+      kernels::Scratch<float> wt(a.c * a.o * a.kh * a.kw);
+      kernels::shifted_flip_weight(w, a.o, a.c, a.kh, a.kw, wt.data());
+      parallel_for(a.n, 1, [&](int64_t s0, int64_t s1) {
+        kernels::Scratch<float> gyp(sc.padded_size), gxp(sc.o * sc.np);
+        for (int64_t s = s0; s < s1; ++s) {
+          kernels::shifted_pad(gy + s * a.o * hw_out, sc, gyp.data());
+          kernels::shifted_forward(gyp.data(), wt.data(), nullptr, sc, gxp.data(), gx + s * a.c * a.h * a.w);
+        }
+      });
+      return;
+    }
   }
   const int64_t rb = a.col_rows();
   parallel_for(a.n, 1, [&](int64_t s0, int64_t s1) {
@@ -219,6 +255,31 @@ template <typename T> void backward_weight(const ConvArgs& a, const T* gy, const
   }
   const int64_t n_parts = (a.n + kSamplesPerGroup - 1) / kSamplesPerGroup;
   std::vector<T> partial(static_cast<size_t>(n_parts * wsize), T(0));
+  auto add_partials = [&](auto at) {  // gw[i] = the partials at at(i), summed in order
+    parallel_for(wsize, 4096, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        T s = 0;
+        for (int64_t p = 0; p < n_parts; ++p) s += partial[static_cast<size_t>(p * wsize + at(i))];
+        gw[i] = s;
+      }
+    });
+  };
+  if constexpr (std::is_same_v<T, float>) {
+    if (a.shifted<T>()) {  // partial (o, c*kh*kw) += per sample: dot products of gy' rows with shifted rows of x
+      const kernels::ShiftedConv sc = a.shifted_conv();
+      parallel_for(n_parts, 1, [&](int64_t p0, int64_t p1) {
+        kernels::Scratch<float> xp(sc.padded_size), gyp(sc.o * sc.np);
+        for (int64_t p = p0; p < p1; ++p)
+          for (int64_t s = p * kSamplesPerGroup; s < std::min(a.n, (p + 1) * kSamplesPerGroup); ++s) {
+            kernels::shifted_pad(x + s * a.c * a.h * a.w, sc, xp.data());
+            kernels::shifted_spread(gy + s * a.o * hw_out, sc, gyp.data());
+            kernels::shifted_weight_grad(gyp.data(), xp.data(), sc, partial.data() + p * wsize);
+          }
+      });
+      add_partials([](int64_t i) { return i; });
+      return;
+    }
+  }
   const int64_t rb = a.col_rows();
   parallel_for(n_parts, 1, [&](int64_t p0, int64_t p1) {
     kernels::Scratch<T> col(a.pointwise() ? 0 : ck * rb * a.wo);
@@ -244,15 +305,10 @@ template <typename T> void backward_weight(const ConvArgs& a, const T* gy, const
         }
     }
   });
-  parallel_for(wsize, 4096, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) {
-      // gw[i] is (group, o, k); the im2col path keeps each group's partial transposed, (k, o)
-      const int64_t gi = i / (og * ck), o = i / ck % og, k = i % ck;
-      const int64_t at = a.pointwise() ? i : gi * og * ck + k * og + o;
-      T s = 0;
-      for (int64_t p = 0; p < n_parts; ++p) s += partial[p * wsize + at];
-      gw[i] = s;
-    }
+  add_partials([&](int64_t i) {
+    // gw[i] is (group, o, k); the im2col path keeps each group's partial transposed, (k, o)
+    const int64_t gi = i / (og * ck), o = i / ck % og, k = i % ck;
+    return a.pointwise() ? i : gi * og * ck + k * og + o;
   });
 }
 
