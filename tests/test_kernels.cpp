@@ -334,9 +334,10 @@ TEST_CASE("gemm_parallel matches gemm_reference: every transpose, padded leading
   // 24x20x3000 and 130x140x2100 have a long k next to C (k is split, the partial products summed;
   // the second is large enough that C could have been split); the others run as one call,
   // including a 1-row product and k = 1. 512x64x128 (rows split) and 48x64x2048 (k split) reach the
-  // short-k float kernel in every block.
-  const Size sizes[] = {{300, 70, 64},  {40, 200, 160}, {5, 7, 3},        {1, 9, 4},      {6, 5, 1},
-                        {257, 300, 17}, {24, 20, 3000}, {130, 140, 2100}, {512, 64, 128}, {48, 64, 2048}};
+  // short-k float kernel in every block; 96x32x8200 too, with parts of k long enough (1088) for its
+  // blocks of k (a linear layer's weight gradient).
+  const Size sizes[] = {{300, 70, 64},  {40, 200, 160},   {5, 7, 3},      {1, 9, 4},      {6, 5, 1},     {257, 300, 17},
+                        {24, 20, 3000}, {130, 140, 2100}, {512, 64, 128}, {48, 64, 2048}, {96, 32, 8200}};
   for (const Size& s : sizes)
     for (bool ta : {false, true})
       for (bool tb : {false, true}) {
@@ -354,18 +355,19 @@ TEST_CASE("gemm_small_k matches gemm_reference: every tile size at the edges of 
   // n 16..80 every count of vectors in the last tile; k 1 and 128 the ends of the short range. 1024
   // columns by 128 rows with k 32 is a 1x1 convolution of the cifar preset's first stage; 32 x 224 with
   // k 288 a block of its stem's 3x3 convolution; k 1000 the long range with a thin side; 288 x 224 with
-  // k 32 the stem's input-gradient columns (both sides large, k within kTinyK).
+  // k 32 the stem's input-gradient columns (both sides large, k within kTinyK); k 1500 and 2048 a long k
+  // in blocks (11 full and a ragged one, 16 full), a linear layer's weight gradient.
   struct Size {
     int64_t m, n, k;
   };
-  const Size sizes[] = {{1, 16, 1},     {2, 32, 3},     {3, 48, 32},   {4, 64, 7},    {5, 80, 128},
-                        {6, 96, 33},    {7, 112, 64},   {13, 128, 5},  {300, 32, 32}, {128, 1024, 32},
-                        {32, 224, 288}, {50, 32, 1000}, {288, 224, 32}};
+  const Size sizes[] = {{1, 16, 1},     {2, 32, 3},     {3, 48, 32},    {4, 64, 7},     {5, 80, 128},
+                        {6, 96, 33},    {7, 112, 64},   {13, 128, 5},   {300, 32, 32},  {128, 1024, 32},
+                        {32, 224, 288}, {50, 32, 1000}, {288, 224, 32}, {96, 32, 1500}, {256, 128, 2048}};
   for (const Size& s : sizes)
     for (bool ta : {false, true})
       for (bool tb : {false, true}) {
         INFO("m ", s.m, " n ", s.n, " k ", s.k, " trans_a ", ta, " trans_b ", tb);
-        REQUIRE(kernels::gemm_small_k_fits(ta, tb && s.k <= 256, s.m, s.n, s.k));
+        REQUIRE(kernels::gemm_small_k_fits(ta, tb && s.k <= 256, s.m, s.n, s.k));  // (it runs a transposed B anyway)
         check_gemm<float>(ta, tb, s.m, s.n, s.k, 1.0f, 0.0f, g, &kernels::gemm_small_k);
         check_gemm<float>(ta, tb, s.m, s.n, s.k, 1.5f, 0.5f, g, &kernels::gemm_small_k);
         check_gemm<float>(ta, tb, s.m, s.n, s.k, -0.5f, 1.0f, g, &kernels::gemm_small_k);
@@ -382,7 +384,8 @@ TEST_CASE("gemm_small_k matches gemm_reference: every tile size at the edges of 
         }
   // what it leaves to OpenBLAS: a long k, a ragged n, both dims large
   CHECK_FALSE(kernels::gemm_small_k_fits(false, false, 128, 128, kernels::kSmallK + 1));
-  CHECK_FALSE(kernels::gemm_small_k_fits(false, false, 64, 64, kernels::kLongK + 1));
+  CHECK_FALSE(kernels::gemm_small_k_fits(false, true, 64, 64, kernels::kLongK + 1));
+  CHECK_FALSE(kernels::gemm_small_k_fits(true, false, 300, 64, kernels::kLongK + 1));
   CHECK_FALSE(kernels::gemm_small_k_fits(false, true, 128, 32, 1024));
   CHECK_FALSE(kernels::gemm_small_k_fits(false, false, 64, 65, 32));
   CHECK_FALSE(kernels::gemm_small_k_fits(false, true, 8192, 256, 64));

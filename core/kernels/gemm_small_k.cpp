@@ -105,13 +105,21 @@ bool gemm_small_k_fits(bool, bool trans_b, int64_t m, int64_t n, int64_t k) {
   // both sides (2 threads, best of 10 or 20): the 1x1 conv 32 -> 256 channels on 16x16 maps (m n 256)
   // 130-146 -> 184-211 GFLOP/s; the stem's input gradient columns (m 288 n 224) take the whole stem
   // backward from 54-59 to 42-56 ms.
+  // And a long k next to a small C, B as stored (a linear layer's weight gradient, g^T x over a slice
+  // of the batch's rows): C accumulates in registers over blocks of kKBlock rows of A and B, read in
+  // place, where OpenBLAS packs both. Per part of gemm_parallel's k-split, 1 thread, best of 30: the
+  // first stage's (k 4096; m, n 32 to 128) 80-93 -> 100-134 GFLOP/s, the second's (k 1024; 64 to 256)
+  // 115-135 -> 123-165. The third's parts (k 256, sides up to 512) stay with OpenBLAS, as fast there.
   const int64_t side = std::min(m, n);
-  const bool shape =
-      (k <= kSmallK && side <= (k <= kTinyK ? 512 : 128)) || (k <= kLongK && side <= 64 && !(trans_b && k > 256));
+  const bool shape = (k <= kSmallK && side <= (k <= kTinyK ? 512 : 128)) ||
+                     (k <= kLongK && side <= 64 && !(trans_b && k > 256)) ||
+                     (k >= kLongK && std::max(m, n) <= 256 && !trans_b);
   return k >= 1 && shape && n >= kLanes && n % kLanes == 0;
 }
 
 namespace {
+constexpr int64_t kKBlock = 128;  // a long k's blocks: B's rows of a column chunk stay in L1 (32 KB)
+
 // C = alpha op(A) op(B) + beta D, with D = C (ldd = ldc) or a bias row (ldd = 0, beta 1)
 // (boff: B's rows at b + boff[p], tb false)
 void small_k(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
@@ -133,6 +141,19 @@ void small_k(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, con
           for (int64_t p = p0; p < std::min(k, p0 + kT); ++p) b_buf[static_cast<size_t>(p * n + j)] = b[j * ldb + p];
     b = b_buf.data();
     ldb = n;
+  }
+  if (k >= kLongK) {  // a long k in blocks: C = alpha A_0 B_0 + beta D, then C += alpha A_i B_i in order
+    for (int64_t p0 = 0; p0 < k; p0 += kKBlock) {
+      const int64_t kk = std::min(kKBlock, k - p0);
+      const float* ap = a + p0 * aps;
+      const float* bp = boff ? b : b + p0 * ldb;
+      const int64_t* op = boff ? boff + p0 : nullptr;
+      if (p0 == 0)
+        small_k(ta, false, m, n, kk, alpha, ap, lda, bp, ldb, op, beta, d, ldd, c, ldc);
+      else
+        small_k(ta, false, m, n, kk, alpha, ap, lda, bp, ldb, op, 1.0f, c, ldc, c, ldc);
+    }
+    return;
   }
   // Columns in chunks whose rows of B (k x chunk) stay in cache while every row of A passes: 16 KB,
   // in L1, up to k = 64 on AVX-512; one tile wide (k x 256 bytes, in L2) beyond.

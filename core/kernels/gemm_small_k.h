@@ -12,8 +12,8 @@ namespace mg::kernels {
 constexpr int64_t kTinyK = 32, kSmallK = 128, kLongK = 1024;
 
 // Whether gemm_small_k takes this product: float only, n a whole number of vectors, and k <= kTinyK with
-// min(m, n) <= 512, k <= kSmallK with min(m, n) <= 128, or k <= kLongK with min(m, n) <= 64 (and k <= 256
-// if B is transposed).
+// min(m, n) <= 512, k <= kSmallK with min(m, n) <= 128, k <= kLongK with min(m, n) <= 64 (and k <= 256
+// if B is transposed), or k >= kLongK with max(m, n) <= 256 and B as stored (then in blocks of k).
 bool gemm_small_k_fits(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k);
 
 // C[m,n] = alpha * op(A)[m,k] * op(B)[k,n] + beta * C, row-major (the gemm() contract). A transposed A
