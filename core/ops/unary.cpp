@@ -95,7 +95,7 @@ Tensor silu(const Tensor& x) {
 Tensor gelu(const Tensor& x) {
   return unary(
       "gelu", x, [](auto v) { return kernels::gelu_(v); },
-      [](auto x, auto, auto g) { return g * kernels::gelu_grad_(x); });
+      [](auto x, auto y, auto g) { return g * kernels::gelu_grad_from_output_(x, y); });
 }
 
 }  // namespace mg
