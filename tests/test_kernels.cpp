@@ -296,6 +296,25 @@ TEST_CASE("conv2d shifted-row path (float, stride 1, thin) matches the reference
   CHECK_FALSE(kernels::shifted_conv_fits(kernels::ConvGeom{16, 32, 32, 3, 3, 1, 1, 32, 32}, 32, 2));
   CHECK_FALSE(kernels::shifted_conv_fits(kernels::ConvGeom{128, 8, 8, 3, 3, 1, 1, 8, 8}, 128, 1));
   CHECK_FALSE(kernels::shifted_conv_fits(kernels::ConvGeom{8, 8, 8, 1, 3, 1, 0, 8, 6}, 8, 1));
+  CHECK_FALSE(kernels::shifted_conv_fits(kernels::ConvGeom{0, 8, 8, 3, 3, 1, 1, 8, 8}, 8, 1));
+  CHECK_FALSE(kernels::shifted_conv_fits(kernels::ConvGeom{8, 8, 8, 3, 3, 1, 1, 8, 8}, 0, 1));
+}
+
+TEST_CASE("conv2d with no input channels, no output channels or no samples, on every path") {
+  // zeros out (a sum over nothing), empty gradients of the right shapes, no crash
+  for (DType dt : {DType::Float32, DType::Float64})
+    for (auto [n, c, o, k, groups] :
+         {std::array<int64_t, 5>{2, 0, 4, 3, 1}, {2, 3, 0, 3, 1}, {0, 3, 4, 3, 1}, {2, 0, 4, 1, 1}, {0, 4, 4, 3, 4}}) {
+      INFO(std::string(dtype_name(dt)), " n ", n, " c ", c, " o ", o, " k ", k, " groups ", groups);
+      Tensor x = zeros({n, c, 5, 5}, dt).requires_grad_(), w = ones({o, c / groups, k, k}, dt).requires_grad_();
+      Tensor y = conv2d(x, w, Tensor(), 1, k / 2, groups);
+      CHECK(y.shape() == Shape{n, o, 5, 5});
+      for (double v : y.to_vector()) CHECK(v == 0.0);
+      sum(y).backward();
+      CHECK(x.grad().shape() == x.shape());
+      CHECK(w.grad().shape() == w.shape());
+      for (double v : w.grad().to_vector()) CHECK(v == 0.0);
+    }
 }
 
 TEST_CASE("im2col and col2im are adjoint, and depthwise kernels touch only their channels") {

@@ -33,7 +33,7 @@ ShiftedConv ShiftedConv::transposed() const { return ShiftedConv(o, ho, wo, c, k
 
 bool shifted_conv_fits(const ConvGeom& g, int64_t out_channels, int64_t groups) {
   return g.stride == 1 && groups == 1 && g.kh == g.kw && g.kh > 1 && g.pad <= g.kh - 1 && g.pad <= g.kw - 1 &&
-         g.c <= 64 && out_channels <= 64 && g.ho >= 1 && g.wo >= 1;
+         g.c >= 1 && g.c <= 64 && out_channels >= 1 && out_channels <= 64 && g.ho >= 1 && g.wo >= 1;
 }
 
 void shifted_pad(const float* x, const ShiftedConv& s, float* xp) {

@@ -39,8 +39,8 @@ struct ShiftedConv {
 };
 
 // Whether a conv goes this way: float (the caller checks), stride 1, one group, a square kernel larger
-// than 1x1, no more than kh - 1 padding, and thin (in and out channels <= 64, where OpenBLAS packs as much
-// as it multiplies; wider convs keep im2col + OpenBLAS).
+// than 1x1, no more than kh - 1 padding, and thin (1 to 64 in and out channels, where OpenBLAS packs as much
+// as it multiplies; wider convs keep im2col + OpenBLAS, and so do empty ones).
 bool shifted_conv_fits(const ConvGeom& g, int64_t out_channels, int64_t groups);
 
 // xp (padded_size) <- x (c, h, w) in padded planes, zeros around and in the tail.
