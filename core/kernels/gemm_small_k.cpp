@@ -91,8 +91,6 @@ constexpr std::array kTiles = {table_of_tiles<false>(std::make_integer_sequence<
 
 }  // namespace
 
-int64_t gemm_small_k_lanes() { return kLanes; }
-
 bool gemm_small_k_fits(bool, bool trans_b, int64_t m, int64_t n, int64_t k) {
   // Measured against OpenBLAS on this project's shapes (1 thread, best of 15): a short k with one side
   // <= 128 (m 32768 n 96 k 32: 88 -> 104 GFLOP/s; 1x1 conv m 128 n 1024 k 32: 101 -> 148), and a

@@ -30,10 +30,8 @@ void gemm_small_k_bias(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t
 
 // C[m,n] = A[m,k] @ B[k,n] where B's row p is the n values at b + b_offsets[p]: a GEMM over rows
 // picked from one buffer, as a stride-1 convolution's columns are shifted rows of its padded input
-// (core/kernels/conv_shifted.h). n a whole number of vectors (of kLanes() floats); beta 0.
+// (core/kernels/conv_shifted.h). n a multiple of 16 (a whole number of vectors on every target).
 void gemm_small_k_rows(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
                        const int64_t* b_offsets, float* c, int64_t ldc);
-// The vector width gemm_small_k's n must be a multiple of (16 floats with AVX-512, 8 with AVX2).
-int64_t gemm_small_k_lanes();
 
 }  // namespace mg::kernels
