@@ -31,9 +31,7 @@ struct ConvArgs {
   bool depthwise() const { return groups == c && groups == o && groups > 1; }
   bool pointwise() const { return kh == 1 && kw == 1 && stride == 1 && pad == 0 && groups == 1; }
   kernels::ConvGeom geom() const { return {c / groups, h, w, kh, kw, stride, pad, ho, wo}; }
-  template <typename T> bool shifted() const {
-    return std::is_same_v<T, float> && kernels::shifted_conv_fits(geom(), o, groups);
-  }
+  bool shifted() const { return kernels::shifted_conv_fits(geom(), o, groups); }  // float only: callers check T
   kernels::ShiftedConv shifted_conv() const { return kernels::ShiftedConv(c, h, w, o, kh, kw, pad); }
   // Output rows per im2col block: the columns of a whole sample can be megabytes, which the GEMM
   // then reads from memory to pack; blocks of ~64K values stay in cache between im2col and GEMM.
@@ -107,7 +105,7 @@ template <typename T> void forward(const ConvArgs& a, const T* x, const T* w, co
     return;
   }
   if constexpr (std::is_same_v<T, float>) {
-    if (a.shifted<T>()) {
+    if (a.shifted()) {
       const kernels::ShiftedConv sc = a.shifted_conv();
       parallel_for(a.n, 1, [&](int64_t s0, int64_t s1) {
         kernels::Scratch<float> xp(sc.padded_size), yp(sc.o * sc.np);
@@ -175,7 +173,7 @@ template <typename T> void backward_input(const ConvArgs& a, const T* gy, const 
     return;
   }
   if constexpr (std::is_same_v<T, float>) {
-    if (a.shifted<T>()) {  // gx = gy padded by kh - 1 - pad, convolved with the flipped, transposed kernel
+    if (a.shifted()) {  // gx = gy padded by kh - 1 - pad, convolved with the flipped, transposed kernel
       const kernels::ShiftedConv sc = a.shifted_conv().transposed();
       kernels::Scratch<float> wt(a.c * a.o * a.kh * a.kw);
       kernels::shifted_flip_weight(w, a.o, a.c, a.kh, a.kw, wt.data());
@@ -265,7 +263,7 @@ template <typename T> void backward_weight(const ConvArgs& a, const T* gy, const
     });
   };
   if constexpr (std::is_same_v<T, float>) {
-    if (a.shifted<T>()) {  // partial (o, c*kh*kw) += per sample: dot products of gy' rows with shifted rows of x
+    if (a.shifted()) {  // partial (o, c*kh*kw) += per sample: dot products of gy' rows with shifted rows of x
       const kernels::ShiftedConv sc = a.shifted_conv();
       parallel_for(n_parts, 1, [&](int64_t p0, int64_t p1) {
         kernels::Scratch<float> xp(sc.padded_size), gyp(sc.o * sc.np);
