@@ -8,6 +8,7 @@
 #include <unordered_set>
 
 #include "core/ops.h"
+#include "core/profiler.h"
 
 namespace mg {
 
@@ -21,9 +22,12 @@ NoGradGuard::~NoGradGuard() { g_grad_enabled = prev_; }
 
 void record(const char* name, Tensor& out, const std::vector<Tensor>& inputs, BackwardFn backward,
             const std::vector<Tensor>& saved) {
-  if (!g_grad_enabled) return;
   bool any = false;
-  for (const Tensor& t : inputs) any = any || (t.defined() && t.requires_grad());
+  if (g_grad_enabled)
+    for (const Tensor& t : inputs) any = any || (t.defined() && t.requires_grad());
+  // the op's forward has just finished: the profiler times ops that join the graph, and every op
+  // in grad-off mode (core/profiler.h)
+  if (any || !g_grad_enabled) profiler::on_record(name, inputs);
   if (!any) return;
 
   auto node = std::make_shared<Node>();
@@ -104,6 +108,8 @@ void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
   while (!ready.empty()) {
     std::shared_ptr<Node> node = ready.back();
     ready.pop_back();
+    // the rest of this iteration is the node's time (core/profiler.h)
+    profiler::BackwardNode timed(node->name, node->input_shapes);
     Tensor g = std::move(grads[node.get()]);
     grads.erase(node.get());
     MG_CHECK(node->backward, "backward", "the graph through '", node->name,

@@ -1,6 +1,8 @@
 // bench: training or inference throughput of a MaxViT on random data (shared/spec/cli.md).
-//   bench [model flags] [--batch 128] [--steps 10] [--warmup 2] [--mode train|eval]
+//   bench [model flags] [--batch 128] [--steps 10] [--warmup 2] [--mode train|eval] [--profile[-shapes]]
 // The last line of stdout is one JSON object; ms_per_step is the median over the timed steps.
+// --profile: after the timed steps, a table on stderr of where their time went, op by op
+// (core/profiler.h), per step.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -9,6 +11,7 @@
 
 #include "core/blas_select.h"
 #include "core/parallel.h"
+#include "core/profiler.h"
 #include "examples/common/model_flags.h"
 #include "nn/optim.h"
 
@@ -19,13 +22,17 @@ int main(int argc, char** argv) {
   cli::ModelFlags mf;
   std::optional<int64_t> batch, steps, warmup;
   std::optional<std::string> mode;
-  cli::Flags flags("bench", "[model flags] [--batch 128] [--steps 10] [--warmup 2] [--mode train|eval]");
+  bool profile = false, profile_shapes = false;
+  cli::Flags flags("bench",
+                   "[model flags] [--batch 128] [--steps 10] [--warmup 2] [--mode train|eval] [--profile[-shapes]]");
   mf.add_to(flags);
   flags.add_int("batch", "images per step [128]", &batch, 1, 1 << 20);
   flags.add_int("steps", "timed steps [10]", &steps, 1, 1 << 20);
   flags.add_int("warmup", "untimed steps first [2]", &warmup, 0, 1 << 20);
   flags.add_string("mode", "train (forward, loss, backward, AdamW) or eval (forward only) [train]", &mode,
                    {"train", "eval"});
+  flags.add_switch("profile", "print on stderr where the timed steps' time went, op by op", &profile);
+  flags.add_switch("profile-shapes", "the same, an entry per op and input shapes", &profile_shapes);
   flags.parse_or_exit(argc, argv);
   models::MaxVitConfig cfg;
   try {
@@ -51,9 +58,13 @@ int main(int argc, char** argv) {
 
     auto one_step = [&] {
       if (train) {
-        opt.zero_grad();
+        {
+          profiler::Scope s("optimizer.zero_grad");
+          opt.zero_grad();
+        }
         Tensor loss = cross_entropy(model(x), y);
         loss.backward();
+        profiler::Scope s("optimizer.step");
         opt.step();
       } else {
         NoGradGuard no_grad;
@@ -69,6 +80,8 @@ int main(int argc, char** argv) {
       return 1e3 * static_cast<double>(t.tv_sec) + 1e-6 * static_cast<double>(t.tv_nsec);
     };
     std::vector<double> ms, cpu;
+    profile = profile || profile_shapes;
+    profiler::enable(profile, profile_shapes);  // the timed steps only
     for (int64_t i = 0; i < steps.value_or(10); ++i) {
       auto t0 = std::chrono::steady_clock::now();
       const double c0 = cpu_ms();
@@ -76,6 +89,10 @@ int main(int argc, char** argv) {
       ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
       cpu.push_back(cpu_ms() - c0);
       std::fprintf(stderr, "step %lld: %.1f ms (cpu %.1f ms)\n", static_cast<long long>(i), ms.back(), cpu.back());
+    }
+    if (profile) {
+      profiler::enable(false);
+      std::fprintf(stderr, "%s", profiler::report(steps.value_or(10)).c_str());
     }
     auto median = [](std::vector<double> v) {
       std::sort(v.begin(), v.end());

@@ -49,6 +49,7 @@ void batch_norm_update_stats(Tensor& running_mean, Tensor& running_var, const Te
 #include <vector>
 
 #include "core/kernels/batch_norm.h"
+#include "core/profiler.h"
 
 namespace mg {
 
@@ -106,6 +107,7 @@ Tensor batch_norm_impl(const char* name, const Tensor& x_in, const Tensor& runni
   });
   if (training && running_mean.defined() && running_var.defined()) {
     Tensor rm = running_mean, rv = running_var;
+    profiler::PartOfOp part;  // its narrow + fill_ ops are this op's time (core/profiler.h)
     batch_norm_update_stats(rm, rv, mean_t, var_t, count, momentum);
   }
 

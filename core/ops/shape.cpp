@@ -2,6 +2,7 @@
 // the matching slice of the gradient (a narrow view).
 #include "core/autograd.h"
 #include "core/ops.h"
+#include "core/profiler.h"
 
 namespace mg {
 
@@ -26,6 +27,7 @@ Tensor cat(const std::vector<Tensor>& xs, int64_t dim) {
   std::vector<int64_t> sizes;
   {
     NoGradGuard no_grad;
+    profiler::PartOfOp part;  // the copies are cat's time
     int64_t off = 0;
     for (const Tensor& t : xs) {
       out.narrow(dim, off, t.size(dim)).copy_(t.detach());

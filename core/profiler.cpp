@@ -1,0 +1,163 @@
+#include "core/profiler.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <utility>
+
+#include "core/tensor.h"
+
+namespace mg::profiler {
+
+namespace {
+
+std::atomic<bool> g_on{false}, g_shapes{false};
+
+struct Table {
+  std::mutex m;
+  std::map<std::pair<Phase, std::string>, Entry> entries;
+};
+Table& table() {
+  static Table* t = new Table;  // never destroyed: scopes may end during static destruction
+  return *t;
+}
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// Per thread: when the last op, scope or backward node ended (forward time is measured from there),
+// and how many PartOfOp scopes and backward nodes are open (ops inside them are not timed alone).
+thread_local int64_t t_mark_ns = -1;
+thread_local int t_nested = 0;
+
+void add(Phase phase, const std::string& name, int64_t ns) {
+  Table& t = table();
+  std::lock_guard<std::mutex> lock(t.m);
+  Entry& e = t.entries[{phase, name}];
+  e.phase = phase;
+  if (e.name.empty()) e.name = name;
+  ++e.calls;
+  e.ms += 1e-6 * static_cast<double>(ns);
+}
+
+// "name" or, recording shapes, "name [a,b] [c]". Missing inputs (no bias) and 0-dim ones are left
+// out, in both phases alike: the engine keeps an undefined input's shape as [].
+std::string key(const std::string& name, const std::vector<Shape>& shapes) {
+  if (!g_shapes.load(std::memory_order_relaxed)) return name;
+  std::string k = name;
+  for (const Shape& s : shapes) {
+    k += " [";
+    for (size_t i = 0; i < s.size(); ++i) k += (i ? "," : "") + std::to_string(s[i]);
+    k += "]";
+  }
+  return k;
+}
+
+const char* phase_name(Phase p) {
+  switch (p) {
+    case Phase::Forward: return "forward";
+    case Phase::Backward: return "backward";
+    case Phase::Scope: return "scope";
+  }
+  return "?";
+}
+
+}  // namespace
+
+void enable(bool on, bool record_shapes) {
+  t_mark_ns = now_ns();  // the first op after enabling is timed from here
+  g_shapes.store(record_shapes, std::memory_order_relaxed);
+  g_on.store(on, std::memory_order_relaxed);
+}
+bool enabled() { return g_on.load(std::memory_order_relaxed); }
+
+void reset() {
+  Table& t = table();
+  std::lock_guard<std::mutex> lock(t.m);
+  t.entries.clear();
+}
+
+std::vector<Entry> entries() {
+  std::vector<Entry> out;
+  {
+    Table& t = table();
+    std::lock_guard<std::mutex> lock(t.m);
+    for (const auto& kv : t.entries) out.push_back(kv.second);
+  }
+  std::stable_sort(out.begin(), out.end(), [](const Entry& a, const Entry& b) { return a.ms > b.ms; });
+  return out;
+}
+
+std::string report(int64_t steps) {
+  const std::vector<Entry> es = entries();
+  const double per = 1.0 / static_cast<double>(std::max<int64_t>(steps, 1));
+  double total = 0;
+  int width = 2;  // the op column: as wide as the longest name
+  for (const Entry& e : es) {
+    total += e.ms;
+    width = std::max(width, static_cast<int>(e.name.size()));
+  }
+  std::string out;
+  std::vector<char> line(static_cast<size_t>(width) + 64);
+  auto add_line = [&](const char* fmt, auto... args) {
+    std::snprintf(line.data(), line.size(), fmt, args...);
+    out += line.data();
+  };
+  add_line("%-9s %-*s %10s %8s %6s\n", "phase", width, "op", "ms/step", "calls", "share");
+  for (const Entry& e : es)
+    add_line("%-9s %-*s %10.2f %8.1f %5.1f%%\n", phase_name(e.phase), width, e.name.c_str(), e.ms * per,
+             static_cast<double>(e.calls) * per, total > 0 ? 100.0 * e.ms / total : 0.0);
+  add_line("%-9s %-*s %10.2f\n", "total", width, "", total * per);
+  return out;
+}
+
+Scope::Scope(const char* name) : name_(name) {
+  ++t_nested;
+  if (enabled()) start_ns_ = now_ns();
+}
+Scope::~Scope() {
+  --t_nested;
+  if (start_ns_ < 0) return;
+  const int64_t end = now_ns();
+  add(Phase::Scope, name_, end - start_ns_);
+  t_mark_ns = end;
+}
+
+PartOfOp::PartOfOp() { ++t_nested; }
+PartOfOp::~PartOfOp() { --t_nested; }
+
+void on_record(const char* name, const std::vector<Tensor>& inputs) {
+  if (!enabled() || t_nested > 0) return;
+  const int64_t now = now_ns();
+  if (t_mark_ns >= 0) {
+    std::vector<Shape> shapes;
+    if (g_shapes.load(std::memory_order_relaxed))
+      for (const Tensor& t : inputs)
+        if (t.defined() && t.dim() > 0) shapes.push_back(t.shape());
+    add(Phase::Forward, key(name, shapes), now - t_mark_ns);
+  }
+  t_mark_ns = now_ns();  // not `now`: the bookkeeping above is nobody's time
+}
+
+BackwardNode::BackwardNode(const std::string& name, const std::vector<Shape>& input_shapes)
+    : name_(&name), shapes_(&input_shapes) {
+  ++t_nested;
+  if (enabled()) start_ns_ = now_ns();
+}
+BackwardNode::~BackwardNode() {
+  --t_nested;
+  if (start_ns_ < 0) return;
+  const int64_t end = now_ns();
+  std::vector<Shape> shapes;
+  for (const Shape& s : *shapes_)
+    if (!s.empty()) shapes.push_back(s);
+  add(Phase::Backward, key(*name_, shapes), end - start_ns_);
+  t_mark_ns = now_ns();
+}
+
+}  // namespace mg::profiler
