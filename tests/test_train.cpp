@@ -167,9 +167,12 @@ TEST_CASE("train_cifar: bad flags are usage errors (exit 2) before any work") {
 TEST_CASE("train_cifar learns the synthetic set, says so, and predict uses its checkpoint") {
   TempDir dir;
   // No --data and no CIFAR-10 anywhere: the fallback to the synthetic set, with instructions.
+  // 10 epochs: after 6, this run (seed 0) ended at 0.51 test accuracy built for AVX-512 and at 0.22
+  // built for AVX2, the same arithmetic rounded in another order (seeds 1 to 4: 0.31 to 0.68); after
+  // 10, at 0.48 to 0.63 built for AVX-512, AVX2 or SSE2 (2026-11-27).
   const Result r =
       run("train_cifar",
-          tiny({"--subset", "100", "--eval-subset", "20", "--epochs", "6", "--batch", "32", "--out", "out"}), dir);
+          tiny({"--subset", "100", "--eval-subset", "20", "--epochs", "10", "--batch", "32", "--out", "out"}), dir);
   REQUIRE_MESSAGE(r.status == 0, r.err);
   CHECK(r.err.find("cifar-10-binary.tar.gz") != std::string::npos);
   CHECK(r.err.find("c32a1d4ab5d03f1284b67883e8d87530") != std::string::npos);
@@ -181,7 +184,7 @@ TEST_CASE("train_cifar learns the synthetic set, says so, and predict uses its c
       ++summaries;
       CHECK(line.find("[synthetic data, not CIFAR-10]") != std::string::npos);
     }
-  CHECK(summaries == 6);
+  CHECK(summaries == 10);
   CHECK(r.out.find("confusion matrix") != std::string::npos);
   CHECK(r.out.find("triangle") != std::string::npos);  // rows named by class
   check_learned(read_log(dir / "out/log.csv"), 0.30);

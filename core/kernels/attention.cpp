@@ -10,7 +10,7 @@ namespace mg::kernels {
 namespace {
 
 // C (m x n, row stride ldc) = A B, A (m x k) and B (k x n) row-major with row strides lda and ldb.
-// Each output row is built in a register-sized block of W columns (one Vec64, see simd.h), four rows
+// Each output row is built in a register-sized block of W columns (one Vec, see simd.h), four rows
 // at a time: four independent chains of multiply-adds, and C is stored once instead of once per p.
 // Each element is summed over p in order, as the plain triple loop would.
 // (A used to be any strided layout, transposed views included. GCC 12 at -O3 specialised the
@@ -18,7 +18,7 @@ namespace {
 // that crashed when P ended at a page boundary. The callers now copy A transposed instead.)
 template <typename T>
 void small_gemm(int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb, T* c, int64_t ldc) {
-  using V = Vec64<T>;
+  using V = Vec<T>;
   constexpr int64_t W = kVecLanes<T>;
   for (int64_t j0 = 0; j0 < n; j0 += W) {
     const int64_t w = std::min(W, n - j0);

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cstring>
 #include <utility>
 
 #include "core/kernels/gemm_small_k.h"
@@ -11,7 +10,7 @@
 namespace mg::kernels {
 
 namespace {
-constexpr int64_t kL = kVecLanes<float>;  // np is a multiple of this (16)
+constexpr int64_t kL = kVecLanes<float>;  // np is a multiple of this (16 with AVX-512)
 }  // namespace
 
 ShiftedConv::ShiftedConv(int64_t c_, int64_t h_, int64_t w_, int64_t o_, int64_t kh_, int64_t kw_, int64_t pad_)
@@ -78,52 +77,39 @@ void shifted_forward(const float* xp, const float* w, const float* bias, const S
 
 namespace {
 
-// The weight gradient's dot products run on one machine register per accumulator: simd.h's 64-byte
-// V is two registers with AVX2, and a block of such accumulators did not fit AVX2's 16 registers
-// (spilled to the stack, the stem's weight gradient was the largest kernel of an AVX2 step).
-#if defined(__AVX512F__)
-typedef float R __attribute__((vector_size(64)));
-#else
-typedef float R __attribute__((vector_size(32)));
-#endif
-constexpr int64_t kRL = sizeof(R) / sizeof(float);  // 16 or 8: divides kL, so np is a multiple
-inline R rload(const float* p) {
-  R v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
+using V = Vec<float>;  // one register (simd.h): the weight gradient's accumulators
 
-// The sum of a register's lanes as a tree of halves (a loop over the lanes took as long as the dot
-// products themselves on the stem's 1088 positions).
-inline float lane_sum(R v) {
-  typedef float V8 __attribute__((vector_size(32)));
-  typedef float V4 __attribute__((vector_size(16)));
-#if defined(__AVX512F__)
-  const V8 a = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
-               __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
-#else
-  const V8 a = v;
-#endif
-  const V4 b = __builtin_shufflevector(a, a, 0, 1, 2, 3) + __builtin_shufflevector(a, a, 4, 5, 6, 7);
-  return (b[0] + b[2]) + (b[1] + b[3]);
+// The sum of a register's lanes as a tree of halves (lane i += lane i + h for h = lanes/2, ..., 1), the
+// same order for every width; a loop over the lanes one by one took as long as the dot products
+// themselves on the stem's 1088 positions.
+template <int64_t H, size_t... I> inline V lanes_down(V v, std::index_sequence<I...>) {
+  return __builtin_shufflevector(v, v, ((I + H) % kL)...);  // lane i <- lane i + H (the rest unused)
+}
+inline float lane_sum(V v) {
+  constexpr auto lanes = std::make_index_sequence<kL>{};
+  if constexpr (kL >= 16) v += lanes_down<8>(v, lanes);
+  if constexpr (kL >= 8) v += lanes_down<4>(v, lanes);
+  if constexpr (kL >= 4) v += lanes_down<2>(v, lanes);
+  v += lanes_down<1>(v, lanes);
+  return v[0];
 }
 
 // gw[o, r] += sum_p gyp[o, p] * xp[off[r] + p] for MO out channels x MR taps: MO * MR register
 // accumulators along p, MO + MR loads per MO * MR multiply-adds.
 template <int64_t MO, int64_t MR>
 void dots(const float* gyp, int64_t np, const float* xp, const int64_t* off, float* gw, int64_t ldw) {
-  R acc[MO][MR];
+  V acc[MO][MR];
 #pragma GCC unroll 8
   for (int64_t i = 0; i < MO; ++i)
 #pragma GCC unroll 8
-    for (int64_t r = 0; r < MR; ++r) acc[i][r] = R{};
-  for (int64_t p = 0; p < np; p += kRL) {
-    R xv[MR];
+    for (int64_t r = 0; r < MR; ++r) acc[i][r] = V{};
+  for (int64_t p = 0; p < np; p += kL) {
+    V xv[MR];
 #pragma GCC unroll 8
-    for (int64_t r = 0; r < MR; ++r) xv[r] = rload(xp + off[r] + p);
+    for (int64_t r = 0; r < MR; ++r) xv[r] = vload(xp + off[r] + p);
 #pragma GCC unroll 8
     for (int64_t i = 0; i < MO; ++i) {
-      const R g = rload(gyp + i * np + p);
+      const V g = vload(gyp + i * np + p);
 #pragma GCC unroll 8
       for (int64_t r = 0; r < MR; ++r) acc[i][r] += g * xv[r];
     }
@@ -132,8 +118,9 @@ void dots(const float* gyp, int64_t np, const float* xp, const int64_t* off, flo
     for (int64_t r = 0; r < MR; ++r) gw[i * ldw + r] += lane_sum(acc[i][r]);
 }
 
-// 4 x 6 accumulators + 6 + 1 loads fit AVX-512's 32 registers; 3 x 3 + 3 + 1 AVX2's 16 (and a 3x3
-// kernel's 9 taps per input channel are whole blocks of 3).
+// 4 x 6 accumulators + 6 + 1 loads fit AVX-512's 32 registers; 3 x 3 + 3 + 1 the 16 of AVX2 or SSE
+// (and a 3x3 kernel's 9 taps per input channel are whole blocks of 3). With the 64-byte vectors simd.h
+// once had everywhere, AVX2's block spilled to the stack: the largest kernel of an AVX2 step.
 #if defined(__AVX512F__)
 constexpr int64_t kMO = 4, kMR = 6;
 #else

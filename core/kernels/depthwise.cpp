@@ -200,7 +200,7 @@ template <typename T> struct ShiftedCopies {
       const Bits* m = masks() + k * n;
       int64_t p = 0;
       for (; p + W <= n; p += W) {
-        Vec64<Bits> v;
+        Vec<Bits> v;
         std::memcpy(&v, src + p, sizeof v);
         v &= vload(m + p);
         std::memcpy(d + p, &v, sizeof v);
@@ -241,7 +241,7 @@ template <typename F> void for_tap_groups(int64_t count, F f) {
 // one vector, the taps inside: the block stays in a register (an explicit vector: see simd.h; as a
 // local array this ran at a third of the speed).
 template <int N, typename T> void taps_sum(int64_t n, const T* const* src, const T* w, T init, bool add, T* out) {
-  using V = Vec64<T>;
+  using V = Vec<T>;
   constexpr int64_t W = kVecLanes<T>;
   const T* s[N];
   V wv[N];
@@ -279,7 +279,7 @@ template <typename T> void add_products(int64_t n, const T* g, const T* src, T* 
 // it was one position of every sample before. Still a fixed order, and the gradchecks and golden
 // cases hold.
 template <int N, typename T> void tap_dots(int64_t n, const T* g, const T* const* src, T* const* acc) {
-  using V = Vec64<T>;
+  using V = Vec<T>;
   constexpr int64_t W = kVecLanes<T>;
   V sum[N];
   for (int t = 0; t < N; ++t) sum[t] = V{};
@@ -308,7 +308,7 @@ template <typename T> void split_planes(const T* x, const ConvGeom& g, T* e, int
       T* d1 = d0 + step;
       int64_t c = 0;
       for (; c + W <= g.wo; c += W) {
-        Vec64<T> even, odd;
+        Vec<T> even, odd;
         vdeinterleave(src + 2 * c, even, odd);
         vstore(d0 + c, even);
         vstore(d1 + c, odd);

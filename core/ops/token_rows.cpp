@@ -20,7 +20,7 @@ namespace mg {
 namespace {
 
 using kernels::kVecLanes;
-using kernels::Vec64;
+using kernels::Vec;
 
 using Rows = std::shared_ptr<const std::vector<int64_t>>;
 
@@ -44,7 +44,7 @@ template <typename T> void map_to_rows(const T* x, int64_t b, int64_t c, int64_t
     const T* src = x + (s * c + c0) * hw + p0;  // channel cc's positions at src + cc * hw
     auto dst = [&](int64_t pp) { return t + (s * hw + rows[p0 + pp]) * c + c0; };
     if (nc == kBlock && np == kBlock) {  // a whole block: in registers, transposed by shuffles
-      Vec64<T> r[kBlock];
+      Vec<T> r[kBlock];
       for (int64_t cc = 0; cc < kBlock; ++cc) r[cc] = kernels::vload(src + cc * hw);
       kernels::vtranspose<T>(r);
       for (int64_t pp = 0; pp < kBlock; ++pp) kernels::vstore(dst(pp), r[pp]);
@@ -62,7 +62,7 @@ template <typename T> void rows_to_map(const T* t, int64_t b, int64_t c, int64_t
     T* dst = x + (s * c + c0) * hw + p0;  // channel cc's positions at dst + cc * hw
     auto src = [&](int64_t pp) { return t + (s * hw + rows[p0 + pp]) * c + c0; };
     if (nc == kBlock && np == kBlock) {
-      Vec64<T> r[kBlock];
+      Vec<T> r[kBlock];
       for (int64_t pp = 0; pp < kBlock; ++pp) r[pp] = kernels::vload(src(pp));
       kernels::vtranspose<T>(r);
       for (int64_t cc = 0; cc < kBlock; ++cc) kernels::vstore(dst + cc * hw, r[cc]);
