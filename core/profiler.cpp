@@ -51,11 +51,18 @@ std::string key(const std::string& name, const std::vector<Shape>& shapes) {
   if (!g_shapes.load(std::memory_order_relaxed)) return name;
   std::string k = name;
   for (const Shape& s : shapes) {
+    if (s.empty()) continue;
     k += " [";
     for (size_t i = 0; i < s.size(); ++i) k += (i ? "," : "") + std::to_string(s[i]);
     k += "]";
   }
   return k;
+}
+
+// A span that began at start_ns ends now: its time goes to `key`, and the next op is timed from here.
+void end_span(Phase phase, const std::string& key, int64_t start_ns) {
+  add(phase, key, now_ns() - start_ns);
+  t_mark_ns = now_ns();  // not the end above: updating the table is nobody's time
 }
 
 const char* phase_name(Phase p) {
@@ -122,10 +129,7 @@ Scope::Scope(const char* name) : name_(name) {
 }
 Scope::~Scope() {
   --t_nested;
-  if (start_ns_ < 0) return;
-  const int64_t end = now_ns();
-  add(Phase::Scope, name_, end - start_ns_);
-  t_mark_ns = end;
+  if (start_ns_ >= 0) end_span(Phase::Scope, name_, start_ns_);
 }
 
 PartOfOp::PartOfOp() { ++t_nested; }
@@ -133,15 +137,14 @@ PartOfOp::~PartOfOp() { --t_nested; }
 
 void on_record(const char* name, const std::vector<Tensor>& inputs) {
   if (!enabled() || t_nested > 0) return;
-  const int64_t now = now_ns();
-  if (t_mark_ns >= 0) {
-    std::vector<Shape> shapes;
-    if (g_shapes.load(std::memory_order_relaxed))
-      for (const Tensor& t : inputs)
-        if (t.defined() && t.dim() > 0) shapes.push_back(t.shape());
-    add(Phase::Forward, key(name, shapes), now - t_mark_ns);
+  if (t_mark_ns < 0) {  // a thread that never marked: this op has no start to be timed from
+    t_mark_ns = now_ns();
+    return;
   }
-  t_mark_ns = now_ns();  // not `now`: the bookkeeping above is nobody's time
+  std::vector<Shape> shapes;  // as the engine keeps them for backward: [] for a missing input
+  if (g_shapes.load(std::memory_order_relaxed))
+    for (const Tensor& t : inputs) shapes.push_back(t.defined() ? t.shape() : Shape{});
+  end_span(Phase::Forward, key(name, shapes), t_mark_ns);
 }
 
 BackwardNode::BackwardNode(const std::string& name, const std::vector<Shape>& input_shapes)
@@ -151,13 +154,7 @@ BackwardNode::BackwardNode(const std::string& name, const std::vector<Shape>& in
 }
 BackwardNode::~BackwardNode() {
   --t_nested;
-  if (start_ns_ < 0) return;
-  const int64_t end = now_ns();
-  std::vector<Shape> shapes;
-  for (const Shape& s : *shapes_)
-    if (!s.empty()) shapes.push_back(s);
-  add(Phase::Backward, key(*name_, shapes), end - start_ns_);
-  t_mark_ns = now_ns();
+  if (start_ns_ >= 0) end_span(Phase::Backward, key(*name_, *shapes_), start_ns_);
 }
 
 }  // namespace mg::profiler
