@@ -216,8 +216,16 @@ template <typename T> void backward_weight(const ConvArgs& a, const T* gy, const
   const int64_t og = a.o / a.groups, cg = a.c / a.groups, ck = cg * a.kh * a.kw, hw_out = a.ho * a.wo;
   if (a.depthwise()) {
     // Per channel the products are summed over the samples in order, then over the positions in
-    // order (dw_reduce): no partials across threads needed.
-    parallel_for(a.c, 4, [&](int64_t c0, int64_t c1) {
+    // order (dw_reduce): no partials across threads needed. A task walks all samples of its block of
+    // channels, one sample's planes a whole sample apart from the next: too far for the hardware
+    // prefetcher, so each sample's block is a fresh wait on memory unless it is long. Blocks of ~4 KB
+    // per sample (64 channels at 4x4, where 4 channels made 256 bytes) stream instead, and at least 8
+    // blocks are left for the threads. Each channel's sums are the same whatever its block: the same
+    // bits. One thread, batch 128 (2026-11-27, Cascade Lake): 512 channels at 4x4 16.3 -> 3.8 ms,
+    // 512 at 8x8 stride 2 19.6 -> 8.4 ms, 256 at 8x8 6.8 -> 4.7 ms; 16x16 and up unchanged (grain 4).
+    const int64_t plane_bytes = a.h * a.w * static_cast<int64_t>(sizeof(T));
+    const int64_t grain = std::clamp<int64_t>(4096 / plane_bytes, 4, std::max<int64_t>(4, a.c / 8));
+    parallel_for(a.c, grain, [&](int64_t c0, int64_t c1) {
       std::vector<T> scratch(static_cast<size_t>(kernels::dw_scratch_size(g)));
       std::vector<T> acc(static_cast<size_t>((c1 - c0) * kernels::dw_acc_size(g)), T(0));
       for (int64_t s = 0; s < a.n; ++s)
