@@ -12,14 +12,15 @@ void Optimizer::zero_grad() {
 }
 
 namespace {
-// Runs f(p, g, i) over the elements of a contiguous parameter p and its gradient g.
+// Runs f(p, g, i0, i1) over chunks [i0, i1) of the elements of a contiguous parameter p and its
+// gradient g. Each update's loop is written in f over __restrict__ pointers (a parameter, its
+// gradient and the optimiser's slots never overlap): without them GCC left AdamW's loop scalar (a
+// scalar sqrt and divide per element, ~11 ms of a cifar train step).
 template <typename T, typename F> void for_elements(Tensor& p, const Tensor& g_in, F f) {
   Tensor g = g_in.dtype() == p.dtype() ? g_in.contiguous() : g_in.to(p.dtype()).contiguous();
   T* pp = p.data<T>();
   const T* pg = g.data<T>();
-  parallel_for(p.numel(), 16384, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) f(pp, pg, i);
-  });
+  parallel_for(p.numel(), 16384, [&](int64_t i0, int64_t i1) { f(pp, pg, i0, i1); });
 }
 
 void load_slots(const NamedTensors& s, const std::string& prefix, const std::vector<Tensor>& params,
@@ -91,14 +92,19 @@ void SGD::step() {
     const bool nest = nesterov;
     MG_DISPATCH_FLOAT(p.dtype(), "SGD", [&] {
       using T = scalar_t;
-      T* buf = b.defined() ? b.data<T>() : nullptr;
-      for_elements<T>(p, g, [&](T* pp, const T* pg, int64_t i) {
-        T d = pg[i] + static_cast<T>(wd) * pp[i];
-        if (mu != 0) {
-          buf[i] = first ? d : static_cast<T>(mu) * buf[i] + static_cast<T>(1 - damp) * d;
-          d = nest ? d + static_cast<T>(mu) * buf[i] : buf[i];
+      T* buf_all = b.defined() ? b.data<T>() : nullptr;
+      for_elements<T>(p, g, [&](T* pp_all, const T* pg_all, int64_t i0, int64_t i1) {
+        T* __restrict__ pp = pp_all;
+        const T* __restrict__ pg = pg_all;
+        T* __restrict__ buf = buf_all;
+        for (int64_t i = i0; i < i1; ++i) {
+          T d = pg[i] + static_cast<T>(wd) * pp[i];
+          if (mu != 0) {
+            buf[i] = first ? d : static_cast<T>(mu) * buf[i] + static_cast<T>(1 - damp) * d;
+            d = nest ? d + static_cast<T>(mu) * buf[i] : buf[i];
+          }
+          pp[i] -= static_cast<T>(rate) * d;
         }
-        pp[i] -= static_cast<T>(rate) * d;
       });
     });
   }
@@ -128,6 +134,20 @@ AdamW::AdamW(std::vector<Tensor> params, double lr, double beta1, double beta2, 
   }
 }
 
+namespace {
+// One chunk of AdamW's update: p *= decay; m, v move towards g and g^2; p -= size * m / (sqrt(v) / bc + eps).
+template <typename T> void adamw_update(int64_t n, T* __restrict__ p, const T* __restrict__ g, T* __restrict__ m,
+                                        T* __restrict__ v, T decay, T b1, T b2, T bc, T eps, T size) {
+  for (int64_t i = 0; i < n; ++i) {
+    p[i] *= decay;
+    m[i] = b1 * m[i] + (1 - b1) * g[i];
+    v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];
+    const T denom = std::sqrt(v[i]) / bc + eps;
+    p[i] -= size * m[i] / denom;
+  }
+}
+}  // namespace
+
 void AdamW::step() {
   NoGradGuard no_grad;
   ++step_;
@@ -140,15 +160,13 @@ void AdamW::step() {
     if (!g.defined()) continue;
     MG_DISPATCH_FLOAT(p.dtype(), "AdamW", [&] {
       using T = scalar_t;
-      T* m = exp_avg_[k].data<T>();
-      T* v = exp_avg_sq_[k].data<T>();
+      T* m_all = exp_avg_[k].data<T>();
+      T* v_all = exp_avg_sq_[k].data<T>();
       const T b1 = static_cast<T>(beta1), b2 = static_cast<T>(beta2);
-      for_elements<T>(p, g, [&](T* pp, const T* pg, int64_t i) {
-        pp[i] *= static_cast<T>(decay);
-        m[i] = b1 * m[i] + (1 - b1) * pg[i];
-        v[i] = b2 * v[i] + (1 - b2) * pg[i] * pg[i];
-        const T denom = std::sqrt(v[i]) / static_cast<T>(bc2_sqrt) + static_cast<T>(eps);
-        pp[i] -= static_cast<T>(step_size) * m[i] / denom;
+      const T dec = static_cast<T>(decay), bc = static_cast<T>(bc2_sqrt), ep = static_cast<T>(eps);
+      const T size = static_cast<T>(step_size);
+      for_elements<T>(p, g, [&](T* pp, const T* pg, int64_t i0, int64_t i1) {
+        adamw_update(i1 - i0, pp + i0, pg + i0, m_all + i0, v_all + i0, dec, b1, b2, bc, ep, size);
       });
     });
   }
