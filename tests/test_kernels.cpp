@@ -3,11 +3,12 @@
 // and backward through the adjoint identity, and the depthwise kernels against the direct loops;
 // gemm_parallel and the short-k float kernel against gemm_reference with transposed operands, padded leading dims and
 // sizes large enough to be split into blocks (or split along k); BatchNorm's lane sums against sequential sums; the
-// fused attention against the ops it replaces; sum's in-place kernels.
+// fused attention against the ops it replaces; sum's in-place kernels; avg_pool2d's vector passes.
 #include <doctest/doctest.h>
 
 #include <array>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <numeric>
 
@@ -19,6 +20,8 @@
 #include "core/kernels/gemm.h"
 #include "core/kernels/gemm_small_k.h"
 #include "core/kernels/layer_norm.h"
+#include "core/kernels/pool.h"
+#include "core/kernels/simd.h"
 #include "core/ops.h"
 #include "helpers.h"
 
@@ -668,6 +671,47 @@ TEST_CASE("depthwise phase-plane kernels match the direct loops") {
           for (size_t i = 0; i < gx.size(); ++i) REQUIRE(gx[i] == doctest::Approx(gx_ref[i]).epsilon(1e-12));
           for (size_t i = 0; i < gw.size(); ++i) REQUIRE(gw[i] == doctest::Approx(gw_ref[i]).epsilon(1e-12));
         }
+}
+
+// Bit for bit: the 3s2 passes add the same values in the same order as the general ones. Signed zeros
+// in the input check that a padding tap's 0 is added where the general pass adds it.
+template <typename T> void check_pool_3s2(Generator& gen) {
+  for (auto [h, w] : std::vector<std::pair<int64_t, int64_t>>{
+           {32, 32}, {16, 16}, {8, 8}, {4, 64}, {6, 32}, {8, 4}, {16, 2}, {2, 32}, {10, 10}, {7, 8}}) {
+    INFO("h ", h, " w ", w, " lanes ", kernels::kVecLanes<T>);
+    const kernels::PoolGeom geo{h, w, 3, 2, 1, (h - 1) / 2 + 1, (w - 1) / 2 + 1, true};
+    const kernels::AxisWindows rows(geo.ho, geo.h, geo), cols(geo.wo, geo.w, geo);
+    // MaxViT's planes take the vector passes with any vector width; the others only where they fit
+    if (h == w && h >= 8 && h % 8 == 0) CHECK(kernels::pool_fits_3s2<T>(geo));
+    if (h % 2 || w % 2) CHECK_FALSE(kernels::pool_fits_3s2<T>(geo));
+    if (!kernels::pool_fits_3s2<T>(geo)) continue;
+    std::vector<T> x = random_vec<T>(gen, h * w), gd = random_vec<T>(gen, geo.ho * geo.wo);
+    for (size_t i = 0; i < x.size(); i += 7) x[i] = -T(0);
+    for (size_t i = 0; i < gd.size(); i += 5) gd[i] = -T(0);
+    std::vector<T> hs(static_cast<size_t>(h * geo.wo)), hs_ref(hs.size()), y(gd.size()), y_ref(gd.size());
+    std::vector<T> vs(hs.size()), vs_ref(hs.size()), gx(x.size()), gx_ref(x.size());
+    kernels::pool_columns_3s2(x.data(), geo, hs.data());
+    kernels::pool_columns(x.data(), geo, cols, hs_ref.data());
+    kernels::pool_rows_3s2(hs_ref.data(), geo, y.data());
+    kernels::pool_rows(hs_ref.data(), geo, rows, y_ref.data());
+    kernels::pool_rows_backward_3s2(gd.data(), geo, vs.data());
+    kernels::pool_rows_backward(gd.data(), geo, rows, vs_ref.data());
+    kernels::pool_columns_backward_3s2(vs_ref.data(), geo, gx.data());
+    kernels::pool_columns_backward(vs_ref.data(), geo, cols, gx_ref.data());
+    auto same_bits = [](const std::vector<T>& a, const std::vector<T>& b) {
+      return std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
+    };
+    CHECK(same_bits(hs, hs_ref));
+    CHECK(same_bits(y, y_ref));
+    CHECK(same_bits(vs, vs_ref));
+    CHECK(same_bits(gx, gx_ref));
+  }
+}
+
+TEST_CASE("avg_pool2d's 3x3 stride-2 vector passes give the general passes' bits") {
+  Generator gen(81);
+  check_pool_3s2<float>(gen);
+  check_pool_3s2<double>(gen);
 }
 
 TEST_CASE("batch_norm_gelu is gelu(batch_norm(x)): values, gradients, running statistics") {
