@@ -133,15 +133,29 @@ template <typename T> void bn_backward(const T* gy, const T* x, const BnGeom& g,
     // the gradient of the normalised value: gy, or with GELU gy * gelu'(x * scale + shift), stored in gx
     // row by row as the sums go (then overwritten by the input gradient)
     const T* gn = act == BnAct::Gelu ? gx : gy;
-    for_rows_fetching(g, c0, c1, gy, x, [&](int64_t ch, int64_t row) {
-      if (act == BnAct::Gelu) {
+    if (act == BnAct::Gelu) {
+      // The GELU derivative is ~60 instructions per vector, time enough to fetch the next sample's row
+      // of this channel a line at a time as the loop goes. Asked for all at once before the row (as
+      // for_rows_fetching does), the prefetches queued for line-fill buffers: 20% of this kernel's
+      // samples were on them. Backward of the cifar preset's BN+GELUs, 2 threads: 104 -> 99 ms.
+      const int64_t sample = g.c * g.inner, total = g.n * sample;
+      constexpr int64_t kChunk = 64;  // values: 4 lines of float
+      for_rows(g, c0, c1, [&](int64_t ch, int64_t row) {
         const T a = scale[ch], b = shift[ch];
         const T *xr = x + row, *gr = gy + row;
         T* out = gx + row;
-        for (int64_t i = 0; i < g.inner; ++i) out[i] = gr[i] * gelu_grad_(xr[i] * a + b);
-      }
-      row_grad_sums(gn + row, x + row, g.inner, mean[ch], rstd[ch], pg[ch - c0], pgx[ch - c0]);  // row in L1
-    });
+        for (int64_t i0 = 0; i0 < g.inner; i0 += kChunk) {
+          const int64_t i1 = std::min(g.inner, i0 + kChunk);
+          if (row + sample < total) prefetch_row(gr + sample + i0, i1 - i0), prefetch_row(xr + sample + i0, i1 - i0);
+          for (int64_t i = i0; i < i1; ++i) out[i] = gr[i] * gelu_grad_(xr[i] * a + b);
+        }
+        row_grad_sums(gn + row, xr, g.inner, mean[ch], rstd[ch], pg[ch - c0], pgx[ch - c0]);  // row in L1
+      });
+    } else {
+      for_rows_fetching(g, c0, c1, gy, x, [&](int64_t ch, int64_t row) {
+        row_grad_sums(gy + row, x + row, g.inner, mean[ch], rstd[ch], pg[ch - c0], pgx[ch - c0]);
+      });
+    }
     for (int64_t ch = c0; ch < c1; ++ch) {
       sum_g[ch] = combine_lanes<kLanes>(pg[ch - c0]);
       sum_gxhat[ch] = combine_lanes<kLanes>(pgx[ch - c0]);
