@@ -73,54 +73,14 @@ template <typename T> void pool_columns_backward(const T* vs, const PoolGeom& g,
 
 namespace {
 
-template <typename T> using MaskOf = Vec<std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>>;
-
-// the lanes l for which pred(l) holds, as a mask for zero_where
-template <typename T, typename P> MaskOf<T> lanes_where(P pred) {
-  using U = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
-  U bits[kVecLanes<T>];
-  for (int64_t l = 0; l < kVecLanes<T>; ++l) bits[l] = pred(l) ? ~U(0) : U(0);
-  MaskOf<T> m;
-  std::memcpy(&m, bits, sizeof m);
-  return m;
-}
-template <typename T> Vec<T> zero_where(Vec<T> v, MaskOf<T> m) { return (Vec<T>)((MaskOf<T>)v & ~m); }
-
-// v's lanes moved up by W, prev's top W lanes coming in below: lane l is v[l - W] or prev[N - W + l]
-template <int64_t W, typename V, size_t... I> V shift_up_(V prev, V v, std::index_sequence<I...>) {
-  constexpr int N = sizeof...(I);
-  return __builtin_shufflevector(prev, v, (static_cast<int>(I) < W ? N - W + static_cast<int>(I) : N + I - W)...);
-}
-template <int64_t W, typename T> Vec<T> shift_up(Vec<T> prev, Vec<T> v) {
-  return shift_up_<W>(prev, v, std::make_index_sequence<kVecLanes<T>>{});
-}
-// v's lanes moved down by W, next's bottom W lanes coming in above: lane l is v[l + W] or next[l + W - N]
-template <int64_t W, typename V, size_t... I> V shift_down_(V v, V next, std::index_sequence<I...>) {
-  return __builtin_shufflevector(v, next, static_cast<int>(I + W)...);
-}
-template <int64_t W, typename T> Vec<T> shift_down(Vec<T> v, Vec<T> next) {
-  return shift_down_<W>(v, next, std::make_index_sequence<kVecLanes<T>>{});
-}
-
-// The 2N values of (h0, h1) as blocks of W: the even blocks into a, the odd ones into b; and back.
-template <int64_t W, typename V, size_t... I> void split_blocks_(V h0, V h1, V& a, V& b, std::index_sequence<I...>) {
-  a = __builtin_shufflevector(h0, h1, static_cast<int>(I / W * 2 * W + I % W)...);
-  b = __builtin_shufflevector(h0, h1, static_cast<int>(I / W * 2 * W + W + I % W)...);
-}
-template <int64_t W, typename V, size_t... I> void join_blocks_(V a, V b, V& h0, V& h1, std::index_sequence<I...>) {
-  constexpr int64_t N = sizeof...(I);  // position P of the 2N comes from block P / W: a's if even, b's if odd
-  h0 = __builtin_shufflevector(a, b, static_cast<int>((I / W) % 2 * N + I / W / 2 * W + I % W)...);
-  h1 = __builtin_shufflevector(a, b, static_cast<int>(((N + I) / W) % 2 * N + (N + I) / W / 2 * W + I % W)...);
-}
-
 template <int64_t W, typename T> void rows_3s2_short(const T* hs, const PoolGeom& g, T* y) {
   using V = Vec<T>;
   constexpr int64_t N = kVecLanes<T>;
   V prev_b{};                                     // zero above the first row: padding
   for (int64_t q0 = 0; q0 < g.ho * W; q0 += N) {  // N / W output rows from 2N / W rows of hs
     V a, b;                                       // rows 2r and 2r + 1 of hs, for the output rows r here
-    split_blocks_<W>(vload(hs + 2 * q0), vload(hs + 2 * q0 + N), a, b, std::make_index_sequence<N>{});
-    vstore(y + q0, ((V{} + shift_up<W, T>(prev_b, b)) + a) + b);  // row 2r - 1 is the row above's b
+    vsplit_blocks<W>(vload(hs + 2 * q0), vload(hs + 2 * q0 + N), a, b);
+    vstore(y + q0, ((V{} + vshift_up<W>(prev_b, b)) + a) + b);  // row 2r - 1 is the row above's b
     prev_b = b;
   }
 }
@@ -132,23 +92,9 @@ template <int64_t W, typename T> void rows_backward_3s2_short(const T* gd, const
   for (int64_t q0 = 0; q0 < count; q0 += N) {
     const V d = vload(gd + q0), next = q0 + N < count ? vload(gd + q0 + N) : V{};  // zero below the last row
     V h0, h1;  // row 2r gets gd row r; row 2r + 1 gets gd rows r + 1 (tap 0) and r (tap 2)
-    join_blocks_<W>(V{} + d, (V{} + shift_down<W, T>(d, next)) + d, h0, h1, std::make_index_sequence<N>{});
+    vjoin_blocks<W>(V{} + d, (V{} + vshift_down<W>(d, next)) + d, h0, h1);
     vstore(vs + 2 * q0, h0);
     vstore(vs + 2 * q0 + N, h1);
-  }
-}
-
-// f(W) for the row width W = g.wo when it is shorter than a vector (then a power of two below N);
-// only the widths below N are instantiated (N is 2 doubles with SSE2)
-template <typename T, typename F> void with_short_width(int64_t wo, F f) {
-  auto run = [&](auto w) {
-    if constexpr (decltype(w)::value < kVecLanes<T>) f(w);
-  };
-  switch (wo) {
-    case 1: return run(std::integral_constant<int64_t, 1>{});
-    case 2: return run(std::integral_constant<int64_t, 2>{});
-    case 4: return run(std::integral_constant<int64_t, 4>{});
-    case 8: return run(std::integral_constant<int64_t, 8>{});
   }
 }
 
@@ -168,13 +114,13 @@ template <typename T> void pool_columns_3s2(const T* x, const PoolGeom& g, T* hs
   // vector (wo then a power of two: no division per lane, which cost more than an 8x8 plane), else
   // lane 0 of a row's first vector
   const bool short_rows = wo < N;
-  const MaskOf<T> starts = lanes_where<T>([&](int64_t l) { return short_rows ? (l & (wo - 1)) == 0 : l == 0; });
+  const VMask<T> starts = vmask_where<T>([&](int64_t l) { return short_rows ? (l & (wo - 1)) == 0 : l == 0; });
   V prev_odd{};
   for (int64_t j0 = 0; j0 < g.h * wo; j0 += N) {
     V even, odd;  // x[2j], x[2j + 1]: taps 1 and 2 of window j
     vdeinterleave(x + 2 * j0, even, odd);
-    V left = shift_up<1, T>(prev_odd, odd);  // x[2j - 1]: tap 0
-    if (short_rows || j0 % wo == 0) left = zero_where<T>(left, starts);
+    V left = vshift_up<1>(prev_odd, odd);  // x[2j - 1]: tap 0
+    if (short_rows || j0 % wo == 0) left = vzero_where<T>(left, starts);
     vstore(hs + j0, ((V{} + left) + even) + odd);
     prev_odd = odd;
   }
@@ -187,11 +133,11 @@ template <typename T> void pool_columns_backward_3s2(const T* vs, const PoolGeom
   // lanes that end a row (no window to their right): a fixed pattern with short rows, else the top lane
   // of a row's last vector
   const bool short_rows = wo < N;
-  const MaskOf<T> ends = lanes_where<T>([&](int64_t l) { return short_rows ? (l & (wo - 1)) == wo - 1 : l == N - 1; });
+  const VMask<T> ends = vmask_where<T>([&](int64_t l) { return short_rows ? (l & (wo - 1)) == wo - 1 : l == N - 1; });
   for (int64_t j0 = 0; j0 < count; j0 += N) {
     const V v = vload(vs + j0), next = j0 + N < count ? vload(vs + j0 + N) : V{};
-    V right = shift_down<1, T>(v, next);  // vs[j + 1]: its window's tap 0 is column 2j + 1
-    if (short_rows || (j0 + N) % wo == 0) right = zero_where<T>(right, ends);
+    V right = vshift_down<1>(v, next);  // vs[j + 1]: its window's tap 0 is column 2j + 1
+    if (short_rows || (j0 + N) % wo == 0) right = vzero_where<T>(right, ends);
     // column 2j: tap 1 of window j; column 2j + 1: tap 0 of window j + 1, then tap 2 of window j
     vinterleave(gx + 2 * j0, V{} + v, (V{} + right) + v);
   }

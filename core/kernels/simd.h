@@ -10,6 +10,7 @@
 #pragma once
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <utility>
 
 namespace mg::kernels {
@@ -77,5 +78,71 @@ template <int64_t S, typename T> inline void vtranspose_stage(Vec<T>* r) {
 // r[0 .. lanes): the rows of a lanes x lanes block, replaced by its columns (log2(lanes) stages of
 // lanes two-register shuffles: 4 of 16 for float with AVX-512)
 template <typename T> inline void vtranspose(Vec<T>* r) { vtranspose_stage<kVecLanes<T> / 2, T>(r); }
+
+// ---- lane masks, shifts across two vectors, and (de)interleaving in blocks of W lanes: the
+// stride-2 windows of avg_pool2d and the depthwise convolution on rows of any width ----
+
+template <typename T> using VMask = Vec<std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>>;
+
+// the lanes l for which pred(l) holds, as a mask for vzero_where
+template <typename T, typename P> inline VMask<T> vmask_where(P pred) {
+  using U = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
+  U bits[kVecLanes<T>];
+  for (int64_t l = 0; l < kVecLanes<T>; ++l) bits[l] = pred(l) ? ~U(0) : U(0);
+  VMask<T> m;
+  std::memcpy(&m, bits, sizeof m);
+  return m;
+}
+template <typename T> inline Vec<T> vzero_where(Vec<T> v, VMask<T> m) { return (Vec<T>)((VMask<T>)v & ~m); }
+
+template <int64_t W, typename V, size_t... I> inline V vshift_up_(V prev, V v, std::index_sequence<I...>) {
+  constexpr int N = sizeof...(I);
+  return __builtin_shufflevector(prev, v, (static_cast<int>(I) < W ? N - W + static_cast<int>(I) : N + I - W)...);
+}
+// v's lanes moved up by W, prev's top W lanes coming in below: lane l is v[l - W], or prev[N - W + l]
+template <int64_t W, typename V> inline V vshift_up(V prev, V v) {
+  return vshift_up_<W>(prev, v, std::make_index_sequence<sizeof(V) / sizeof(v[0])>{});
+}
+template <int64_t W, typename V, size_t... I> inline V vshift_down_(V v, V next, std::index_sequence<I...>) {
+  return __builtin_shufflevector(v, next, static_cast<int>(I + W)...);
+}
+// v's lanes moved down by W, next's bottom W lanes coming in above: lane l is v[l + W], or next[l + W - N]
+template <int64_t W, typename V> inline V vshift_down(V v, V next) {
+  return vshift_down_<W>(v, next, std::make_index_sequence<sizeof(V) / sizeof(v[0])>{});
+}
+
+template <int64_t W, typename V, size_t... I>
+inline void vsplit_blocks_(V h0, V h1, V& a, V& b, std::index_sequence<I...>) {
+  a = __builtin_shufflevector(h0, h1, static_cast<int>(I / W * 2 * W + I % W)...);
+  b = __builtin_shufflevector(h0, h1, static_cast<int>(I / W * 2 * W + W + I % W)...);
+}
+template <int64_t W, typename V, size_t... I>
+inline void vjoin_blocks_(V a, V b, V& h0, V& h1, std::index_sequence<I...>) {
+  constexpr int64_t N = sizeof...(I);  // position P of the 2N comes from block P / W: a's if even, b's if odd
+  h0 = __builtin_shufflevector(a, b, static_cast<int>((I / W) % 2 * N + I / W / 2 * W + I % W)...);
+  h1 = __builtin_shufflevector(a, b, static_cast<int>(((N + I) / W) % 2 * N + (N + I) / W / 2 * W + I % W)...);
+}
+// The 2N values of (h0, h1) as blocks of W lanes (W divides N): the even blocks into a, the odd ones
+// into b (rows 0, 2, 4, ... and 1, 3, 5, ... of a matrix W wide); vjoin_blocks is the inverse.
+template <int64_t W, typename V> inline void vsplit_blocks(V h0, V h1, V& a, V& b) {
+  vsplit_blocks_<W>(h0, h1, a, b, std::make_index_sequence<sizeof(V) / sizeof(h0[0])>{});
+}
+template <int64_t W, typename V> inline void vjoin_blocks(V a, V b, V& h0, V& h1) {
+  vjoin_blocks_<W>(a, b, h0, h1, std::make_index_sequence<sizeof(V) / sizeof(a[0])>{});
+}
+
+// f(std::integral_constant<int64_t, W>) for a row width w that is a power of two below the lanes of
+// T (rows shorter than a vector); only the widths below the lanes are instantiated. Nothing otherwise.
+template <typename T, typename F> inline void with_short_width(int64_t w, F f) {
+  auto run = [&](auto c) {
+    if constexpr (decltype(c)::value < kVecLanes<T>) f(c);
+  };
+  switch (w) {
+    case 1: return run(std::integral_constant<int64_t, 1>{});
+    case 2: return run(std::integral_constant<int64_t, 2>{});
+    case 4: return run(std::integral_constant<int64_t, 4>{});
+    case 8: return run(std::integral_constant<int64_t, 8>{});
+  }
+}
 
 }  // namespace mg::kernels
