@@ -17,7 +17,7 @@
 #include "core/kernels/conv.h"
 #include "core/kernels/conv_shifted.h"
 #include "core/kernels/depthwise.h"
-#include "core/kernels/depthwise_3s2.h"
+#include "core/kernels/depthwise_3x3.h"
 #include "core/kernels/gemm.h"
 #include "core/kernels/gemm_small_k.h"
 #include "core/kernels/layer_norm.h"
@@ -715,39 +715,41 @@ TEST_CASE("avg_pool2d's 3x3 stride-2 vector passes give the general passes' bits
   check_pool_3s2<double>(gen);
 }
 
-template <typename T> void check_dw3s2(Generator& gen, double tol) {
-  for (auto [h, w] : std::vector<std::pair<int64_t, int64_t>>{
-           {32, 32}, {16, 16}, {8, 8}, {4, 64}, {8, 32}, {16, 4}, {64, 2}, {4, 4}, {10, 10}}) {
-    const kernels::ConvGeom geo{1, h, w, 3, 3, 2, 1, h / 2, w / 2};
-    INFO("h ", h, " w ", w, " lanes ", kernels::kVecLanes<T>);
-    if (h == w && h >= 8 && h % 8 == 0) CHECK(kernels::dw3s2_fits<T>(geo));  // MaxViT's, on every target
-    if (!kernels::dw3s2_fits<T>(geo)) continue;
-    const int64_t n = geo.ho * geo.wo, lanes = kernels::kVecLanes<T>;
-    std::vector<T> x = random_vec<T>(gen, h * w), wt = random_vec<T>(gen, 9), gy = random_vec<T>(gen, n);
-    const T bias = static_cast<T>(gen.normal());
-    std::vector<T> y(n), y_ref(n), gx(x.size()), gx_ref(x.size()), acc(9 * lanes, T(0)), gw_ref(9, T(0));
-    kernels::dw3s2_forward(x.data(), wt.data(), bias, geo, y.data());
-    kernels::depthwise_forward(x.data(), wt.data(), &bias, geo, 0, 1, y_ref.data());
-    kernels::dw3s2_backward_input(gy.data(), wt.data(), geo, gx.data());
-    kernels::depthwise_backward_input(gy.data(), wt.data(), geo, 0, 1, gx_ref.data());
-    T* a[9];
-    for (int64_t t = 0; t < 9; ++t) a[t] = acc.data() + t * lanes;
-    kernels::dw3s2_weight_lanes(gy.data(), x.data(), geo, a);
-    kernels::depthwise_backward_weight(gy.data(), x.data(), geo, 0, 1, gw_ref.data());
-    for (int64_t i = 0; i < n; ++i) REQUIRE(y[i] == doctest::Approx(y_ref[i]).epsilon(tol));
-    for (size_t i = 0; i < gx.size(); ++i) REQUIRE(gx[i] == doctest::Approx(gx_ref[i]).epsilon(tol));
-    for (int64_t t = 0; t < 9; ++t) {
-      double s = 0;
-      for (int64_t l = 0; l < lanes; ++l) s += a[t][l];
-      REQUIRE(s == doctest::Approx(gw_ref[t]).epsilon(tol));
+template <typename T> void check_dw3x3(Generator& gen, double tol) {
+  for (int64_t stride : {1, 2})
+    for (auto [h, w] : std::vector<std::pair<int64_t, int64_t>>{
+             {32, 32}, {16, 16}, {8, 8}, {4, 64}, {8, 32}, {16, 4}, {64, 2}, {4, 4}, {10, 10}, {2, 8}, {32, 1}}) {
+      const kernels::ConvGeom geo{1, h, w, 3, 3, stride, 1, stride == 1 ? h : h / 2, stride == 1 ? w : w / 2};
+      INFO("stride ", stride, " h ", h, " w ", w, " lanes ", kernels::kVecLanes<T>);
+      // MaxViT's planes, on every target
+      if (h == w && h % 4 == 0 && h * h / (stride * stride) >= 16) CHECK(kernels::dw3x3_fits<T>(geo));
+      if (!kernels::dw3x3_fits<T>(geo)) continue;
+      const int64_t n = geo.ho * geo.wo, lanes = kernels::kVecLanes<T>;
+      std::vector<T> x = random_vec<T>(gen, h * w), wt = random_vec<T>(gen, 9), gy = random_vec<T>(gen, n);
+      const T bias = static_cast<T>(gen.normal());
+      std::vector<T> y(n), y_ref(n), gx(x.size()), gx_ref(x.size()), acc(9 * lanes, T(0)), gw_ref(9, T(0));
+      kernels::dw3x3_forward(x.data(), wt.data(), bias, geo, y.data());
+      kernels::depthwise_forward(x.data(), wt.data(), &bias, geo, 0, 1, y_ref.data());
+      kernels::dw3x3_backward_input(gy.data(), wt.data(), geo, gx.data());
+      kernels::depthwise_backward_input(gy.data(), wt.data(), geo, 0, 1, gx_ref.data());
+      T* a[9];
+      for (int64_t t = 0; t < 9; ++t) a[t] = acc.data() + t * lanes;
+      kernels::dw3x3_weight_lanes(gy.data(), x.data(), geo, a);
+      kernels::depthwise_backward_weight(gy.data(), x.data(), geo, 0, 1, gw_ref.data());
+      for (int64_t i = 0; i < n; ++i) REQUIRE(y[i] == doctest::Approx(y_ref[i]).epsilon(tol));
+      for (size_t i = 0; i < gx.size(); ++i) REQUIRE(gx[i] == doctest::Approx(gx_ref[i]).epsilon(tol));
+      for (int64_t t = 0; t < 9; ++t) {
+        double s = 0;
+        for (int64_t l = 0; l < lanes; ++l) s += a[t][l];
+        REQUIRE(s == doctest::Approx(gw_ref[t]).epsilon(tol));
+      }
     }
-  }
 }
 
-TEST_CASE("depthwise 3x3 stride-2 register kernels match the direct loops") {
+TEST_CASE("depthwise 3x3 register kernels (stride 1 and 2) match the direct loops") {
   Generator gen(82);
-  check_dw3s2<float>(gen, 1e-4);
-  check_dw3s2<double>(gen, 1e-12);
+  check_dw3x3<float>(gen, 1e-4);
+  check_dw3x3<double>(gen, 1e-12);
 }
 
 TEST_CASE("batch_norm_gelu is gelu(batch_norm(x)): values, gradients, running statistics") {

@@ -7,7 +7,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "core/kernels/depthwise_3s2.h"
+#include "core/kernels/depthwise_3x3.h"
 #include "core/kernels/simd.h"
 
 namespace mg::kernels {
@@ -365,9 +365,9 @@ int64_t dw_acc_size(const ConvGeom& g) { return g.kh * g.kw * (is_split(g) ? g.h
 
 template <typename T>
 void dw_forward(const T* x, const T* w, const T* bias, const ConvGeom& g, int64_t c0, int64_t c1, T* y, T* scratch) {
-  if (dw3s2_fits<T>(g)) {
+  if (dw3x3_fits<T>(g)) {
     for (int64_t c = c0; c < c1; ++c)
-      dw3s2_forward(x + c * g.h * g.w, w + c * 9, bias ? bias[c] : T(0), g, y + c * g.ho * g.wo);
+      dw3x3_forward(x + c * g.h * g.w, w + c * 9, bias ? bias[c] : T(0), g, y + c * g.ho * g.wo);
     return;
   }
   if (is_split(g)) {
@@ -407,8 +407,8 @@ void dw_forward(const T* x, const T* w, const T* bias, const ConvGeom& g, int64_
 
 template <typename T>
 void dw_backward_input(const T* gy, const T* w, const ConvGeom& g, int64_t c0, int64_t c1, T* gx, T* scratch) {
-  if (dw3s2_fits<T>(g)) {
-    for (int64_t c = c0; c < c1; ++c) dw3s2_backward_input(gy + c * g.ho * g.wo, w + c * 9, g, gx + c * g.h * g.w);
+  if (dw3x3_fits<T>(g)) {
+    for (int64_t c = c0; c < c1; ++c) dw3x3_backward_input(gy + c * g.ho * g.wo, w + c * 9, g, gx + c * g.h * g.w);
     return;
   }
   if (is_split(g)) {  // dE[q] = sum over taps of w * gy[q - off], where output q - off exists
@@ -467,12 +467,12 @@ void dw_backward_input(const T* gy, const T* w, const ConvGeom& g, int64_t c0, i
 
 template <typename T>
 void dw_backward_weight_acc(const T* gy, const T* x, const ConvGeom& g, int64_t c0, int64_t c1, T* acc, T* scratch) {
-  if (dw3s2_fits<T>(g)) {  // the split path's layout (is_split holds): one vector of lanes per tap
+  if (dw3x3_fits<T>(g)) {  // the split path's layout (is_split holds): one vector of lanes per tap
     const int64_t n = g.ho * g.wo;
     for (int64_t c = c0; c < c1; ++c) {
       T* a[9];
       for (int64_t t = 0; t < 9; ++t) a[t] = acc + ((c - c0) * 9 + t) * n;
-      dw3s2_weight_lanes(gy + c * n, x + c * g.h * g.w, g, a);
+      dw3x3_weight_lanes(gy + c * n, x + c * g.h * g.w, g, a);
     }
     return;
   }

@@ -20,7 +20,9 @@
 // 32 x 32 in the cifar preset) to save a pass that runs in cache, and a train step was no faster.
 //
 // Each function handles channels [c0, c1) of one sample, as the direct kernels do, and takes a
-// scratch buffer of dw_scratch_size(g) elements.
+// scratch buffer of dw_scratch_size(g) elements. The 3x3 convolutions with padding 1 on MaxViT's
+// planes (dw3x3_fits) go to the register kernels of core/kernels/depthwise_3x3.h instead, with the
+// same sums in the same order and the same accumulator layout.
 #pragma once
 #include <cstdint>
 

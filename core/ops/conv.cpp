@@ -1,5 +1,6 @@
 // conv2d, forward and backward. Four paths, chosen by the shape of the problem:
-//   depthwise (groups == C == O): padded phase planes (core/kernels/depthwise.cpp), no GEMM;
+//   depthwise (groups == C == O): no GEMM; 3x3 with padding 1 in registers (core/kernels/depthwise_3x3.h),
+//                                  others through padded phase planes (core/kernels/depthwise.cpp);
 //   1x1, stride 1, no padding:     the NCHW sample is already a (C, H*W) matrix, so y = W @ x; on
 //                                  small maps, for a block of samples gathered side by side;
 //   thin, stride 1 (float):        shifted rows of the padded input as the GEMM's operand, no im2col
