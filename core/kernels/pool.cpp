@@ -1,9 +1,6 @@
 #include "core/kernels/pool.h"
 
 #include <algorithm>
-#include <cstring>
-#include <type_traits>
-#include <utility>
 
 #include "core/kernels/simd.h"
 
