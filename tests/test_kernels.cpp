@@ -806,3 +806,41 @@ TEST_CASE("layer_norm kernels match their references") {
     }
   }
 }
+
+// Float rows of whole vectors take the forward's 8-rows-at-a-time path on AVX-512 (the row loops
+// elsewhere): rows not a multiple of 8, C of 1, 2 and 3 float vectors and one of neither, with and
+// without the affine parameters.
+TEST_CASE("layer_norm's float kernels match their references") {
+  Generator g(101);
+  for (const kernels::LnGeom geo : {kernels::LnGeom{301, 32}, kernels::LnGeom{13, 48}, kernels::LnGeom{70, 16},
+                                    kernels::LnGeom{9, 128}, kernels::LnGeom{5, 20}}) {
+    for (bool affine : {true, false}) {
+      INFO("rows ", geo.rows, " c ", geo.c, affine ? " affine" : "");
+      const int64_t numel = geo.rows * geo.c;
+      Tensor x = add(mul(randn({numel}, g), 2.0), 1.0), gy = randn({numel}, g);
+      Tensor w = randn({geo.c}, g), b = randn({geo.c}, g);
+      const float* pw = affine ? w.data<float>() : nullptr;
+      const float* pb = affine ? b.data<float>() : nullptr;
+      const auto un = static_cast<size_t>(numel), ur = static_cast<size_t>(geo.rows), uc = static_cast<size_t>(geo.c);
+      std::vector<float> y(un), y_ref(un), m(ur), m_ref(ur), r(ur), r_ref(ur);
+      kernels::ln_forward(x.data<float>(), geo, 1e-5, pw, pb, y.data(), m.data(), r.data());
+      kernels::ln_forward_reference(x.data<float>(), geo, 1e-5, pw, pb, y_ref.data(), m_ref.data(), r_ref.data());
+      for (size_t i = 0; i < ur; ++i) {
+        REQUIRE(m[i] == doctest::Approx(m_ref[i]).epsilon(1e-6).scale(1));
+        REQUIRE(r[i] == doctest::Approx(r_ref[i]).epsilon(1e-6));
+      }
+      for (size_t i = 0; i < un; ++i) REQUIRE(y[i] == doctest::Approx(y_ref[i]).epsilon(1e-5).scale(1));
+      std::vector<float> gx(un), gx_ref(un);
+      std::vector<double> dw(uc), dw_ref(uc), db(uc), db_ref(uc);
+      kernels::ln_backward(gy.data<float>(), x.data<float>(), geo, m.data(), r.data(), pw, gx.data(), dw.data(),
+                           db.data());
+      kernels::ln_backward_reference(gy.data<float>(), x.data<float>(), geo, m.data(), r.data(), pw, gx_ref.data(),
+                                     dw_ref.data(), db_ref.data());
+      for (size_t i = 0; i < un; ++i) REQUIRE(gx[i] == doctest::Approx(gx_ref[i]).epsilon(1e-4).scale(1));
+      for (size_t i = 0; i < uc; ++i) {
+        CHECK(dw[i] == doctest::Approx(dw_ref[i]).epsilon(1e-5).scale(1));
+        CHECK(db[i] == doctest::Approx(db_ref[i]).epsilon(1e-5).scale(1));
+      }
+    }
+  }
+}

@@ -2,20 +2,97 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "core/kernels/lanes.h"
+#include "core/kernels/simd.h"
 #include "core/parallel.h"
 
 namespace mg::kernels {
 
 namespace {
 constexpr int64_t kLanes = 8;  // rows are short (32 to 512 values): one register of doubles
+
+// ---- the forward on float rows of whole vectors, 8 rows at a time (AVX-512: kLanes doubles a vector) ----
+// A short row's statistics are a chain: lanes added, the lanes combined one after another, a
+// division, a square root; at C = 32 about 170 cycles, where the arithmetic is a fraction of that,
+// and row by row the CPU overlapped little of one row's chain with the next. Here the lane sums of
+// 8 rows are transposed so that one vector add combines lane l of all 8 rows at once: per row the
+// same adds in the same order as the loops below, so the same bits, but 8 chains side by side. On
+// rows in L2, 1 thread, C = 32: 54-85 -> 34 ns a row. (The backward done the same way was faster in
+// L2, 53 against 59-87 ns a row, but no faster in a step, where its rows come from memory: not kept.)
+using VD = Vec<double>;
+constexpr bool kRowVectors = kVecLanes<double> == kLanes && kVecLanes<float> == 2 * kLanes;
+constexpr int64_t kBlockRows = kLanes;
+
+template <typename V> inline VD low_half(V v) {  // lanes 0-7 of a float vector, as doubles
+  return __builtin_convertvector(__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7), VD);
 }
+template <typename V> inline VD high_half(V v) {  // lanes 8-15
+  return __builtin_convertvector(__builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15), VD);
+}
+// part[j] holds row j's lane sums; returns row j's total in lane j, the lanes added in order (as
+// combine_lanes). part is overwritten.
+inline VD combine_rows(VD* part) {
+  vtranspose<double>(part);  // part[l] lane j: lane l of row j
+  VD s = {};
+  for (int64_t l = 0; l < kLanes; ++l) s += part[l];
+  return s;
+}
+
+// Whether a LayerNorm takes the 8-row vector path: float, AVX-512, C a whole number of vectors. (The
+// function below is a template so that other targets, where it would not compile, never instantiate it.)
+template <typename T> constexpr bool kRows8 = (kRowVectors && std::is_same_v<T, float>);
+inline bool rows8_fit(int64_t c) { return c % kVecLanes<float> == 0; }
+
+template <typename T> void ln_forward_rows8(const T* x, int64_t c, double eps, const T* w, const T* b, T* y, T* mean,
+                                            T* rstd, int64_t r0, int64_t r1) {
+  using VF = Vec<T>;
+  constexpr int64_t F = kVecLanes<T>;
+  for (int64_t rb = r0; rb < r1; rb += kBlockRows) {
+    const int64_t nb = std::min(kBlockRows, r1 - rb);
+    const T* xb = x + rb * c;
+    VD part[kBlockRows] = {};
+    for (int64_t j = 0; j < nb; ++j)
+      for (int64_t i = 0; i < c; i += F) {
+        const VF v = vload(xb + j * c + i);
+        part[j] += low_half(v), part[j] += high_half(v);  // values i..i+7 to lanes 0-7, then i+8..i+15
+      }
+    const VD m = combine_rows(part) / static_cast<double>(c);
+    for (int64_t j = 0; j < kBlockRows; ++j) part[j] = VD{};
+    for (int64_t j = 0; j < nb; ++j) {
+      const double mj = m[j];
+      for (int64_t i = 0; i < c; i += F) {
+        const VF v = vload(xb + j * c + i);
+        const VD d0 = low_half(v) - mj, d1 = high_half(v) - mj;
+        part[j] += d0 * d0, part[j] += d1 * d1;
+      }
+    }
+    const VD var = combine_rows(part) / static_cast<double>(c);
+    for (int64_t j = 0; j < nb; ++j) {
+      mean[rb + j] = static_cast<T>(m[j]);
+      rstd[rb + j] = static_cast<T>(1 / std::sqrt(var[j] + eps));
+    }
+    for (int64_t j = 0; j < nb; ++j) {
+      const T mt = mean[rb + j], rs = rstd[rb + j];
+      for (int64_t i = 0; i < c; i += F) {
+        const VF xh = (vload(xb + j * c + i) - mt) * rs;
+        vstore(y + (rb + j) * c + i, w ? xh * vload(w + i) + (b ? vload(b + i) : VF{}) : b ? xh + vload(b + i) : xh);
+      }
+    }
+  }
+}
+
+}  // namespace
 
 template <typename T>
 void ln_forward(const T* x, const LnGeom& g, double eps, const T* w, const T* b, T* y, T* mean, T* rstd) {
   const int64_t c = g.c;
+  if constexpr (kRows8<T>)
+    if (rows8_fit(c))
+      return parallel_for(g.rows, 64,
+                          [&](int64_t r0, int64_t r1) { ln_forward_rows8(x, c, eps, w, b, y, mean, rstd, r0, r1); });
   parallel_for(g.rows, 64, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const T* xr = x + r * c;
