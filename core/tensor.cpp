@@ -253,6 +253,12 @@ Tensor& Tensor::add_(const Tensor& other, double alpha) {
     scalar_t* p = data<scalar_t>();
     const scalar_t* q = o.data<scalar_t>();
     scalar_t a = static_cast<scalar_t>(alpha);
+    if (is_contiguous() && o.is_contiguous()) {  // one flat row: split it over the threads (as map2 does)
+      parallel_for(numel(), 16384, [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i) p[i] += a * q[i];
+      });
+      return;
+    }
     kernels::for_each_row<2>(shape(), {strides(), o.strides()},
                              [&](const std::array<int64_t, 2>& off, int64_t n, const std::array<int64_t, 2>& st) {
                                for (int64_t i = 0; i < n; ++i) p[off[0] + i * st[0]] += a * q[off[1] + i * st[1]];

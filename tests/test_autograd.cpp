@@ -40,6 +40,28 @@ TEST_CASE("gradients accumulate over uses and over backward calls") {
   check_values(x.grad(), expect, 1e-6);
 }
 
+// The engine adds a later gradient into a node's first one in place when nothing else holds the
+// first. add's backward hands one gradient tensor to both its inputs: when y's first gradient is
+// that tensor, z still waits for it, and adding exp's gradient into it in place would change z's.
+// Both operand orders, as the order nodes run in decides which gradient arrives first.
+TEST_CASE("gradients shared between edges are summed without writing into each other") {
+  for (bool swap : {false, true}) {
+    INFO("operands swapped: ", swap);
+    Tensor x = leaf({-1, 2, 3}, {3});
+    Tensor y = relu(x);
+    Tensor z = mul(y, 3.0);
+    Tensor a = swap ? add(y, z) : add(z, y);  // one gradient tensor to z and to y
+    Tensor b = exp(y);
+    Tensor out = swap ? add(b, a) : add(a, b);
+    Tensor g = Tensor::from_vector({1, 1, 1}, {3});
+    out.backward(g);
+    check_values(g, {1, 1, 1});  // the caller's gradient, not accumulated into
+    std::vector<double> expect;  // d/dx (4 relu(x) + exp(relu(x)))
+    for (double v : {-1.0, 2.0, 3.0}) expect.push_back(v > 0 ? 4 + std::exp(v) : 0);
+    check_values(x.grad(), expect, 1e-6);
+  }
+}
+
 TEST_CASE("backward of a non-scalar takes the output gradient; leaves that need none get none") {
   Tensor a = leaf({1, 2}, {2});
   Tensor k = Tensor::from_vector({10, 20}, {2});  // a constant
