@@ -58,6 +58,13 @@ void record(const char* name, Tensor& out, const std::vector<Tensor>& inputs, Ba
 // Sums a broadcast gradient back to the shape of the input it was broadcast from.
 Tensor sum_to(const Tensor& grad, const Shape& shape);
 
+// Whether nothing but this handle can see t's memory: no other handle to the tensor, no view of its
+// storage, nothing saved that holds it. Then the engine adds a later gradient into a node's first
+// in place, and a backward may write its result over the incoming gradient it was handed (an
+// elementwise one reads each value once, before writing it): no new buffer, and no memory traffic
+// fetching one to write into.
+bool sole_owner(const Tensor& t);
+
 // The engine itself (Tensor::backward calls this).
 void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph);
 

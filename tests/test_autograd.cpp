@@ -62,6 +62,28 @@ TEST_CASE("gradients shared between edges are summed without writing into each o
   }
 }
 
+// An elementwise backward writes dx over its incoming gradient when the engine holds that alone.
+// Here add hands one gradient tensor to exp and to mul (to both in either operand order), so
+// whichever runs first must leave it for the other; and the caller's gradient is never written.
+TEST_CASE("an elementwise backward reuses only a gradient nothing else holds") {
+  for (bool swap : {false, true}) {
+    INFO("operands swapped: ", swap);
+    Tensor x = leaf({-1, 0.5, 2}, {3});
+    Tensor e = exp(x), m = mul(x, 2.0);
+    Tensor out = swap ? add(m, e) : add(e, m);
+    Tensor g = Tensor::from_vector({1, 2, 3}, {3});
+    out.backward(g);
+    check_values(g, {1, 2, 3});
+    check_values(x.grad(), {1 * (std::exp(-1.0) + 2), 2 * (std::exp(0.5) + 2), 3 * (std::exp(2.0) + 2)}, 1e-6);
+    // a chain: exp's incoming gradient comes from tanh's backward, the engine's alone, and is reused
+    Tensor x2 = leaf({0.1, -0.2, 0.3}, {3});
+    sum(exp(tanh(x2))).backward();
+    std::vector<double> expect;
+    for (double v : {0.1, -0.2, 0.3}) expect.push_back(std::exp(std::tanh(v)) * (1 - std::tanh(v) * std::tanh(v)));
+    check_values(x2.grad(), expect, 1e-6);
+  }
+}
+
 TEST_CASE("backward of a non-scalar takes the output gradient; leaves that need none get none") {
   Tensor a = leaf({1, 2}, {2});
   Tensor k = Tensor::from_vector({10, 20}, {2});  // a constant

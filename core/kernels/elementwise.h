@@ -1,6 +1,7 @@
 // map1 / map2: out[i] = f(a[i]) or f(a[i], b[i]) over any strides, with a flat, vectorisable loop
 // when every operand is contiguous (the common case) and the strided row walk otherwise.
 #pragma once
+#include "core/autograd.h"
 #include "core/kernels/loops.h"
 #include "core/tensor.h"
 
@@ -57,10 +58,13 @@ template <typename T, typename F> Tensor map2(const Tensor& a, const Tensor& b, 
 namespace mg::kernels {
 
 // out[i] = f(a[i], b[i], c[i]) for three tensors of one shape (made contiguous): the shape of most
-// activation backwards, f(x, y, grad).
-template <typename T, typename F> Tensor map3(const Tensor& a_, const Tensor& b_, const Tensor& c_, F f) {
+// activation backwards, f(x, y, grad). With reuse_c, out is c itself when c is contiguous and
+// nothing else holds it (mg::sole_owner): c[i] is read once, just before out[i] is written.
+template <typename T, typename F>
+Tensor map3(const Tensor& a_, const Tensor& b_, const Tensor& c_, F f, bool reuse_c = false) {
+  const bool reuse = reuse_c && c_.is_contiguous() && sole_owner(c_);  // before `c` below holds it too
   Tensor a = a_.contiguous(), b = b_.contiguous(), c = c_.contiguous();
-  Tensor out = Tensor::empty(a.shape(), a.dtype());
+  Tensor out = reuse ? c : Tensor::empty(a.shape(), a.dtype());
   T* o = out.data<T>();
   const T *p = a.data<T>(), *q = b.data<T>(), *r = c.data<T>();
   parallel_for(a.numel(), 16384, [&](int64_t i0, int64_t i1) {

@@ -18,9 +18,9 @@ template <typename Fwd, typename Bwd> Tensor unary(const char* name, const Tenso
   Tensor y = MG_DISPATCH_FLOAT(x.dtype(), name, [&] { return kernels::map1<scalar_t>(x.detach(), fwd); });
   Tensor xd = x.detach(), yd = y.detach();
   record(name, y, {x},
-         [xd, yd, bwd, name](const Tensor& g) {
-           return std::vector<Tensor>{
-               MG_DISPATCH_FLOAT(g.dtype(), name, [&] { return kernels::map3<scalar_t>(xd, yd, g, bwd); })};
+         [xd, yd, bwd, name](const Tensor& g) {  // dx written over g when g is the engine's alone
+           return std::vector<Tensor>{MG_DISPATCH_FLOAT(
+               g.dtype(), name, [&] { return kernels::map3<scalar_t>(xd, yd, g, bwd, /*reuse_c=*/true); })};
          },
          {xd, yd});  // both: exp, tanh, sigmoid, sqrt, rsqrt read y
   return y;
