@@ -3,6 +3,8 @@
 // tensors, and the printed graph.
 #include <doctest/doctest.h>
 
+#include <functional>
+
 #include "core/factory.h"
 #include "core/ops.h"
 #include "helpers.h"
@@ -82,6 +84,31 @@ TEST_CASE("an elementwise backward reuses only a gradient nothing else holds") {
     for (double v : {0.1, -0.2, 0.3}) expect.push_back(std::exp(std::tanh(v)) * (1 - std::tanh(v) * std::tanh(v)));
     check_values(x2.grad(), expect, 1e-6);
   }
+}
+
+// The same for the normalisations, which write gx over their incoming gradient too: in
+// (f(x) + relu(x)) * g, add hands one gradient to f and to relu, and x's gradient must be what the
+// two give separately.
+TEST_CASE("layer_norm and batch_norm backwards reuse only a gradient nothing else holds") {
+  Generator gen(7);
+  const Tensor x0 = randn({4, 3, 2, 8}, gen), w = randn({8}, gen), b = randn({8}, gen);
+  const Tensor wc = randn({3}, gen), bc = randn({3}, gen);
+  const std::vector<std::function<Tensor(const Tensor&)>> fs = {
+      [&](const Tensor& x) { return layer_norm(x, w, b); },
+      [&](const Tensor& x) { return batch_norm(x, Tensor(), Tensor(), wc, bc, true, 0.1, 1e-5); },
+      [&](const Tensor& x) { return batch_norm_gelu(x, Tensor(), Tensor(), wc, bc, true, 0.1, 1e-5); }};
+  for (size_t k = 0; k < fs.size(); ++k)
+    for (bool swap : {false, true}) {  // which of the two runs first
+      INFO("op ", k, ", operands swapped: ", swap);
+      const Tensor g = randn(x0.shape(), gen);
+      Tensor x = x0.detach().requires_grad_();
+      Tensor s = swap ? add(relu(x), fs[k](x)) : add(fs[k](x), relu(x));
+      sum(mul(s, g)).backward();  // mul's gradient is the engine's, and add shares it
+      Tensor xa = x0.detach().requires_grad_(), xb = x0.detach().requires_grad_();
+      sum(mul(fs[k](xa), g)).backward();
+      sum(mul(relu(xb), g)).backward();
+      mg::testing::check_close(x.grad(), add(xa.grad(), xb.grad()), 1e-6, 1e-6);
+    }
 }
 
 TEST_CASE("backward of a non-scalar takes the output gradient; leaves that need none get none") {

@@ -114,8 +114,10 @@ Tensor batch_norm_impl(const char* name, const Tensor& x_in, const Tensor& runni
   const bool has_b = bias.defined();
   record(name, y, {x_in, weight, bias},
          [x, w, has_b, mean_t, rstd_t, scale_t, shift_t, training, geom, act](const Tensor& g_in) {
+           // gx over g when the engine holds g alone (core/autograd.h): each value is read before it is written
+           const bool reuse = g_in.is_contiguous() && sole_owner(g_in);
            Tensor g = g_in.contiguous();
-           Tensor gx = Tensor::empty(x.shape(), x.dtype());
+           Tensor gx = reuse ? g : Tensor::empty(x.shape(), x.dtype());
            const int64_t c = geom.c;
            std::vector<double> dw(static_cast<size_t>(c)), db(static_cast<size_t>(c));
            MG_DISPATCH_FLOAT(x.dtype(), "batch_norm backward", [&] {

@@ -36,8 +36,10 @@ Tensor layer_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias, 
   const bool has_b = bias.defined();
   record("layer_norm", y, {x_in, weight, bias},
          [x, w, has_b, mu, rstd, geom](const Tensor& g_in) {
+           // gx over g when the engine holds g alone (core/autograd.h): a row is read before it is written
+           const bool reuse = g_in.is_contiguous() && sole_owner(g_in);
            Tensor g = g_in.contiguous();
-           Tensor gx = Tensor::empty(x.shape(), x.dtype());
+           Tensor gx = reuse ? g : Tensor::empty(x.shape(), x.dtype());
            std::vector<double> dw(static_cast<size_t>(geom.c)), db(static_cast<size_t>(geom.c));
            MG_DISPATCH_FLOAT(x.dtype(), "layer_norm backward", [&] {
              using T = scalar_t;
