@@ -259,9 +259,20 @@ Tensor& Tensor::add_(const Tensor& other, double alpha) {
       });
       return;
     }
+    // Strided: the two common rows apart, so that they vectorise (a gradient broadcast back over a
+    // map, as sum's backward gives, is a row of one value).
     kernels::for_each_row<2>(shape(), {strides(), o.strides()},
                              [&](const std::array<int64_t, 2>& off, int64_t n, const std::array<int64_t, 2>& st) {
-                               for (int64_t i = 0; i < n; ++i) p[off[0] + i * st[0]] += a * q[off[1] + i * st[1]];
+                               scalar_t* pr = p + off[0];
+                               const scalar_t* qr = q + off[1];
+                               if (st[0] == 1 && st[1] == 1) {
+                                 for (int64_t i = 0; i < n; ++i) pr[i] += a * qr[i];
+                               } else if (st[0] == 1 && st[1] == 0) {
+                                 const scalar_t qv = *qr;
+                                 for (int64_t i = 0; i < n; ++i) pr[i] += a * qv;
+                               } else {
+                                 for (int64_t i = 0; i < n; ++i) pr[i * st[0]] += a * qr[i * st[1]];
+                               }
                              });
   });
   ++impl().storage->version;
