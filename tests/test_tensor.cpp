@@ -305,6 +305,16 @@ TEST_CASE("in-place ops write through views and bump the version counter") {
   Tensor f = ones({2});
   f.add_(Tensor::from_vector({0.5, 1.5}, {2}, DType::Float64));
   check_values(f, {1.5, 2.5});
+  // add_ through strides on both sides (a transposed view into a transposed source), and a long
+  // contiguous one, which is split over the threads
+  Tensor t = zeros({3, 2});
+  t.transpose(0, 1).add_(Tensor::from_vector({1, 2, 3, 4, 5, 6}, {3, 2}).transpose(0, 1), 2);
+  check_values(t, {2, 4, 6, 8, 10, 12});
+  Tensor big = ones({100000});
+  big.add_(arange(100000).to(DType::Float32), -1);
+  CHECK(big.data<float>()[0] == 1);
+  CHECK(big.data<float>()[99999] == -99998);
+  CHECK(sum(big).item() == doctest::Approx(100000 - 99999.0 * 100000 / 2));
   // a fresh tensor made from the same values has its own counter
   CHECK(x.clone().version() == 0);
 }
