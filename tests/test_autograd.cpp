@@ -86,17 +86,19 @@ TEST_CASE("an elementwise backward reuses only a gradient nothing else holds") {
   }
 }
 
-// The same for the normalisations, which write gx over their incoming gradient too: in
+// The same for the normalisations and mul by a value per row, which write gx over their incoming
+// gradient too: in
 // (f(x) + relu(x)) * g, add hands one gradient to f and to relu, and x's gradient must be what the
 // two give separately.
-TEST_CASE("layer_norm and batch_norm backwards reuse only a gradient nothing else holds") {
+TEST_CASE("layer_norm, batch_norm and row-scale backwards reuse only a gradient nothing else holds") {
   Generator gen(7);
   const Tensor x0 = randn({4, 3, 2, 8}, gen), w = randn({8}, gen), b = randn({8}, gen);
-  const Tensor wc = randn({3}, gen), bc = randn({3}, gen);
+  const Tensor wc = randn({3}, gen), bc = randn({3}, gen), sig = randn({4, 3, 1, 1}, gen);
   const std::vector<std::function<Tensor(const Tensor&)>> fs = {
       [&](const Tensor& x) { return layer_norm(x, w, b); },
       [&](const Tensor& x) { return batch_norm(x, Tensor(), Tensor(), wc, bc, true, 0.1, 1e-5); },
-      [&](const Tensor& x) { return batch_norm_gelu(x, Tensor(), Tensor(), wc, bc, true, 0.1, 1e-5); }};
+      [&](const Tensor& x) { return batch_norm_gelu(x, Tensor(), Tensor(), wc, bc, true, 0.1, 1e-5); },
+      [&](const Tensor& x) { return mul(x, sig); }};  // a value per row: squeeze-excitation's scale
   for (size_t k = 0; k < fs.size(); ++k)
     for (bool swap : {false, true}) {  // which of the two runs first
       INFO("op ", k, ", operands swapped: ", swap);

@@ -70,23 +70,24 @@ int64_t row_broadcast_len(const Shape& small, const Shape& shape) {
 
 // The backward of y = s * x with s one value per row of x (rows of `len`): gx = g * s, and
 // gs[r] = sum over the row of g * x, in one pass over g and x instead of a product written out
-// whole and then summed. Each gs[r] is a double sum of the float products in kLanes lanes (the
-// order depends on len alone, not on the thread count).
+// whole and then summed; gx may be g itself (a row is summed before it is scaled). Each gs[r] is a
+// double sum of the float products in kLanes lanes (the order depends on len alone, not on the
+// thread count).
 template <typename T>
 void row_scale_backward(const T* g, const T* x, const T* sv, int64_t rows, int64_t len, T* gx, T* gs) {
   constexpr int64_t kLanes = 16;
   parallel_for(rows, std::max<int64_t>(1, 16384 / len), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const T *gr = g + r * len, *xr = x + r * len;
+      if (gs) {  // first: gx may be written over g
+        double part[kLanes] = {};
+        kernels::add_lanes<kLanes>(len, part, [&](int64_t i) { return static_cast<double>(gr[i] * xr[i]); });
+        gs[r] = static_cast<T>(kernels::combine_lanes<kLanes>(part));
+      }
       if (gx) {
         T* out = gx + r * len;
         const T k = sv[r];
         for (int64_t i = 0; i < len; ++i) out[i] = gr[i] * k;
-      }
-      if (gs) {
-        double part[kLanes] = {};
-        kernels::add_lanes<kLanes>(len, part, [&](int64_t i) { return static_cast<double>(gr[i] * xr[i]); });
-        gs[r] = static_cast<T>(kernels::combine_lanes<kLanes>(part));
       }
     }
   });
@@ -104,7 +105,8 @@ Tensor mul(const Tensor& a, const Tensor& b) {
            const Tensor& big = a_small ? b : a;
            if (big.shape() == g.shape() && g.is_contiguous() && big.is_contiguous() && sm.is_contiguous())
              if (const int64_t len = row_broadcast_len(sm.shape(), g.shape()); len > 0) {
-               Tensor g_big = big.requires_grad() ? Tensor::empty(g.shape(), g.dtype()) : Tensor();
+               // g_big over g when the engine holds g alone (core/autograd.h)
+               Tensor g_big = !big.requires_grad() ? Tensor() : sole_owner(g) ? g : Tensor::empty(g.shape(), g.dtype());
                Tensor g_sm = sm.requires_grad() ? Tensor::empty(sm.shape(), g.dtype()) : Tensor();
                MG_DISPATCH_FLOAT(g.dtype(), "mul", [&] {
                  row_scale_backward<scalar_t>(g.data<scalar_t>(), big.data<scalar_t>(), sm.data<scalar_t>(), sm.numel(),
