@@ -41,8 +41,9 @@ inline VD combine_rows(VD* part) {
   return s;
 }
 
-// Whether a LayerNorm takes the 8-row vector path: float, AVX-512, C a whole number of vectors. (The
-// function below is a template so that other targets, where it would not compile, never instantiate it.)
+// Whether a LayerNorm takes the 8-row vector path: float, AVX-512, C a whole number of vectors, and
+// (checked by the caller) both or neither of w and b. (The function below is a template so that
+// other targets, where it would not compile, never instantiate it.)
 template <typename T> constexpr bool kRows8 = (kRowVectors && std::is_same_v<T, float>);
 inline bool rows8_fit(int64_t c) { return c % kVecLanes<float> == 0; }
 
@@ -78,7 +79,8 @@ template <typename T> void ln_forward_rows8(const T* x, int64_t c, double eps, c
       const T mt = mean[rb + j], rs = rstd[rb + j];
       for (int64_t i = 0; i < c; i += F) {
         const VF xh = (vload(xb + j * c + i) - mt) * rs;
-        vstore(y + (rb + j) * c + i, w ? xh * vload(w + i) + (b ? vload(b + i) : VF{}) : b ? xh + vload(b + i) : xh);
+        // w and b both given or both not (the caller's condition), each as the row loops below write it
+        vstore(y + (rb + j) * c + i, w ? xh * vload(w + i) + vload(b + i) : xh + VF{});
       }
     }
   }
@@ -90,7 +92,7 @@ template <typename T>
 void ln_forward(const T* x, const LnGeom& g, double eps, const T* w, const T* b, T* y, T* mean, T* rstd) {
   const int64_t c = g.c;
   if constexpr (kRows8<T>)
-    if (rows8_fit(c))
+    if (rows8_fit(c) && (w == nullptr) == (b == nullptr))
       return parallel_for(g.rows, 64,
                           [&](int64_t r0, int64_t r1) { ln_forward_rows8(x, c, eps, w, b, y, mean, rstd, r0, r1); });
   parallel_for(g.rows, 64, [&](int64_t r0, int64_t r1) {
