@@ -6,6 +6,9 @@
 #include <iostream>
 #include <sstream>
 
+#include "core/error.h"
+#include "core/kernel_path.h"
+
 namespace mg::cli {
 
 void Flags::add_string(const std::string& name, const std::string& help, std::optional<std::string>* out,
@@ -105,6 +108,16 @@ void Flags::parse_or_exit(int argc, char** argv) {
     parse(args);
   } catch (const UsageError& e) {
     std::cerr << program_ << ": " << e.what() << "\n\n" << usage();
+    std::exit(2);
+  }
+  // MAXGRAD_KERNELS: checked here, before any work, so a typo is a usage error and not a silent
+  // fall-back; a path other than the default is said on stderr (stdout stays what the spec says).
+  try {
+    if (kernel_path() != KernelPath::fast)
+      std::cerr << program_ << ": kernels: " << kernel_path_name(kernel_path())
+                << " (MAXGRAD_KERNELS): plain loops, many times slower than the default\n";
+  } catch (const Error& e) {
+    std::cerr << program_ << ": " << e.what() << "\n";
     std::exit(2);
   }
 }
