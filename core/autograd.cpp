@@ -3,18 +3,20 @@
 // reverse topological order without recursion, so deep graphs cannot overflow the stack.
 #include "core/autograd.h"
 
-#include <sstream>
+#include <atomic>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "core/ops.h"
-#include "core/profiler.h"
 
 namespace mg {
 
 namespace {
 thread_local bool g_grad_enabled = true;
-}
+std::atomic<const EngineObserver*> g_observer{nullptr};
+}  // namespace
+
+void set_engine_observer(const EngineObserver* observer) { g_observer.store(observer, std::memory_order_release); }
 
 bool grad_enabled() { return g_grad_enabled; }
 NoGradGuard::NoGradGuard() : prev_(g_grad_enabled) { g_grad_enabled = false; }
@@ -25,9 +27,8 @@ void record(const char* name, Tensor& out, const std::vector<Tensor>& inputs, Ba
   bool any = false;
   if (g_grad_enabled)
     for (const Tensor& t : inputs) any = any || (t.defined() && t.requires_grad());
-  // the op's forward has just finished: the profiler times ops that join the graph, and every op
-  // in grad-off mode (core/profiler.h)
-  if (any || !g_grad_enabled) profiler::on_record(name, inputs);
+  if (const EngineObserver* o = g_observer.load(std::memory_order_acquire); o && o->on_record)
+    o->on_record(name, inputs, any);
   if (!any) return;
 
   auto node = std::make_shared<Node>();
@@ -98,6 +99,22 @@ static void accumulate(Tensor& slot, const Tensor& g) {
     slot = add(slot, g);
 }
 
+namespace {
+class ObservedNode {
+ public:
+  explicit ObservedNode(const Node& n) : o_(g_observer.load(std::memory_order_acquire)), n_(n) {
+    if (o_ && o_->node_begin) o_->node_begin(n_);
+  }
+  ~ObservedNode() {
+    if (o_ && o_->node_end) o_->node_end(n_);
+  }
+
+ private:
+  const EngineObserver* o_;
+  const Node& n_;
+};
+}  // namespace
+
 void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
   NoGradGuard no_grad;  // backward formulas are ordinary ops, not recorded
 
@@ -121,8 +138,7 @@ void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
   while (!ready.empty()) {
     std::shared_ptr<Node> node = ready.back();
     ready.pop_back();
-    // the rest of this iteration is the node's time (core/profiler.h)
-    profiler::BackwardNode timed(node->name, node->input_shapes);
+    ObservedNode observed(*node);  // the observer (if any) sees this iteration, even if it throws
     Tensor g = std::move(grads[node.get()]);
     grads.erase(node.get());
     MG_CHECK(node->backward, "backward", "the graph through '", node->name,
@@ -160,88 +176,6 @@ void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
       node->saved.clear();
     }
   }
-}
-
-// ---- printing the graph ----
-
-namespace {
-std::string leaf_label(const TensorImpl& t) {
-  return cat(t.name.empty() ? "leaf" : t.name, " ", dtype_name(t.dtype), shape_str(t.shape));
-}
-}  // namespace
-
-std::string graph_to_string(const Tensor& t) {
-  std::ostringstream o;
-  if (!t.grad_fn()) {
-    o << leaf_label(t.impl()) << (t.requires_grad() ? " (requires grad)" : " (no graph)") << "\n";
-    return o.str();
-  }
-  std::unordered_set<Node*> shown;
-  // Depth-first with an explicit stack of (node or leaf, depth). Leaves go on the stack like nodes,
-  // and children are pushed last-input-first, so they print in input order: mul(a, b) shows a, b.
-  // A node already shown is printed once more as a reference.
-  struct Item {
-    Node* fn;
-    const TensorImpl* leaf;
-    int depth;
-  };
-  std::vector<Item> stack{{t.grad_fn().get(), nullptr, 0}};
-  while (!stack.empty()) {
-    Item it = stack.back();
-    stack.pop_back();
-    o << std::string(2 * it.depth, ' ');
-    if (it.leaf) {
-      o << leaf_label(*it.leaf) << "\n";
-      continue;
-    }
-    o << it.fn->name;
-    if (!shown.insert(it.fn).second) {
-      o << " (see above)\n";
-      continue;
-    }
-    o << "\n";
-    for (auto e = it.fn->next.rbegin(); e != it.fn->next.rend(); ++e)
-      if (e->fn || e->leaf) stack.push_back({e->fn.get(), e->leaf.get(), it.depth + 1});
-  }
-  return o.str();
-}
-
-std::string graph_to_dot(const Tensor& t) {
-  std::ostringstream o;
-  o << "digraph autograd {\n  rankdir=BT;\n  node [shape=box, fontname=\"monospace\"];\n";
-  if (t.grad_fn()) {
-    std::unordered_map<const void*, int> id;
-    auto get_id = [&](const void* p, bool& fresh) {
-      auto [it, ins] = id.emplace(p, static_cast<int>(id.size()));
-      fresh = ins;
-      return it->second;
-    };
-    std::vector<Node*> stack{t.grad_fn().get()};
-    bool fresh;
-    o << "  n" << get_id(stack.back(), fresh) << " [label=\"" << stack.back()->name << "\"];\n";
-    while (!stack.empty()) {
-      Node* n = stack.back();
-      stack.pop_back();
-      int me = id[n];
-      for (const Node::Edge& e : n->next) {
-        if (e.fn) {
-          int c = get_id(e.fn.get(), fresh);
-          if (fresh) {
-            o << "  n" << c << " [label=\"" << e.fn->name << "\"];\n";
-            stack.push_back(e.fn.get());
-          }
-          o << "  n" << c << " -> n" << me << ";\n";
-        } else if (e.leaf) {
-          int c = get_id(e.leaf.get(), fresh);
-          if (fresh)
-            o << "  n" << c << " [label=\"" << leaf_label(*e.leaf) << "\", style=filled, fillcolor=lightblue];\n";
-          o << "  n" << c << " -> n" << me << ";\n";
-        }
-      }
-    }
-  }
-  o << "}\n";
-  return o.str();
 }
 
 }  // namespace mg

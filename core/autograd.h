@@ -68,6 +68,17 @@ bool sole_owner(const Tensor& t);
 // The engine itself (Tensor::backward calls this).
 void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph);
 
+// A tool that watches the engine (the op profiler, core/profiler.h) installs an observer; the engine
+// calls it and knows nothing else of the tool. on_record: op `name` has just computed its output
+// (joined: it also joined the graph); node_begin / node_end: around one node of run_backward.
+// Null pointers (the default) are not called.
+struct EngineObserver {
+  void (*on_record)(const char* name, const std::vector<Tensor>& inputs, bool joined) = nullptr;
+  void (*node_begin)(const Node& node) = nullptr;
+  void (*node_end)(const Node& node) = nullptr;
+};
+void set_engine_observer(const EngineObserver* observer);  // nullptr: none; the object must outlive its use
+
 // The recorded graph below `t`, one node per line, indented by depth; and the same as Graphviz DOT.
 std::string graph_to_string(const Tensor& t);
 std::string graph_to_dot(const Tensor& t);

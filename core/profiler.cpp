@@ -8,6 +8,7 @@
 #include <mutex>
 #include <utility>
 
+#include "core/autograd.h"
 #include "core/tensor.h"
 
 namespace mg::profiler {
@@ -76,8 +77,45 @@ const char* phase_name(Phase p) {
 
 }  // namespace
 
+// ---- the engine's observer (core/autograd.h) ----
+namespace {
+
+// The op's forward has just finished: ops that join the graph are timed, and every op with grad mode
+// off (evaluation); the time since this thread's last mark is the op's.
+void on_record(const char* name, const std::vector<Tensor>& inputs, bool joined) {
+  if (!enabled() || t_nested > 0 || (!joined && grad_enabled())) return;
+  if (t_mark_ns < 0) {  // a thread that never marked: this op has no start to be timed from
+    t_mark_ns = now_ns();
+    return;
+  }
+  std::vector<Shape> shapes;  // as the engine keeps them for backward: [] for a missing input
+  if (g_shapes.load(std::memory_order_relaxed))
+    for (const Tensor& t : inputs) shapes.push_back(t.defined() ? t.shape() : Shape{});
+  end_span(Phase::Forward, key(name, shapes), t_mark_ns);
+}
+
+// A backward node's whole iteration is its entry; as with PartOfOp, the ops its formula calls are
+// part of it. Nodes do not nest on a thread (backward formulas are not recorded), but a stack costs
+// nothing and keeps the pairing right whatever calls run_backward.
+thread_local std::vector<int64_t> t_node_start;
+void node_begin(const Node&) {
+  ++t_nested;
+  t_node_start.push_back(enabled() ? now_ns() : -1);
+}
+void node_end(const Node& node) {
+  --t_nested;
+  const int64_t start = t_node_start.back();
+  t_node_start.pop_back();
+  if (start >= 0) end_span(Phase::Backward, key(node.name, node.input_shapes), start);
+}
+
+const EngineObserver g_observer{on_record, node_begin, node_end};
+
+}  // namespace
+
 void enable(bool on, bool record_shapes) {
-  t_mark_ns = now_ns();  // the first op after enabling is timed from here
+  set_engine_observer(&g_observer);  // once on, it stays installed: when off it returns at once
+  t_mark_ns = now_ns();              // the first op after enabling is timed from here
   g_shapes.store(record_shapes, std::memory_order_relaxed);
   g_on.store(on, std::memory_order_relaxed);
 }
@@ -134,27 +172,5 @@ Scope::~Scope() {
 
 PartOfOp::PartOfOp() { ++t_nested; }
 PartOfOp::~PartOfOp() { --t_nested; }
-
-void on_record(const char* name, const std::vector<Tensor>& inputs) {
-  if (!enabled() || t_nested > 0) return;
-  if (t_mark_ns < 0) {  // a thread that never marked: this op has no start to be timed from
-    t_mark_ns = now_ns();
-    return;
-  }
-  std::vector<Shape> shapes;  // as the engine keeps them for backward: [] for a missing input
-  if (g_shapes.load(std::memory_order_relaxed))
-    for (const Tensor& t : inputs) shapes.push_back(t.defined() ? t.shape() : Shape{});
-  end_span(Phase::Forward, key(name, shapes), t_mark_ns);
-}
-
-BackwardNode::BackwardNode(const std::string& name, const std::vector<Shape>& input_shapes)
-    : name_(&name), shapes_(&input_shapes) {
-  ++t_nested;
-  if (enabled()) start_ns_ = now_ns();
-}
-BackwardNode::~BackwardNode() {
-  --t_nested;
-  if (start_ns_ >= 0) end_span(Phase::Backward, key(*name_, *shapes_), start_ns_);
-}
 
 }  // namespace mg::profiler

@@ -4,7 +4,8 @@
 //   ... forward, backward, optimiser step ...
 //   std::cerr << mg::profiler::report(steps);   // ms and calls per step, largest first
 //
-// Off by default; when off, the engine's hooks cost one relaxed atomic load each. What is timed:
+// Off by default. enable() installs the profiler as the engine's observer (mg::EngineObserver in
+// core/autograd.h); when off, each call of it returns at one relaxed atomic load. What is timed:
 // - forward "name": every op calls record() (core/autograd.cpp) once its output is computed. The
 //   ops that join the graph there are timed, and with grad mode off (evaluation) every op: an op's
 //   forward time is the time since the previous timed op on the same thread (or since enable(), the
@@ -70,25 +71,6 @@ class PartOfOp {
   ~PartOfOp();
   PartOfOp(const PartOfOp&) = delete;
   PartOfOp& operator=(const PartOfOp&) = delete;
-};
-
-// ---- the engine's hooks (core/autograd.cpp) ----
-// record() calls this: the time since this thread's last mark goes to the forward entry `name`.
-void on_record(const char* name, const std::vector<Tensor>& inputs);
-// run_backward marks each node: BackwardNode's lifetime is the node's entry, and, as with PartOfOp,
-// the ops its formula calls are part of it.
-class BackwardNode {
- public:
-  // the node's name and input shapes, alive for the whole scope
-  BackwardNode(const std::string& name, const std::vector<std::vector<int64_t>>& input_shapes);
-  ~BackwardNode();
-  BackwardNode(const BackwardNode&) = delete;
-  BackwardNode& operator=(const BackwardNode&) = delete;
-
- private:
-  const std::string* name_;
-  const std::vector<std::vector<int64_t>>* shapes_;
-  int64_t start_ns_ = -1;
 };
 
 }  // namespace mg::profiler
