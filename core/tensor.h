@@ -31,7 +31,7 @@ struct TensorImpl {
   bool requires_grad = false;
   std::shared_ptr<TensorImpl> grad;
   std::shared_ptr<Node> grad_fn;
-  std::string name;  // optional, shown by print_graph (parameters get their state_dict name)
+  std::string name;  // optional, shown by graph_to_string (set_name)
 };
 
 class Tensor {
