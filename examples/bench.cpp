@@ -53,7 +53,7 @@ int main(int argc, char** argv) {
     std::vector<int64_t> labels(static_cast<size_t>(n));
     for (auto& l : labels) l = gen.randint(cfg.num_classes);
     Tensor y = Tensor::from_vector_i64(labels, {n});
-    nn::AdamW opt(model.parameters(), 1e-4, 0.9, 0.999, 1e-8, 0.05);
+    nn::AdamW opt(model.parameters(), nn::AdamWOptions(1e-4).weight_decay(0.05));
     model.train(train);
 
     auto one_step = [&] {

@@ -240,7 +240,7 @@ int run(int argc, char** argv) {
 
   models::MaxVit model(cfg, static_cast<uint64_t>(r.seed));
   model.to(dt);
-  nn::AdamW opt(model.parameters(), r.lr, 0.9, 0.999, 1e-8, r.weight_decay);
+  nn::AdamW opt(model.parameters(), nn::AdamWOptions(r.lr).betas({0.9, 0.999}).eps(1e-8).weight_decay(r.weight_decay));
   const nn::GeneratorRefs rngs = {{"drop_path", model.drop_gen.get()}};
 
   nn::CheckpointInfo pos;  // where the run stands; epoch/batch/step as the checkpoint defines them

@@ -69,12 +69,12 @@ double scalar_entry(const NamedTensors& s, const std::string& key) {
 
 // ---- SGD ----
 
-SGD::SGD(std::vector<Tensor> params, double lr, double momentum, double weight_decay, bool nesterov, double dampening)
-    : Optimizer(std::move(params), lr),
-      momentum(momentum),
-      weight_decay(weight_decay),
-      dampening(dampening),
-      nesterov(nesterov),
+SGD::SGD(std::vector<Tensor> params, const SGDOptions& o)
+    : Optimizer(std::move(params), o.lr()),
+      momentum(o.momentum()),
+      weight_decay(o.weight_decay()),
+      dampening(o.dampening()),
+      nesterov(o.nesterov()),
       buf_(params_.size()) {
   MG_CHECK(!nesterov || (momentum > 0 && dampening == 0), "SGD",
            "Nesterov momentum needs momentum > 0 and dampening 0");
@@ -136,8 +136,12 @@ void SGD::load_state(const NamedTensors& s) {
 
 // ---- AdamW ----
 
-AdamW::AdamW(std::vector<Tensor> params, double lr, double beta1, double beta2, double eps, double weight_decay)
-    : Optimizer(std::move(params), lr), beta1(beta1), beta2(beta2), eps(eps), weight_decay(weight_decay) {
+AdamW::AdamW(std::vector<Tensor> params, const AdamWOptions& o)
+    : Optimizer(std::move(params), o.lr()),
+      beta1(o.betas().first),
+      beta2(o.betas().second),
+      eps(o.eps()),
+      weight_decay(o.weight_decay()) {
   MG_CHECK(lr >= 0 && eps >= 0 && beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1, "AdamW",
            "invalid hyper-parameters lr ", lr, ", betas (", beta1, ", ", beta2, "), eps ", eps);
   for (const Tensor& p : params_) {

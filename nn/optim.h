@@ -2,6 +2,7 @@
 // cosine learning-rate schedule, and gradient clipping by global norm.
 #pragma once
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "nn/module.h"
@@ -30,12 +31,47 @@ class Optimizer {
   double lr;
 };
 
+// An option with a named setter and getter, as libtorch's TORCH_ARG: opts.momentum(0.9) sets,
+// opts.momentum() reads. Setters return the options, so they chain.
+#define MG_ARG(T, NAME, DEFAULT)            \
+ public:                                    \
+  auto& NAME(const T& value) {              \
+    NAME##_ = value;                        \
+    return *this;                           \
+  }                                         \
+  const T& NAME() const { return NAME##_; } \
+                                            \
+ private:                                   \
+  T NAME##_ = DEFAULT
+
+// SGD's hyper-parameters, named as torch.optim.SGD's: SGDOptions(0.1).momentum(0.9).weight_decay(5e-4).
+// Only lr is positional: torch.optim.SGD(params, lr, momentum, dampening, weight_decay, nesterov)
+// ported argument by argument cannot swap dampening and weight decay without a word.
+struct SGDOptions {
+  explicit SGDOptions(double lr) : lr_(lr) {}
+  MG_ARG(double, lr, 0);
+  MG_ARG(double, momentum, 0);
+  MG_ARG(double, dampening, 0);
+  MG_ARG(double, weight_decay, 0);
+  MG_ARG(bool, nesterov, false);
+};
+
+// AdamW's, as torch.optim.AdamW's (same defaults): AdamWOptions(2e-3).weight_decay(0.05).
+struct AdamWOptions {
+  using Betas = std::pair<double, double>;
+  explicit AdamWOptions(double lr = 1e-3) : lr_(lr) {}
+  MG_ARG(double, lr, 1e-3);
+  MG_ARG(Betas, betas, (Betas{0.9, 0.999}));
+  MG_ARG(double, eps, 1e-8);
+  MG_ARG(double, weight_decay, 1e-2);
+};
+
 // PyTorch's SGD: g = grad + wd * p; b = mu * b + (1 - dampening) * g (b = g at the first step);
 // nesterov: g = g + mu * b, else g = b; p -= lr * g.
 class SGD : public Optimizer {
  public:
-  SGD(std::vector<Tensor> params, double lr, double momentum = 0, double weight_decay = 0, bool nesterov = false,
-      double dampening = 0);
+  SGD(std::vector<Tensor> params, const SGDOptions& options);
+  SGD(std::vector<Tensor> params, double lr) : SGD(std::move(params), SGDOptions(lr)) {}
   void step() override;
   std::string name() const override { return "SGD"; }
   NamedTensors state() const override;
@@ -51,8 +87,8 @@ class SGD : public Optimizer {
 // v = b2 v + (1-b2) g^2; p -= lr / (1 - b1^t) * m / (sqrt(v / (1 - b2^t)) + eps).
 class AdamW : public Optimizer {
  public:
-  AdamW(std::vector<Tensor> params, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8,
-        double weight_decay = 1e-2);
+  explicit AdamW(std::vector<Tensor> params, const AdamWOptions& options = AdamWOptions());
+  AdamW(std::vector<Tensor> params, double lr) : AdamW(std::move(params), AdamWOptions(lr)) {}
   void step() override;
   std::string name() const override { return "AdamW"; }
   NamedTensors state() const override;

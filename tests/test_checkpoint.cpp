@@ -40,7 +40,7 @@ struct Run {
   nn::AdamW opt;
   Generator data{7};
   explicit Run(const models::MaxVitConfig& c = tiny_config(), uint64_t seed = 1)
-      : model(c, seed), opt(model.parameters(), 1e-2, 0.9, 0.999, 1e-8, 0.05) {}
+      : model(c, seed), opt(model.parameters(), nn::AdamWOptions(1e-2).weight_decay(0.05)) {}
   nn::GeneratorRefs rngs() { return {{"drop_path", model.drop_gen.get()}}; }
   void steps(int n) {
     model.train();
@@ -200,7 +200,7 @@ TEST_CASE("a bad checkpoint is refused, naming the file, and nothing changes") {
     CHECK(msg.find("[7, 7, 7]") != std::string::npos);
   }
   SUBCASE("another optimiser's state") {
-    nn::SGD sgd(saved.model.parameters(), 0.1, 0.9);
+    nn::SGD sgd(saved.model.parameters(), nn::SGDOptions(0.1).momentum(0.9));
     const std::string path = dir / "sgd.safetensors";
     nn::save_checkpoint(path, saved.model, &sgd, saved.rngs(), {});
     CHECK(restore(path).find("optimizer 'SGD' but this run uses 'AdamW'") != std::string::npos);

@@ -14,6 +14,7 @@
 
 #include <functional>
 #include <memory>
+#include <type_traits>
 
 #include "helpers.h"
 #include "nn/optim.h"
@@ -56,13 +57,40 @@ constexpr double kTol = 1e-13;
 void check_sgd(double lr, double momentum, double wd, bool nesterov, double dampening, const std::vector<double>& a,
                const std::vector<double>& b) {
   Problem p;
-  nn::SGD opt(p.params(), lr, momentum, wd, nesterov, dampening);
+  nn::SGD opt(p.params(),
+              nn::SGDOptions(lr).momentum(momentum).weight_decay(wd).nesterov(nesterov).dampening(dampening));
   p.run(opt, 3);
   check_values(p.pa, a, kTol, kTol);
   check_values(p.pb, b, kTol, kTol);
 }
 
 }  // namespace
+
+// torch.optim.SGD(params, lr, momentum, dampening, weight_decay, nesterov) ported argument by
+// argument must not compile: past lr, the hyper-parameters are named (SGDOptions).
+static_assert(std::is_constructible_v<nn::SGD, std::vector<Tensor>, double>);
+static_assert(!std::is_constructible_v<nn::SGD, std::vector<Tensor>, double, double>);
+static_assert(!std::is_constructible_v<nn::SGD, std::vector<Tensor>, double, double, double, double, bool>);
+static_assert(!std::is_constructible_v<nn::AdamW, std::vector<Tensor>, double, double, double, double, double>);
+
+TEST_CASE("SGDOptions and AdamWOptions chain named setters with PyTorch's defaults") {
+  const nn::SGDOptions s = nn::SGDOptions(0.1).momentum(0.9).weight_decay(5e-4);
+  CHECK(s.lr() == 0.1);
+  CHECK(s.momentum() == 0.9);
+  CHECK(s.dampening() == 0);
+  CHECK(s.weight_decay() == 5e-4);
+  CHECK_FALSE(s.nesterov());
+  const nn::AdamWOptions a;
+  CHECK(a.lr() == 1e-3);
+  CHECK(a.betas() == std::pair<double, double>{0.9, 0.999});
+  CHECK(a.eps() == 1e-8);
+  CHECK(a.weight_decay() == 1e-2);
+  Tensor p = Tensor::from_vector(std::vector<double>{1.0}, {1}, DType::Float64);
+  p.requires_grad_();
+  nn::SGD opt({p}, nn::SGDOptions(0.5).dampening(0.25).weight_decay(0.1));
+  CHECK(opt.dampening == 0.25);
+  CHECK(opt.weight_decay == 0.1);
+}
 
 TEST_CASE("SGD matches torch.optim.SGD over three steps") {
   SUBCASE("plain") {
@@ -92,7 +120,7 @@ TEST_CASE("SGD matches torch.optim.SGD over three steps") {
 TEST_CASE("AdamW matches torch.optim.AdamW") {
   SUBCASE("lr 0.01, default betas, weight decay 0.05, three steps") {
     Problem p;
-    nn::AdamW opt(p.params(), 0.01, 0.9, 0.999, 1e-8, 0.05);
+    nn::AdamW opt(p.params(), nn::AdamWOptions(0.01).betas({0.9, 0.999}).eps(1e-8).weight_decay(0.05));
     p.run(opt, 3);
     check_values(p.pa,
                  {0.4692805371908571, -0.9685258434571513, 1.9670219135390294, 0.2196846873963287, -0.7788563798061001,
@@ -103,7 +131,7 @@ TEST_CASE("AdamW matches torch.optim.AdamW") {
   }
   SUBCASE("betas (0.8, 0.95), eps 1e-6, weight decay 0.1") {
     Problem p;
-    nn::AdamW opt(p.params(), 0.02, 0.8, 0.95, 1e-6, 0.1);
+    nn::AdamW opt(p.params(), nn::AdamWOptions(0.02).betas({0.8, 0.95}).eps(1e-6).weight_decay(0.1));
     p.run(opt, 3);
     check_values(p.pa,
                  {0.4372307064948598, -0.9342026426439588, 1.9281831187468856, 0.1889414012739879, -0.8053623598326124,
@@ -113,7 +141,7 @@ TEST_CASE("AdamW matches torch.optim.AdamW") {
   }
   SUBCASE("the learning rate changed before every step, as the schedule does") {
     Problem p;
-    nn::AdamW opt(p.params(), 0.002, 0.9, 0.999, 1e-8, 0.05);
+    nn::AdamW opt(p.params(), nn::AdamWOptions(0.002).betas({0.9, 0.999}).eps(1e-8).weight_decay(0.05));
     p.run(opt, 4, {0.001, 0.002, 0.0015, 0.0005});
     check_values(p.pa,
                  {0.49487590864240283, -0.9947507724056281, 1.9945006527940081, 0.2449391597229711, -0.7548119454390874,
@@ -125,7 +153,7 @@ TEST_CASE("AdamW matches torch.optim.AdamW") {
     Problem p;
     Tensor pa = p.pa.detach().to(DType::Float32), pb = p.pb.detach().to(DType::Float32);
     pa.requires_grad_(), pb.requires_grad_();
-    nn::AdamW opt({pa, pb}, 0.01, 0.9, 0.999, 1e-8, 0.05);
+    nn::AdamW opt({pa, pb}, nn::AdamWOptions(0.01).betas({0.9, 0.999}).eps(1e-8).weight_decay(0.05));
     for (int s = 0; s < 3; ++s) {
       NoGradGuard no_grad;
       pa.set_grad(add(mul(pa.detach(), p.aa.to(DType::Float32)), p.ba.to(DType::Float32)));
@@ -227,11 +255,18 @@ void check_resume(const std::function<std::unique_ptr<nn::Optimizer>(std::vector
 
 TEST_CASE("optimiser state saved and restored continues bitwise like an uninterrupted run") {
   SUBCASE("AdamW") {
-    check_resume([](std::vector<Tensor> ps) { return std::make_unique<nn::AdamW>(ps, 0.01, 0.9, 0.999, 1e-8, 0.05); },
-                 2, 5);
+    check_resume(
+        [](std::vector<Tensor> ps) {
+          return std::make_unique<nn::AdamW>(ps, nn::AdamWOptions(0.01).weight_decay(0.05));
+        },
+        2, 5);
   }
   SUBCASE("SGD, nesterov") {
-    check_resume([](std::vector<Tensor> ps) { return std::make_unique<nn::SGD>(ps, 0.05, 0.9, 0.05, true); }, 2, 5);
+    check_resume(
+        [](std::vector<Tensor> ps) {
+          return std::make_unique<nn::SGD>(ps, nn::SGDOptions(0.05).momentum(0.9).weight_decay(0.05).nesterov(true));
+        },
+        2, 5);
   }
 }
 
@@ -260,7 +295,7 @@ TEST_CASE("load_state is strict and changes nothing on error") {
   unknown.emplace_back("momentum_buffer.0", zeros({2, 3}, DType::Float64));
   CHECK_THROWS_MG(opt.load_state(unknown), "unexpected", "exp_avg.2", "momentum_buffer.0");
 
-  nn::SGD sgd(p.params(), 0.1, 0.9);
+  nn::SGD sgd(p.params(), nn::SGDOptions(0.1).momentum(0.9));
   CHECK_THROWS_MG(sgd.load_state(good), "SGD load_state", "unexpected", "exp_avg.0");
 
   CHECK(snapshot() == before);
