@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "nn/safetensors.h"
+#include "temp_dir.h"
 
 namespace st = mg::safetensors;
 namespace fs = std::filesystem;
@@ -80,11 +81,7 @@ template <typename T> T value_at(const st::Entry& e, size_t i) {
   return v;
 }
 
-struct TempDir {
-  fs::path path = fs::temp_directory_path() / ("mg_safetensors_test_" + std::to_string(getpid()));
-  TempDir() { fs::create_directories(path); }
-  ~TempDir() { fs::remove_all(path); }
-};
+using mg::testing::TempDir;
 
 }  // namespace
 

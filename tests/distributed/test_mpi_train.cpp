@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "nn/distributed.h"
+#include "temp_dir.h"
 #include "nn/serialize.h"
 
 namespace fs = std::filesystem;
@@ -48,19 +49,7 @@ std::string read_text(const std::string& path) {
   return ss.str();
 }
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "maxgrad_mpi_XXXXXX").string();
-    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& rel) const { return (path / rel).string(); }
-};
+using mg::testing::TempDir;
 
 struct Result {
   int status = -1;
