@@ -14,6 +14,7 @@
 #include "core/factory.h"
 #include "core/kernel_path.h"
 #include "core/ops.h"
+#include "core/reference/conv.h"
 #include "gradcheck.h"
 #include "helpers.h"
 
@@ -107,6 +108,17 @@ TEST_CASE("conv2d: the fast paths and the reference loops agree, forward and bac
           check_paths([&](const V& x) { return conv2d(x[0], x[1], Tensor(), s, p, g); },
                       {make(in, l, c.x, dt), make(in, l, c.w, dt)});
       }
+}
+
+TEST_CASE("reference::conv2d_backward's bias gradient is gy summed over samples and positions") {
+  // the op takes the bias gradient with sum(); the reference loops can give it too
+  mg::testing::Inputs in(14);
+  Tensor x = in.randn({2, 4, 5, 5}), w = in.randn({6, 2, 3, 3}), gy = in.randn({2, 6, 3, 3});
+  const kernels::Conv2dShape s{2, 4, 5, 5, 6, 3, 3, 2, 1, 2, 3, 3};
+  Tensor gb = Tensor::empty({6}, DType::Float64);
+  reference::conv2d_backward<double>(s, gy.data<double>(), x.data<double>(), w.data<double>(), nullptr, nullptr,
+                                     gb.data<double>());
+  mg::testing::check_close(gb, sum(gy, {0, 2, 3}), 1e-12, 1e-12);
 }
 
 TEST_CASE("conv2d: empty problems on the reference path") {
