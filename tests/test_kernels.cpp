@@ -1,6 +1,6 @@
 // The optimised kernels against the plain ones kept beside them (core/kernels): conv2d's four
-// paths (depthwise phase planes, 1x1 GEMM, shifted rows, im2col + GEMM) against conv2d_reference, forward directly
-// and backward through the adjoint identity, and the depthwise kernels against the direct loops;
+// paths (depthwise phase planes, 1x1 GEMM, shifted rows, im2col + GEMM) against reference::conv2d_forward, forward
+// directly and backward through the adjoint identity, and the depthwise kernels against the reference loops;
 // gemm_parallel and the short-k float kernel against gemm_reference with transposed operands, padded leading dims and
 // sizes large enough to be split into blocks (or split along k); BatchNorm's lane sums against sequential sums; the
 // fused attention against the ops it replaces; sum's in-place kernels; avg_pool2d's vector passes.
@@ -24,6 +24,7 @@
 #include "core/kernels/pool.h"
 #include "core/kernels/simd.h"
 #include "core/ops.h"
+#include "core/reference/conv.h"
 #include "helpers.h"
 
 using namespace mg;
@@ -80,8 +81,8 @@ ConvCase random_case(Generator& g, Path path) {
 template <typename T> Tensor reference_conv(const ConvCase& k, const Tensor& x, const Tensor& w, const Tensor& b) {
   const int64_t ho = (k.h + 2 * k.pad - k.kh) / k.stride + 1, wo = (k.w + 2 * k.pad - k.kw) / k.stride + 1;
   Tensor y = Tensor::empty({k.n, k.o, ho, wo}, x.dtype());
-  kernels::conv2d_reference<T>(x.data<T>(), w.data<T>(), b.defined() ? b.data<T>() : nullptr, k.n, k.c, k.h, k.w, k.o,
-                               k.kh, k.kw, k.stride, k.pad, k.groups, y.data<T>());
+  const kernels::Conv2dShape s{k.n, k.c, k.h, k.w, k.o, k.kh, k.kw, k.stride, k.pad, k.groups, ho, wo};
+  reference::conv2d_forward<T>(s, x.data<T>(), w.data<T>(), b.defined() ? b.data<T>() : nullptr, y.data<T>());
   return y;
 }
 
@@ -186,7 +187,7 @@ template <typename T> void check_gemm_bias(bool ta, bool tb, int64_t m, int64_t 
 }
 }  // namespace
 
-TEST_CASE("conv2d depthwise path matches conv2d_reference") {
+TEST_CASE("conv2d depthwise path matches the reference loops") {
   check_conv_path<float>(Path::Depthwise, 1);
   check_conv_path<double>(Path::Depthwise, 2);
 }
@@ -203,12 +204,12 @@ TEST_CASE("conv2d depthwise path on planes wider than a vector (MaxViT's 3x3, st
     }
 }
 
-TEST_CASE("conv2d 1x1 path matches conv2d_reference") {
+TEST_CASE("conv2d 1x1 path matches the reference loops") {
   check_conv_path<float>(Path::Pointwise, 3);
   check_conv_path<double>(Path::Pointwise, 4);
 }
 
-TEST_CASE("conv2d 1x1 path on small maps (blocks of samples side by side) matches conv2d_reference") {
+TEST_CASE("conv2d 1x1 path on small maps (blocks of samples side by side) matches the reference loops") {
   // n / 4 >= 2 and few positions per sample: conv.cpp gathers blocks of samples into one GEMM;
   // the sample counts leave a shorter last block. 1x1 maps are squeeze-excitation's.
   Generator g(7);
@@ -223,7 +224,7 @@ TEST_CASE("conv2d 1x1 path on small maps (blocks of samples side by side) matche
   }
 }
 
-TEST_CASE("conv2d im2col path matches conv2d_reference") {
+TEST_CASE("conv2d im2col path matches the reference loops") {
   check_conv_path<float>(Path::General, 5);
   check_conv_path<double>(Path::General, 6);
 }
@@ -246,7 +247,7 @@ TEST_CASE("conv2d with enough samples to use several weight-gradient partial sum
   }
 }
 
-TEST_CASE("conv2d im2col path in blocks of output rows (a wide input) matches conv2d_reference") {
+TEST_CASE("conv2d im2col path in blocks of output rows (a wide input) matches the reference loops") {
   // ck = 16 * 9 = 144 and 64 output columns: 7 output rows per im2col block, so 20 rows make 3 blocks
   Generator g(15);
   for (int64_t stride : {1, 2}) {
@@ -334,17 +335,22 @@ TEST_CASE("im2col and col2im are adjoint, and depthwise kernels touch only their
   for (int64_t i = 0; i < nx; ++i) rhs += x[i] * back[i];
   CHECK(lhs == doctest::Approx(rhs).epsilon(1e-12));
 
-  // depthwise_forward on channel range [1, 2) of 3 leaves channels 0 and 2 as they were
-  const kernels::ConvGeom dg{1, 4, 4, 3, 3, 1, 1, 4, 4};
-  std::vector<double> dx = random_vec<double>(g, 3 * 16), dw = random_vec<double>(g, 3 * 9);
-  std::vector<double> y(3 * 16, -7.0), yref(3 * 16);
-  kernels::depthwise_forward<double>(dx.data(), dw.data(), nullptr, dg, 1, 2, y.data());
-  kernels::conv2d_reference<double>(dx.data(), dw.data(), nullptr, 1, 3, 4, 4, 3, 3, 3, 1, 1, 3, yref.data());
-  for (int64_t i = 0; i < 48; ++i) {
-    if (i >= 16 && i < 32)
-      CHECK(y[i] == doctest::Approx(yref[i]).epsilon(1e-12));
-    else
-      CHECK(y[i] == -7.0);
+  // dw_forward on channel range [1, 2) of 3 leaves channels 0 and 2 as they were (the 3x3 register
+  // kernel and the phase planes: stride 1 and 2)
+  for (int64_t stride : {1, 2}) {
+    const int64_t o = 4 / stride;
+    const kernels::ConvGeom dg{1, 4, 4, 3, 3, stride, 1, o, o};
+    std::vector<double> dx = random_vec<double>(g, 3 * 16), dw = random_vec<double>(g, 3 * 9);
+    std::vector<double> y(3 * o * o, -7.0), yref(3 * o * o), scratch(static_cast<size_t>(kernels::dw_scratch_size(dg)));
+    kernels::dw_forward<double>(dx.data(), dw.data(), nullptr, dg, 1, 2, y.data(), scratch.data());
+    reference::conv2d_forward<double>({1, 3, 4, 4, 3, 3, 3, stride, 1, 3, o, o}, dx.data(), dw.data(), nullptr,
+                                      yref.data());
+    for (int64_t i = 0; i < 3 * o * o; ++i) {
+      if (i >= o * o && i < 2 * o * o)
+        CHECK(y[i] == doctest::Approx(yref[i]).epsilon(1e-12));
+      else
+        CHECK(y[i] == -7.0);
+    }
   }
 }
 
@@ -639,10 +645,10 @@ TEST_CASE("batch_norm kernels match their references and each other") {
   }
 }
 
-// The depthwise phase-plane kernels against the direct loops of core/kernels/conv.h, channel by
+// The depthwise phase-plane kernels against the reference loops (core/reference/conv.h), channel by
 // channel (forward, input gradient, weight gradient), for kernel sizes 1 to 5, strides 1 to 3 and
 // paddings 0 to k/2 on planes that do and do not divide by the stride.
-TEST_CASE("depthwise phase-plane kernels match the direct loops") {
+TEST_CASE("depthwise phase-plane kernels match the reference loops") {
   Generator g(80);
   for (int64_t k : {int64_t(1), int64_t(2), int64_t(3), int64_t(5)})
     for (int64_t stride : {int64_t(1), int64_t(2), int64_t(3)})
@@ -659,15 +665,15 @@ TEST_CASE("depthwise phase-plane kernels match the direct loops") {
           std::vector<double> bias = random_vec<double>(g, c), gy = random_vec<double>(g, c * geo.ho * geo.wo);
           std::vector<double> scratch(static_cast<size_t>(kernels::dw_scratch_size(geo)));
           std::vector<double> y(gy.size()), y_ref(gy.size()), gx(x.size()), gx_ref(x.size());
-          std::vector<double> gw(wt.size()), gw_ref(wt.size(), 0.0);
+          std::vector<double> gw(wt.size()), gw_ref(wt.size());
+          const kernels::Conv2dShape shape{1, c, h, w, c, k, k, stride, pad, c, geo.ho, geo.wo};
           std::vector<double> acc(static_cast<size_t>(c * kernels::dw_acc_size(geo)), 0.0);
           kernels::dw_forward(x.data(), wt.data(), bias.data(), geo, 0, c, y.data(), scratch.data());
-          kernels::depthwise_forward(x.data(), wt.data(), bias.data(), geo, 0, c, y_ref.data());
+          reference::conv2d_forward(shape, x.data(), wt.data(), bias.data(), y_ref.data());
           kernels::dw_backward_input(gy.data(), wt.data(), geo, 0, c, gx.data(), scratch.data());
-          kernels::depthwise_backward_input(gy.data(), wt.data(), geo, 0, c, gx_ref.data());
+          reference::conv2d_backward(shape, gy.data(), x.data(), wt.data(), gx_ref.data(), gw_ref.data());
           kernels::dw_backward_weight_acc(gy.data(), x.data(), geo, 0, c, acc.data(), scratch.data());
           kernels::dw_reduce(acc.data(), geo, 0, c, gw.data());
-          kernels::depthwise_backward_weight(gy.data(), x.data(), geo, 0, c, gw_ref.data());
           for (size_t i = 0; i < y.size(); ++i) REQUIRE(y[i] == doctest::Approx(y_ref[i]).epsilon(1e-12));
           for (size_t i = 0; i < gx.size(); ++i) REQUIRE(gx[i] == doctest::Approx(gx_ref[i]).epsilon(1e-12));
           for (size_t i = 0; i < gw.size(); ++i) REQUIRE(gw[i] == doctest::Approx(gw_ref[i]).epsilon(1e-12));
@@ -727,15 +733,15 @@ template <typename T> void check_dw3x3(Generator& gen, double tol) {
       const int64_t n = geo.ho * geo.wo, lanes = kernels::kVecLanes<T>;
       std::vector<T> x = random_vec<T>(gen, h * w), wt = random_vec<T>(gen, 9), gy = random_vec<T>(gen, n);
       const T bias = static_cast<T>(gen.normal());
-      std::vector<T> y(n), y_ref(n), gx(x.size()), gx_ref(x.size()), acc(9 * lanes, T(0)), gw_ref(9, T(0));
+      std::vector<T> y(n), y_ref(n), gx(x.size()), gx_ref(x.size()), acc(9 * lanes, T(0)), gw_ref(9);
+      const kernels::Conv2dShape shape{1, 1, h, w, 1, 3, 3, stride, 1, 1, geo.ho, geo.wo};
       kernels::dw3x3_forward(x.data(), wt.data(), bias, geo, y.data());
-      kernels::depthwise_forward(x.data(), wt.data(), &bias, geo, 0, 1, y_ref.data());
+      reference::conv2d_forward(shape, x.data(), wt.data(), &bias, y_ref.data());
       kernels::dw3x3_backward_input(gy.data(), wt.data(), geo, gx.data());
-      kernels::depthwise_backward_input(gy.data(), wt.data(), geo, 0, 1, gx_ref.data());
+      reference::conv2d_backward(shape, gy.data(), x.data(), wt.data(), gx_ref.data(), gw_ref.data());
       T* a[9];
       for (int64_t t = 0; t < 9; ++t) a[t] = acc.data() + t * lanes;
       kernels::dw3x3_weight_lanes(gy.data(), x.data(), geo, a);
-      kernels::depthwise_backward_weight(gy.data(), x.data(), geo, 0, 1, gw_ref.data());
       for (int64_t i = 0; i < n; ++i) REQUIRE(y[i] == doctest::Approx(y_ref[i]).epsilon(tol));
       for (size_t i = 0; i < gx.size(); ++i) REQUIRE(gx[i] == doctest::Approx(gx_ref[i]).epsilon(tol));
       for (int64_t t = 0; t < 9; ++t) {
@@ -746,7 +752,7 @@ template <typename T> void check_dw3x3(Generator& gen, double tol) {
     }
 }
 
-TEST_CASE("depthwise 3x3 register kernels (stride 1 and 2) match the direct loops") {
+TEST_CASE("depthwise 3x3 register kernels (stride 1 and 2) match the reference loops") {
   Generator gen(82);
   check_dw3x3<float>(gen, 1e-4);
   check_dw3x3<double>(gen, 1e-12);

@@ -1,7 +1,8 @@
-// Depthwise convolution (one k x k filter per channel), the fast path of core/ops/conv.cpp.
+// Depthwise convolution (one k x k filter per channel), a fast path of conv2d
+// (core/kernels/conv2d.cpp).
 //
-// MaxViT's depthwise convs run on small planes (16x16 down to 4x4 per channel), where the direct
-// loops of core/kernels/conv.h spend their time on bounds checks and loop set-up per kernel tap,
+// MaxViT's depthwise convs run on small planes (16x16 down to 4x4 per channel), where direct
+// loops over the taps spend their time on bounds checks and loop set-up per kernel tap,
 // not on arithmetic. Here each (sample, channel) plane is first copied into a zero-padded buffer,
 // split by the stride into stride x stride "phase" planes (phase (a, b) holds padded rows a, a + s,
 // ... and columns b, b + s, ...). Then every tap (i, j) of the filter reads phase (i % s, j % s)
@@ -19,7 +20,7 @@
 // kept the copy for the weight gradient: a write and a read of the largest activation (128 x 128 x
 // 32 x 32 in the cifar preset) to save a pass that runs in cache, and a train step was no faster.
 //
-// Each function handles channels [c0, c1) of one sample, as the direct kernels do, and takes a
+// Each function handles channels [c0, c1) of one sample and takes a
 // scratch buffer of dw_scratch_size(g) elements. The 3x3 convolutions with padding 1 on MaxViT's
 // planes (dw3x3_fits) go to the register kernels of core/kernels/depthwise_3x3.h instead, with the
 // same sums in the same order and the same accumulator layout.

@@ -1,8 +1,12 @@
 #include "core/kernels/pool.h"
 
 #include <algorithm>
+#include <vector>
 
+#include "core/kernel_path.h"
 #include "core/kernels/simd.h"
+#include "core/parallel.h"
+#include "core/reference/pool.h"
 
 namespace mg::kernels {
 
@@ -193,7 +197,28 @@ template <typename T> void avg_pool_plane_backward(const T* gy, const PoolGeom& 
   }
 }
 
+template <typename T> void avg_pool2d_forward(const PoolGeom& g, int64_t planes, const T* x, T* y) {
+  if (use_reference_kernels()) return reference::avg_pool2d_forward(g, planes, x, y);
+  const AxisWindows rows(g.ho, g.h, g), cols(g.wo, g.w, g);
+  parallel_for(planes, 8, [&](int64_t c0, int64_t c1) {
+    std::vector<T> hs(static_cast<size_t>(g.h * g.wo));
+    for (int64_t c = c0; c < c1; ++c) avg_pool_plane(x + c * g.h * g.w, g, rows, cols, hs.data(), y + c * g.ho * g.wo);
+  });
+}
+
+template <typename T> void avg_pool2d_backward(const PoolGeom& g, int64_t planes, const T* gy, T* gx) {
+  if (use_reference_kernels()) return reference::avg_pool2d_backward(g, planes, gy, gx);
+  const AxisWindows rows(g.ho, g.h, g), cols(g.wo, g.w, g);
+  parallel_for(planes, 8, [&](int64_t c0, int64_t c1) {
+    std::vector<T> gd(static_cast<size_t>(g.ho * g.wo)), vs(static_cast<size_t>(g.h * g.wo));
+    for (int64_t c = c0; c < c1; ++c)
+      avg_pool_plane_backward(gy + c * g.ho * g.wo, g, rows, cols, gd.data(), vs.data(), gx + c * g.h * g.w);
+  });
+}
+
 #define MG_INSTANTIATE(T)                                                                                             \
+  template void avg_pool2d_forward<T>(const PoolGeom&, int64_t, const T*, T*);                                        \
+  template void avg_pool2d_backward<T>(const PoolGeom&, int64_t, const T*, T*);                                       \
   template bool pool_fits_3s2<T>(const PoolGeom&);                                                                    \
   template void avg_pool_plane<T>(const T*, const PoolGeom&, const AxisWindows&, const AxisWindows&, T*, T*);         \
   template void avg_pool_plane_backward<T>(const T*, const PoolGeom&, const AxisWindows&, const AxisWindows&, T*, T*, \

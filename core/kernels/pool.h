@@ -1,4 +1,4 @@
-// avg_pool2d's loops over one (H, W) plane, for core/ops/pool.cpp. The pooling is separable: a
+// avg_pool2d's loops over (H, W) planes, for core/ops/pool.cpp. The pooling is separable: a
 // window's sum is the sum over its rows of each row's sum over the window's columns. So a plane goes
 // in two passes, columns then rows (and the backward, its adjoint, rows then columns), each a loop
 // over contiguous values instead of a short double loop per output.
@@ -34,7 +34,14 @@ struct AxisWindows {
 // ho * wo a multiple of them).
 template <typename T> bool pool_fits_3s2(const PoolGeom& g);
 
-// y (ho, wo) = the window averages of x (h, w); hs is (h, wo) scratch. Takes the 3s2 passes when they fit.
+// The entry points of core/ops/pool.cpp, for planes (n * c) planes at once, in parallel: the plain
+// loops of core/reference/pool.h on the reference path, else the passes below, plane by plane.
+// y (planes, ho, wo) = the window averages of x (planes, h, w)
+template <typename T> void avg_pool2d_forward(const PoolGeom& g, int64_t planes, const T* x, T* y);
+// gx (planes, h, w) = each gy (planes, ho, wo) / divisor spread over its window
+template <typename T> void avg_pool2d_backward(const PoolGeom& g, int64_t planes, const T* gy, T* gx);
+
+// One plane. y (ho, wo) = the window averages of x (h, w); hs is (h, wo) scratch. Takes the 3s2 passes when they fit.
 template <typename T>
 void avg_pool_plane(const T* x, const PoolGeom& g, const AxisWindows& rows, const AxisWindows& cols, T* hs, T* y);
 // gx (h, w) = the adjoint applied to gy (ho, wo): each gy / divisor spread over its window; gd

@@ -1,13 +1,10 @@
 // Average pooling. avg_pool2d's backward spreads each output gradient evenly over the window it
 // averaged (the same divisor as the forward: with count_include_pad the padding counts). The loops
-// over a plane are in core/kernels/pool.h; planes run in parallel.
+// are behind the two calls of core/kernels/pool.h.
 #include "core/kernels/pool.h"
-
-#include <vector>
 
 #include "core/autograd.h"
 #include "core/ops.h"
-#include "core/parallel.h"
 
 namespace mg {
 
@@ -22,31 +19,18 @@ Tensor avg_pool2d(const Tensor& x_in, int64_t kernel, int64_t stride, int64_t pa
   kernels::PoolGeom g{x.size(2), x.size(3), kernel, stride, padding, 0, 0, count_include_pad};
   g.ho = (g.h + 2 * padding - kernel) / stride + 1;
   g.wo = (g.w + 2 * padding - kernel) / stride + 1;
+  // y (n, c, ho, wo) = the sum of x over each k x k window / its divisor (with count_include_pad the
+  // padding counts; else only the inputs inside)
   Tensor y = Tensor::empty({x.size(0), x.size(1), g.ho, g.wo}, x.dtype());
-  MG_DISPATCH_FLOAT(x.dtype(), "avg_pool2d", [&] {
-    const scalar_t* px = x.data<scalar_t>();
-    scalar_t* py = y.data<scalar_t>();
-    const kernels::AxisWindows rows(g.ho, g.h, g), cols(g.wo, g.w, g);
-    parallel_for(planes, 8, [&](int64_t c0, int64_t c1) {
-      std::vector<scalar_t> hs(static_cast<size_t>(g.h * g.wo));
-      for (int64_t c = c0; c < c1; ++c)
-        kernels::avg_pool_plane(px + c * g.h * g.w, g, rows, cols, hs.data(), py + c * g.ho * g.wo);
-    });
-  });
+  MG_DISPATCH_FLOAT(x.dtype(), "avg_pool2d",
+                    [&] { kernels::avg_pool2d_forward<scalar_t>(g, planes, x.data<scalar_t>(), y.data<scalar_t>()); });
   Shape xs = x.shape();
   record("avg_pool2d", y, {x_in}, [g, planes, xs](const Tensor& g_in) {
+    // gx (n, c, h, w) = sum over the windows holding each input of gy (n, c, ho, wo) / the window's divisor
     Tensor gy = g_in.contiguous();
     Tensor gx = Tensor::empty(xs, gy.dtype());
     MG_DISPATCH_FLOAT(gy.dtype(), "avg_pool2d backward", [&] {
-      const scalar_t* pg = gy.data<scalar_t>();
-      scalar_t* px = gx.data<scalar_t>();
-      const kernels::AxisWindows rows(g.ho, g.h, g), cols(g.wo, g.w, g);
-      parallel_for(planes, 8, [&](int64_t c0, int64_t c1) {
-        std::vector<scalar_t> gd(static_cast<size_t>(g.ho * g.wo)), vs(static_cast<size_t>(g.h * g.wo));
-        for (int64_t c = c0; c < c1; ++c)
-          kernels::avg_pool_plane_backward(pg + c * g.ho * g.wo, g, rows, cols, gd.data(), vs.data(),
-                                           px + c * g.h * g.w);
-      });
+      kernels::avg_pool2d_backward<scalar_t>(g, planes, gy.data<scalar_t>(), gx.data<scalar_t>());
     });
     return std::vector<Tensor>{gx};
   });
