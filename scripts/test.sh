@@ -16,7 +16,7 @@ case "$preset" in
     exit 2
     ;;
 esac
-scripts/deps.sh gdb
+scripts/deps.sh gdb python3-numpy
 jobs=$(nproc)
 cmake --preset "$preset" >/dev/null
 cmake --build --preset "$preset" -j "$jobs"
