@@ -23,7 +23,7 @@ inline models::MaxVitConfig tiny_maxvit() {
 
 struct TinyRun {
   models::MaxVit model{tiny_maxvit(), 1};
-  nn::AdamW opt{model.parameters(), 1e-2, 0.9, 0.999, 1e-8, 0.05};
+  nn::AdamW opt{model.parameters(), nn::AdamWOptions(1e-2).weight_decay(0.05)};
   nn::GeneratorRefs rngs() { return {{"drop_path", model.drop_gen.get()}}; }
 };
 
