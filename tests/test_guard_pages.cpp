@@ -91,7 +91,7 @@ template <typename T> void batch_norm_within_operands(const kernels::BnGeom& g) 
     std::vector<double> sum_g(static_cast<size_t>(g.c)), sum_gxhat(static_cast<size_t>(g.c));
     kernels::bn_forward_training<T>(p[0], g, 1e-3, p[1], p[2], kernels::BnAct::Gelu, p[3], p[6], p[7], p[8], p[9],
                                     p[10]);
-    kernels::bn_backward<T>(p[4], p[0], g, p[6], p[8], p[1], true, kernels::BnAct::Gelu, p[9], p[10], p[5],
+    kernels::bn_backward<T>(p[4], p[0], g, p[6], p[8], p[1], p[2], true, kernels::BnAct::Gelu, p[9], p[10], p[5],
                             sum_g.data(), sum_gxhat.data());
     CHECK(p[5][0] == p[5][0]);
   });

@@ -13,6 +13,7 @@
 #include <numeric>
 
 #include "core/factory.h"
+#include "core/kernel_path.h"
 #include "core/kernels/batch_norm.h"
 #include "core/kernels/conv.h"
 #include "core/kernels/conv_shifted.h"
@@ -24,7 +25,9 @@
 #include "core/kernels/pool.h"
 #include "core/kernels/simd.h"
 #include "core/ops.h"
+#include "core/reference/batch_norm.h"
 #include "core/reference/conv.h"
+#include "core/reference/layer_norm.h"
 #include "helpers.h"
 
 using namespace mg;
@@ -584,6 +587,7 @@ TEST_CASE("multi_head_attention matches the composition of matmul, softmax and t
 // lane count and with a tail; the fused training forward and backward (channels in blocks) against the
 // separate kernels (channel by channel: the same arithmetic, so the same bits) and against the formulas.
 TEST_CASE("batch_norm kernels match their references and each other") {
+  KernelPathGuard fast(KernelPath::fast);  // the fast kernels, whatever MAXGRAD_KERNELS says
   Generator g(70);
   for (const kernels::BnGeom geo :
        {kernels::BnGeom{3, 5, 37}, kernels::BnGeom{4, 2, 16}, kernels::BnGeom{2, 3, 5}, kernels::BnGeom{9, 4, 1},
@@ -596,14 +600,14 @@ TEST_CASE("batch_norm kernels match their references and each other") {
     const auto uc = static_cast<size_t>(geo.c);
     std::vector<double> s(uc), s_ref(uc), sq(uc), sq_ref(uc);
     kernels::bn_channel_sums(px, geo, s.data());
-    kernels::bn_channel_sums_reference(px, geo, s_ref.data());
+    reference::bn_channel_sums(px, geo, s_ref.data());
     std::vector<double> mean(uc);
     for (size_t c = 0; c < uc; ++c) {
       CHECK(s[c] == doctest::Approx(s_ref[c]).epsilon(1e-12));
       mean[c] = s[c] / static_cast<double>(geo.n * geo.inner);
     }
     kernels::bn_channel_sq_dev_sums(px, geo, mean.data(), sq.data());
-    kernels::bn_channel_sq_dev_sums_reference(px, geo, mean.data(), sq_ref.data());
+    reference::bn_channel_sq_dev_sums(px, geo, mean.data(), sq_ref.data());
     for (size_t c = 0; c < uc; ++c) CHECK(sq[c] == doctest::Approx(sq_ref[c]).epsilon(1e-12));
 
     // fused training forward = sums + bn_affine + bn_normalize, bit for bit
@@ -626,10 +630,10 @@ TEST_CASE("batch_norm kernels match their references and each other") {
     // fused backward = bn_grad_sums + bn_input_grad; its sums against the reference
     std::vector<double> sg(uc), sgx(uc), sg2(uc), sgx2(uc), sg_ref(uc), sgx_ref(uc);
     Tensor gx = Tensor::empty({numel}), gx2 = Tensor::empty({numel});
-    kernels::bn_backward(pg, px, geo, m.data(), r.data(), w.data<float>(), true, kernels::BnAct::None, sc.data(),
-                         sh.data(), gx.data<float>(), sg.data(), sgx.data());
+    kernels::bn_backward(pg, px, geo, m.data(), r.data(), w.data<float>(), b.data<float>(), true, kernels::BnAct::None,
+                         sc.data(), sh.data(), gx.data<float>(), sg.data(), sgx.data());
     kernels::bn_grad_sums(pg, px, geo, m.data(), r.data(), sg2.data(), sgx2.data());
-    kernels::bn_grad_sums_reference(pg, px, geo, m.data(), r.data(), sg_ref.data(), sgx_ref.data());
+    reference::bn_grad_sums(pg, px, geo, m.data(), r.data(), sg_ref.data(), sgx_ref.data());
     std::vector<float> k(uc), mg_(uc), mgx(uc);
     for (size_t c = 0; c < uc; ++c) {
       CHECK(sg[c] == sg2[c]);
@@ -785,6 +789,7 @@ TEST_CASE("batch_norm_gelu is gelu(batch_norm(x)): values, gradients, running st
 }
 
 TEST_CASE("layer_norm kernels match their references") {
+  KernelPathGuard fast(KernelPath::fast);  // the fast kernels, whatever MAXGRAD_KERNELS says
   Generator g(100);
   for (const kernels::LnGeom geo : {kernels::LnGeom{300, 32}, kernels::LnGeom{7, 13}, kernels::LnGeom{600, 5}}) {
     for (bool affine : {true, false}) {
@@ -797,12 +802,12 @@ TEST_CASE("layer_norm kernels match their references") {
       const auto un = static_cast<size_t>(numel), ur = static_cast<size_t>(geo.rows), uc = static_cast<size_t>(geo.c);
       std::vector<double> y(un), y_ref(un), m(ur), m_ref(ur), r(ur), r_ref(ur);
       kernels::ln_forward(x.data<double>(), geo, 1e-5, pw, pb, y.data(), m.data(), r.data());
-      kernels::ln_forward_reference(x.data<double>(), geo, 1e-5, pw, pb, y_ref.data(), m_ref.data(), r_ref.data());
+      reference::layer_norm_forward(x.data<double>(), geo, 1e-5, pw, pb, y_ref.data(), m_ref.data(), r_ref.data());
       for (size_t i = 0; i < un; ++i) REQUIRE(y[i] == doctest::Approx(y_ref[i]).epsilon(1e-12));
       std::vector<double> gx(un), gx_ref(un), dw(uc), dw_ref(uc), db(uc), db_ref(uc);
       kernels::ln_backward(gy.data<double>(), x.data<double>(), geo, m.data(), r.data(), pw, gx.data(), dw.data(),
                            db.data());
-      kernels::ln_backward_reference(gy.data<double>(), x.data<double>(), geo, m.data(), r.data(), pw, gx_ref.data(),
+      reference::layer_norm_backward(gy.data<double>(), x.data<double>(), geo, m.data(), r.data(), pw, gx_ref.data(),
                                      dw_ref.data(), db_ref.data());
       for (size_t i = 0; i < un; ++i) REQUIRE(gx[i] == doctest::Approx(gx_ref[i]).epsilon(1e-10).scale(1));
       for (size_t i = 0; i < uc; ++i) {
@@ -817,6 +822,7 @@ TEST_CASE("layer_norm kernels match their references") {
 // elsewhere): rows not a multiple of 8, C of 1, 2 and 3 float vectors and one of neither, with and
 // without the affine parameters.
 TEST_CASE("layer_norm's float kernels match their references") {
+  KernelPathGuard fast(KernelPath::fast);  // the fast kernels, whatever MAXGRAD_KERNELS says
   Generator g(101);
   for (const kernels::LnGeom geo : {kernels::LnGeom{301, 32}, kernels::LnGeom{13, 48}, kernels::LnGeom{70, 16},
                                     kernels::LnGeom{9, 128}, kernels::LnGeom{5, 20}}) {
@@ -830,7 +836,7 @@ TEST_CASE("layer_norm's float kernels match their references") {
       const auto un = static_cast<size_t>(numel), ur = static_cast<size_t>(geo.rows), uc = static_cast<size_t>(geo.c);
       std::vector<float> y(un), y_ref(un), m(ur), m_ref(ur), r(ur), r_ref(ur);
       kernels::ln_forward(x.data<float>(), geo, 1e-5, pw, pb, y.data(), m.data(), r.data());
-      kernels::ln_forward_reference(x.data<float>(), geo, 1e-5, pw, pb, y_ref.data(), m_ref.data(), r_ref.data());
+      reference::layer_norm_forward(x.data<float>(), geo, 1e-5, pw, pb, y_ref.data(), m_ref.data(), r_ref.data());
       for (size_t i = 0; i < ur; ++i) {
         REQUIRE(m[i] == doctest::Approx(m_ref[i]).epsilon(1e-6).scale(1));
         REQUIRE(r[i] == doctest::Approx(r_ref[i]).epsilon(1e-6));
@@ -840,7 +846,7 @@ TEST_CASE("layer_norm's float kernels match their references") {
       std::vector<double> dw(uc), dw_ref(uc), db(uc), db_ref(uc);
       kernels::ln_backward(gy.data<float>(), x.data<float>(), geo, m.data(), r.data(), pw, gx.data(), dw.data(),
                            db.data());
-      kernels::ln_backward_reference(gy.data<float>(), x.data<float>(), geo, m.data(), r.data(), pw, gx_ref.data(),
+      reference::layer_norm_backward(gy.data<float>(), x.data<float>(), geo, m.data(), r.data(), pw, gx_ref.data(),
                                      dw_ref.data(), db_ref.data());
       for (size_t i = 0; i < un; ++i) REQUIRE(gx[i] == doctest::Approx(gx_ref[i]).epsilon(1e-4).scale(1));
       for (size_t i = 0; i < uc; ++i) {

@@ -1,9 +1,13 @@
 #include "core/kernels/attention.h"
 
 #include <algorithm>
+#include <vector>
 
+#include "core/kernel_path.h"
 #include "core/kernels/fast_math.h"
 #include "core/kernels/simd.h"
+#include "core/parallel.h"
+#include "core/reference/attention.h"
 
 namespace mg::kernels {
 
@@ -56,6 +60,12 @@ void small_gemm(int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const 
       std::copy(acc, acc + w, c + i * ldc + j0);
     }
   }
+}
+
+// Groups per task: about 2K scores, so a task is worth scheduling; fixed by the sizes (the
+// bias gradient is summed per task, then over the tasks in order).
+int64_t groups_per_task(const AttnGeom& g) {
+  return std::max<int64_t>(1, 2048 / std::max<int64_t>(g.heads * g.n * g.n, 1));
 }
 
 }  // namespace
@@ -133,9 +143,45 @@ template <typename T> void attention_backward(const T* qkv, const T* probs, cons
   }
 }
 
-#define MG_INSTANTIATE(T)                                                                 \
-  template void attention_forward<T>(const T*, const T*, const AttnGeom&, T, T*, T*, T*); \
-  template void attention_backward<T>(const T*, const T*, const T*, const AttnGeom&, T, T*, T*, T*);
+template <typename T> void multi_head_attention_forward(const T* qkv, const T* bias, int64_t groups, const AttnGeom& g,
+                                                        double scale, T* out, T* probs) {
+  if (use_reference_kernels()) return reference::multi_head_attention_forward(qkv, bias, groups, g, scale, out, probs);
+  const int64_t n = g.n, c = g.heads * g.hd;
+  parallel_for(groups, groups_per_task(g), [&](int64_t g0, int64_t g1) {
+    std::vector<T> scratch(static_cast<size_t>(attention_scratch_size(g)));
+    for (int64_t gi = g0; gi < g1; ++gi)
+      attention_forward<T>(qkv + gi * n * 3 * c, bias, g, static_cast<T>(scale), out + gi * n * c,
+                           probs + gi * g.heads * n * n, scratch.data());
+  });
+}
+
+template <typename T> void multi_head_attention_backward(const T* qkv, const T* probs, const T* gout, int64_t groups,
+                                                         const AttnGeom& g, double scale, T* gqkv, T* gbias) {
+  if (use_reference_kernels())
+    return reference::multi_head_attention_backward(qkv, probs, gout, groups, g, scale, gqkv, gbias);
+  const int64_t n = g.n, c = g.heads * g.hd, nb = g.heads * n * n;
+  const int64_t grain = groups_per_task(g), parts = (groups + grain - 1) / grain;
+  std::vector<T> partial(static_cast<size_t>(parts * nb), T(0));  // the bias gradient of each task
+  parallel_for(groups, grain, [&](int64_t g0, int64_t g1) {
+    std::vector<T> scratch(static_cast<size_t>(attention_scratch_size(g)));
+    T* gb = partial.data() + (g0 / grain) * nb;
+    for (int64_t gi = g0; gi < g1; ++gi)
+      attention_backward<T>(qkv + gi * n * 3 * c, probs + gi * nb, gout + gi * n * c, g, static_cast<T>(scale),
+                            gqkv + gi * n * 3 * c, gb, scratch.data());
+  });
+  for (int64_t i = 0; i < nb; ++i) {
+    T s = 0;
+    for (int64_t p = 0; p < parts; ++p) s += partial[p * nb + i];
+    gbias[i] = s;
+  }
+}
+
+#define MG_INSTANTIATE(T)                                                                                            \
+  template void attention_forward<T>(const T*, const T*, const AttnGeom&, T, T*, T*, T*);                            \
+  template void attention_backward<T>(const T*, const T*, const T*, const AttnGeom&, T, T*, T*, T*);                 \
+  template void multi_head_attention_forward<T>(const T*, const T*, int64_t, const AttnGeom&, double, T*, T*);       \
+  template void multi_head_attention_backward<T>(const T*, const T*, const T*, int64_t, const AttnGeom&, double, T*, \
+                                                 T*);
 MG_INSTANTIATE(float)
 MG_INSTANTIATE(double)
 #undef MG_INSTANTIATE

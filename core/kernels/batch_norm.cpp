@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/kernel_path.h"
 #include "core/kernels/fast_math.h"
 #include "core/kernels/lanes.h"
 #include "core/parallel.h"
+#include "core/reference/batch_norm.h"
 
 namespace mg::kernels {
 
@@ -124,9 +126,28 @@ template <typename T> void bn_forward_training(const T* x, const BnGeom& g, doub
   });
 }
 
+template <typename T> void bn_forward(const T* x, const BnGeom& g, bool training, const double* running_mean,
+                                      const double* running_var, double eps, const T* w, const T* b, BnAct act, T* y,
+                                      T* mean, T* var, T* rstd, T* scale, T* shift) {
+  if (use_reference_kernels())
+    return reference::batch_norm_forward(x, g, training, running_mean, running_var, eps, w, b, act, y, mean, var, rstd,
+                                         scale, shift);
+  if (training) return bn_forward_training(x, g, eps, w, b, act, y, mean, var, rstd, scale, shift);
+  // y = x * scale + shift, with scale = w * rstd, shift = b - mean * scale, from the running stats
+  for (int64_t ch = 0; ch < g.c; ++ch) {
+    const double m = running_mean[ch], v = running_var[ch];
+    const BnAffine<T> a = bn_affine(m, v, eps, w, b, ch);
+    mean[ch] = static_cast<T>(m), var[ch] = static_cast<T>(v), rstd[ch] = a.rstd;
+    scale[ch] = a.scale, shift[ch] = a.shift;
+  }
+  bn_normalize(x, g, scale, shift, y, act);
+}
+
 template <typename T> void bn_backward(const T* gy, const T* x, const BnGeom& g, const T* mean, const T* rstd,
-                                       const T* w, bool training, BnAct act, const T* scale, const T* shift, T* gx,
-                                       double* sum_g, double* sum_gxhat) {
+                                       const T* w, const T* b, bool training, BnAct act, const T* scale, const T* shift,
+                                       T* gx, double* sum_g, double* sum_gxhat) {
+  if (use_reference_kernels())
+    return reference::batch_norm_backward(gy, x, g, mean, rstd, w, b, training, act, gx, sum_g, sum_gxhat);
   const double count = static_cast<double>(g.n * g.inner);
   for_channel_blocks<T>(g, [&](int64_t c0, int64_t c1) {
     double pg[kMaxBlock][kLanes] = {}, pgx[kMaxBlock][kLanes] = {};
@@ -170,6 +191,7 @@ template <typename T> void bn_backward(const T* gy, const T* x, const BnGeom& g,
 }
 
 template <typename T> void bn_channel_sums(const T* x, const BnGeom& g, double* sum) {
+  if (use_reference_kernels()) return reference::bn_channel_sums(x, g, sum);
   for_channel_blocks<T>(g, [&](int64_t c0, int64_t c1) {
     double part[kMaxBlock][kLanes] = {};
     for_rows_fetching(g, c0, c1, x, static_cast<const T*>(nullptr), [&](int64_t ch, int64_t row) {
@@ -180,6 +202,7 @@ template <typename T> void bn_channel_sums(const T* x, const BnGeom& g, double* 
 }
 
 template <typename T> void bn_channel_sq_dev_sums(const T* x, const BnGeom& g, const double* mean, double* sq) {
+  if (use_reference_kernels()) return reference::bn_channel_sq_dev_sums(x, g, mean, sq);
   for_channel_blocks<T>(g, [&](int64_t c0, int64_t c1) {
     double part[kMaxBlock][kLanes] = {};
     for_rows_fetching(g, c0, c1, x, static_cast<const T*>(nullptr),
@@ -189,6 +212,7 @@ template <typename T> void bn_channel_sq_dev_sums(const T* x, const BnGeom& g, c
 }
 
 template <typename T> void bn_normalize(const T* x, const BnGeom& g, const T* scale, const T* shift, T* y, BnAct act) {
+  if (use_reference_kernels()) return reference::bn_normalize(x, g, scale, shift, y, act);
   for_channel_blocks<T>(g, [&](int64_t c0, int64_t c1) {
     for_rows(g, c0, c1,
              [&](int64_t ch, int64_t row) { normalize_row(x + row, g.inner, scale[ch], shift[ch], act, y + row); });
@@ -197,6 +221,7 @@ template <typename T> void bn_normalize(const T* x, const BnGeom& g, const T* sc
 
 template <typename T> void bn_grad_sums(const T* gy, const T* x, const BnGeom& g, const T* mean, const T* rstd,
                                         double* sum_g, double* sum_gxhat) {
+  if (use_reference_kernels()) return reference::bn_grad_sums(gy, x, g, mean, rstd, sum_g, sum_gxhat);
   for_channel_blocks<T>(g, [&](int64_t c0, int64_t c1) {
     double pg[kMaxBlock][kLanes] = {}, pgx[kMaxBlock][kLanes] = {};
     for_rows_fetching(g, c0, c1, gy, x, [&](int64_t ch, int64_t row) {
@@ -211,6 +236,7 @@ template <typename T> void bn_grad_sums(const T* gy, const T* x, const BnGeom& g
 
 template <typename T> void bn_input_grad(const T* gy, const T* x, const BnGeom& g, const T* mean, const T* rstd,
                                          const T* k, const T* mg, const T* mgx, T* gx) {
+  if (use_reference_kernels()) return reference::bn_input_grad(gy, x, g, mean, rstd, k, mg, mgx, gx);
   for_channel_blocks<T>(g, [&](int64_t c0, int64_t c1) {
     for_rows(g, c0, c1, [&](int64_t ch, int64_t row) {
       input_grad_row(gy + row, x + row, g.inner, mean[ch], rstd[ch], k[ch], mg[ch], mgx[ch], gx + row);
@@ -218,59 +244,20 @@ template <typename T> void bn_input_grad(const T* gy, const T* x, const BnGeom& 
   });
 }
 
-// ---- references: one value after another ----
-
-template <typename T> void bn_channel_sums_reference(const T* x, const BnGeom& g, double* sum) {
-  for (int64_t ch = 0; ch < g.c; ++ch) {
-    double acc = 0;
-    for (int64_t s = 0; s < g.n; ++s)
-      for (int64_t i = 0; i < g.inner; ++i) acc += x[(s * g.c + ch) * g.inner + i];
-    sum[ch] = acc;
-  }
-}
-
-template <typename T>
-void bn_channel_sq_dev_sums_reference(const T* x, const BnGeom& g, const double* mean, double* sq) {
-  for (int64_t ch = 0; ch < g.c; ++ch) {
-    double acc = 0;
-    for (int64_t s = 0; s < g.n; ++s)
-      for (int64_t i = 0; i < g.inner; ++i) {
-        const double d = x[(s * g.c + ch) * g.inner + i] - mean[ch];
-        acc += d * d;
-      }
-    sq[ch] = acc;
-  }
-}
-
-template <typename T> void bn_grad_sums_reference(const T* gy, const T* x, const BnGeom& g, const T* mean,
-                                                  const T* rstd, double* sum_g, double* sum_gxhat) {
-  for (int64_t ch = 0; ch < g.c; ++ch) {
-    double a = 0, b = 0;
-    for (int64_t s = 0; s < g.n; ++s)
-      for (int64_t i = 0; i < g.inner; ++i) {
-        const int64_t at = (s * g.c + ch) * g.inner + i;
-        a += gy[at];
-        b += static_cast<double>(gy[at]) * static_cast<double>((x[at] - mean[ch]) * rstd[ch]);
-      }
-    sum_g[ch] = a, sum_gxhat[ch] = b;
-  }
-}
-
 #define MG_INSTANTIATE(T)                                                                                              \
   template BnAffine<T> bn_affine<T>(double, double, double, const T*, const T*, int64_t);                              \
   template void bn_forward_training<T>(const T*, const BnGeom&, double, const T*, const T*, BnAct, T*, T*, T*, T*, T*, \
                                        T*);                                                                            \
-  template void bn_backward<T>(const T*, const T*, const BnGeom&, const T*, const T*, const T*, bool, BnAct, const T*, \
-                               const T*, T*, double*, double*);                                                        \
+  template void bn_forward<T>(const T*, const BnGeom&, bool, const double*, const double*, double, const T*, const T*, \
+                              BnAct, T*, T*, T*, T*, T*, T*);                                                          \
+  template void bn_backward<T>(const T*, const T*, const BnGeom&, const T*, const T*, const T*, const T*, bool, BnAct, \
+                               const T*, const T*, T*, double*, double*);                                              \
   template void bn_channel_sums<T>(const T*, const BnGeom&, double*);                                                  \
   template void bn_channel_sq_dev_sums<T>(const T*, const BnGeom&, const double*, double*);                            \
   template void bn_normalize<T>(const T*, const BnGeom&, const T*, const T*, T*, BnAct);                               \
   template void bn_grad_sums<T>(const T*, const T*, const BnGeom&, const T*, const T*, double*, double*);              \
   template void bn_input_grad<T>(const T*, const T*, const BnGeom&, const T*, const T*, const T*, const T*, const T*,  \
-                                 T*);                                                                                  \
-  template void bn_channel_sums_reference<T>(const T*, const BnGeom&, double*);                                        \
-  template void bn_channel_sq_dev_sums_reference<T>(const T*, const BnGeom&, const double*, double*);                  \
-  template void bn_grad_sums_reference<T>(const T*, const T*, const BnGeom&, const T*, const T*, double*, double*);
+                                 T*);
 MG_INSTANTIATE(float)
 MG_INSTANTIATE(double)
 #undef MG_INSTANTIATE

@@ -5,9 +5,11 @@
 #include <type_traits>
 #include <vector>
 
+#include "core/kernel_path.h"
 #include "core/kernels/lanes.h"
 #include "core/kernels/simd.h"
 #include "core/parallel.h"
+#include "core/reference/layer_norm.h"
 
 namespace mg::kernels {
 
@@ -90,6 +92,7 @@ template <typename T> void ln_forward_rows8(const T* x, int64_t c, double eps, c
 
 template <typename T>
 void ln_forward(const T* x, const LnGeom& g, double eps, const T* w, const T* b, T* y, T* mean, T* rstd) {
+  if (use_reference_kernels()) return reference::layer_norm_forward(x, g, eps, w, b, y, mean, rstd);
   const int64_t c = g.c;
   if constexpr (kRows8<T>)
     if (rows8_fit(c) && (w == nullptr) == (b == nullptr))
@@ -123,6 +126,7 @@ void ln_forward(const T* x, const LnGeom& g, double eps, const T* w, const T* b,
 
 template <typename T> void ln_backward(const T* gy, const T* x, const LnGeom& g, const T* mean, const T* rstd,
                                        const T* w, T* gx, double* dw, double* db) {
+  if (use_reference_kernels()) return reference::layer_norm_backward(gy, x, g, mean, rstd, w, gx, dw, db);
   const int64_t c = g.c, parts = (g.rows + kLnRowsPerPart - 1) / kLnRowsPerPart;
   std::vector<double> pdw(static_cast<size_t>(parts * c), 0.0), pdb(static_cast<size_t>(parts * c), 0.0);
   parallel_for(parts, 1, [&](int64_t p0, int64_t p1) {
@@ -162,56 +166,9 @@ template <typename T> void ln_backward(const T* gy, const T* x, const LnGeom& g,
   }
 }
 
-// ---- references: one value after another, one row after another ----
-
-template <typename T>
-void ln_forward_reference(const T* x, const LnGeom& g, double eps, const T* w, const T* b, T* y, T* mean, T* rstd) {
-  const int64_t c = g.c;
-  for (int64_t r = 0; r < g.rows; ++r) {
-    const T* xr = x + r * c;
-    double m = 0, v = 0;
-    for (int64_t i = 0; i < c; ++i) m += xr[i];
-    m /= static_cast<double>(c);
-    for (int64_t i = 0; i < c; ++i) v += (xr[i] - m) * (xr[i] - m);
-    v /= static_cast<double>(c);
-    const T rs = static_cast<T>(1 / std::sqrt(v + eps)), mt = static_cast<T>(m);
-    rstd[r] = rs, mean[r] = mt;
-    for (int64_t i = 0; i < c; ++i) {
-      const T xh = (xr[i] - mt) * rs;
-      y[r * c + i] = (w ? xh * w[i] : xh) + (b ? b[i] : T(0));
-    }
-  }
-}
-
-template <typename T> void ln_backward_reference(const T* gy, const T* x, const LnGeom& g, const T* mean, const T* rstd,
-                                                 const T* w, T* gx, double* dw, double* db) {
-  const int64_t c = g.c;
-  std::vector<double> sw(static_cast<size_t>(c), 0.0), sb(static_cast<size_t>(c), 0.0);
-  for (int64_t r = 0; r < g.rows; ++r) {
-    double s1 = 0, s2 = 0;
-    for (int64_t i = 0; i < c; ++i) {
-      const T xh = (x[r * c + i] - mean[r]) * rstd[r], dxh = w ? gy[r * c + i] * w[i] : gy[r * c + i];
-      s1 += dxh, s2 += dxh * xh;
-      sw[i] += gy[r * c + i] * xh, sb[i] += gy[r * c + i];
-    }
-    const T m1 = static_cast<T>(s1 / static_cast<double>(c)), m2 = static_cast<T>(s2 / static_cast<double>(c));
-    for (int64_t i = 0; i < c; ++i) {
-      const T xh = (x[r * c + i] - mean[r]) * rstd[r], dxh = w ? gy[r * c + i] * w[i] : gy[r * c + i];
-      gx[r * c + i] = rstd[r] * (dxh - m1 - xh * m2);
-    }
-  }
-  for (int64_t i = 0; i < c; ++i) {
-    if (dw) dw[i] = sw[i];
-    if (db) db[i] = sb[i];
-  }
-}
-
-#define MG_INSTANTIATE(T)                                                                                              \
-  template void ln_forward<T>(const T*, const LnGeom&, double, const T*, const T*, T*, T*, T*);                        \
-  template void ln_backward<T>(const T*, const T*, const LnGeom&, const T*, const T*, const T*, T*, double*, double*); \
-  template void ln_forward_reference<T>(const T*, const LnGeom&, double, const T*, const T*, T*, T*, T*);              \
-  template void ln_backward_reference<T>(const T*, const T*, const LnGeom&, const T*, const T*, const T*, T*, double*, \
-                                         double*);
+#define MG_INSTANTIATE(T)                                                                       \
+  template void ln_forward<T>(const T*, const LnGeom&, double, const T*, const T*, T*, T*, T*); \
+  template void ln_backward<T>(const T*, const T*, const LnGeom&, const T*, const T*, const T*, T*, double*, double*);
 MG_INSTANTIATE(float)
 MG_INSTANTIATE(double)
 #undef MG_INSTANTIATE

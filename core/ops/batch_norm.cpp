@@ -9,12 +9,14 @@
 //   training: dx = w * rstd * (g - mean(g) - xhat * mean(g * xhat))   (mean and var depend on x)
 //   eval:     dx = w * rstd * g                                        (running stats are constants)
 //   dw = sum(g * xhat),  db = sum(g)
-#include <cmath>
-#include <cstdio>
+#include "core/kernels/batch_norm.h"
+
+#include <vector>
 
 #include "core/autograd.h"
+#include "core/kernels/grad_in_place.h"
 #include "core/ops.h"
-#include "core/parallel.h"
+#include "core/profiler.h"
 
 namespace mg {
 
@@ -42,68 +44,49 @@ void batch_norm_update_stats(Tensor& running_mean, Tensor& running_var, const Te
   }
 }
 
-}  // namespace mg
-
-// Included here, not at the top, so that the lines above keep the numbers docs/batchnorm.md's gdb
-// session shows (tests/teaching/gdb_batchnorm.sh checks them).
-#include <vector>
-
-#include "core/kernels/batch_norm.h"
-#include "core/profiler.h"
-
-namespace mg {
-
-// The loops are in core/kernels/batch_norm.cpp (vectorised per-channel sums, channels in parallel);
-// this is the op: checks, the per-channel arithmetic, and the recording of the backward. With
-// act = Gelu it is batch_norm_gelu: y = gelu(batch_norm(x)), and its backward first turns the
-// incoming gradient into the normalised value's, gy * gelu'(x * scale + shift), recomputing that
-// value from x rather than keeping it.
 namespace {
+// The array behind an optional per-channel tensor, or null.
+template <typename T> const T* data_or_null(const Tensor& t) { return t.defined() ? t.data<T>() : nullptr; }
+
+// With act = Gelu it is batch_norm_gelu: y = gelu(xhat * w + b), and its backward first turns the
+// incoming gradient into that of xhat * w + b, g * gelu'(xhat * w + b), recomputing the value from x
+// rather than keeping it. The loops are in core/kernels/batch_norm.cpp.
 Tensor batch_norm_impl(const char* name, const Tensor& x_in, const Tensor& running_mean, const Tensor& running_var,
                        const Tensor& weight, const Tensor& bias, bool training, double momentum, double eps,
                        kernels::BnAct act) {
   MG_CHECK(x_in.dim() >= 2, name, "input must be (N, C, ...), got ", x_in.info());
   const int64_t n = x_in.size(0), c = x_in.size(1), inner = x_in.numel() / std::max<int64_t>(n * c, 1);
   for (const Tensor* p : {&running_mean, &running_var, &weight, &bias})
-    MG_CHECK(!p->defined() || (p->dim() == 1 && p->size(0) == c), name, "per-channel tensor ", p->info(),
-             " must be [", c, "] for input ", x_in.info());
+    MG_CHECK(!p->defined() || (p->dim() == 1 && p->size(0) == c), name, "per-channel tensor ", p->info(), " must be [",
+             c, "] for input ", x_in.info());
   for (const Tensor* p : {&weight, &bias})  // read as raw arrays below (the running stats go through at())
-    MG_CHECK(!p->defined() || p->dtype() == x_in.dtype(), name, "dtype mismatch: input ", x_in.info(),
-             ", weight/bias ", p->info());
+    MG_CHECK(!p->defined() || p->dtype() == x_in.dtype(), name, "dtype mismatch: input ", x_in.info(), ", weight/bias ",
+             p->info());
   MG_CHECK(training || (running_mean.defined() && running_var.defined()), name,
            "evaluation mode needs running_mean and running_var");
   const int64_t count = n * inner;
   MG_CHECK(!training || count > 1, name, "expected more than 1 value per channel when training, got input ",
            x_in.info());
 
+  // x (N, C, inner), w and b (C) dense: the kernels index them as arrays
   Tensor x = x_in.detach().contiguous();
-  // The kernels index w[ch], b[ch]: a strided view (a slice of a bigger parameter) must be made dense.
   Tensor w = weight.defined() ? weight.detach().contiguous() : Tensor();
   Tensor b = bias.defined() ? bias.detach().contiguous() : Tensor();
   Tensor y = Tensor::empty(x.shape(), x.dtype());
+  // per channel (C): the statistics used (the batch's or the running ones), rstd = 1 / sqrt(var + eps),
+  // and y = x * scale + shift (then GELU), scale = w * rstd, shift = b - mean * scale
   Tensor mean_t = Tensor::empty({c}, x.dtype()), var_t = Tensor::empty({c}, x.dtype());
   Tensor rstd_t = Tensor::empty({c}, x.dtype());
   Tensor scale_t = Tensor::empty({c}, x.dtype()), shift_t = Tensor::empty({c}, x.dtype());
+  std::vector<double> run_mean, run_var;  // evaluation: the running statistics, in double
+  for (int64_t ch = 0; !training && ch < c; ++ch)
+    run_mean.push_back(running_mean.at({ch})), run_var.push_back(running_var.at({ch}));
   const kernels::BnGeom geom{n, c, inner};
   MG_DISPATCH_FLOAT(x.dtype(), name, [&] {
     using T = scalar_t;
-    const T* px = x.data<T>();
-    const T* pw = w.defined() ? w.data<T>() : nullptr;
-    const T* pb = b.defined() ? b.data<T>() : nullptr;
-    T *pm = mean_t.data<T>(), *pv = var_t.data<T>(), *pr = rstd_t.data<T>();
-    T *ps = scale_t.data<T>(), *ph = shift_t.data<T>();
-    if (training) {  // batch statistics and normalisation, channel by channel
-      kernels::bn_forward_training(px, geom, eps, pw, pb, act, y.data<T>(), pm, pv, pr, ps, ph);
-      return;
-    }
-    // y = x * scale + shift, with scale = w * rstd, shift = b - mean * scale, from the running stats
-    for (int64_t ch = 0; ch < c; ++ch) {
-      const double m = running_mean.at({ch}), v = running_var.at({ch});
-      const kernels::BnAffine<T> a = kernels::bn_affine(m, v, eps, pw, pb, ch);
-      pm[ch] = static_cast<T>(m), pv[ch] = static_cast<T>(v), pr[ch] = a.rstd;
-      ps[ch] = a.scale, ph[ch] = a.shift;
-    }
-    kernels::bn_normalize(px, geom, ps, ph, y.data<T>(), act);
+    kernels::bn_forward(x.data<T>(), geom, training, run_mean.data(), run_var.data(), eps, data_or_null<T>(w),
+                        data_or_null<T>(b), act, y.data<T>(), mean_t.data<T>(), var_t.data<T>(), rstd_t.data<T>(),
+                        scale_t.data<T>(), shift_t.data<T>());
   });
   if (training && running_mean.defined() && running_var.defined()) {
     Tensor rm = running_mean, rv = running_var;
@@ -111,27 +94,23 @@ Tensor batch_norm_impl(const char* name, const Tensor& x_in, const Tensor& runni
     batch_norm_update_stats(rm, rv, mean_t, var_t, count, momentum);
   }
 
-  const bool has_b = bias.defined();
+  // g (N, C, inner) -> gx (N, C, inner), written over g when the engine holds g alone; gw, gb (C)
   record(name, y, {x_in, weight, bias},
-         [x, w, has_b, mean_t, rstd_t, scale_t, shift_t, training, geom, act](const Tensor& g_in) {
-           // gx over g when the engine holds g alone (core/autograd.h): each value is read before it is written
-           const bool reuse = g_in.is_contiguous() && sole_owner(g_in);
-           Tensor g = g_in.contiguous();
-           Tensor gx = reuse ? g : Tensor::empty(x.shape(), x.dtype());
-           const int64_t c = geom.c;
-           std::vector<double> dw(static_cast<size_t>(c)), db(static_cast<size_t>(c));
+         [x, w, b, mean_t, rstd_t, scale_t, shift_t, training, geom, act](const Tensor& g_in) {
+           const kernels::GradInPlace io = kernels::grad_in_place(g_in);
+           std::vector<double> dw(static_cast<size_t>(geom.c)), db(static_cast<size_t>(geom.c));
            MG_DISPATCH_FLOAT(x.dtype(), "batch_norm backward", [&] {
              using T = scalar_t;
              // db = sum(g), dw = sum(g * xhat); gx from them (core/kernels/batch_norm.h)
-             kernels::bn_backward(g.data<T>(), x.data<T>(), geom, mean_t.data<T>(), rstd_t.data<T>(),
-                                  w.defined() ? w.data<T>() : nullptr, training, act, scale_t.data<T>(),
-                                  shift_t.data<T>(), gx.data<T>(), db.data(), dw.data());
+             kernels::bn_backward(io.g.data<T>(), x.data<T>(), geom, mean_t.data<T>(), rstd_t.data<T>(),
+                                  data_or_null<T>(w), data_or_null<T>(b), training, act, scale_t.data<T>(),
+                                  shift_t.data<T>(), io.gx.data<T>(), db.data(), dw.data());
            });
-           Tensor gw = w.defined() ? Tensor::from_vector(dw, {c}, x.dtype()) : Tensor();
-           Tensor gb = has_b ? Tensor::from_vector(db, {c}, x.dtype()) : Tensor();
-           return std::vector<Tensor>{gx, gw, gb};
+           Tensor gw = w.defined() ? Tensor::from_vector(dw, {geom.c}, x.dtype()) : Tensor();
+           Tensor gb = b.defined() ? Tensor::from_vector(db, {geom.c}, x.dtype()) : Tensor();
+           return std::vector<Tensor>{io.gx, gw, gb};
          },
-         {x, w});
+         {x, w, b});
   return y;
 }
 }  // namespace

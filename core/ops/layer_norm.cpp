@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/autograd.h"
+#include "core/kernels/grad_in_place.h"
 #include "core/ops.h"
 
 namespace mg {
@@ -25,6 +26,7 @@ Tensor layer_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias, 
   // The kernels index w[i], b[i]: a strided view (a slice of a bigger parameter) must be made dense.
   Tensor w = weight.defined() ? weight.detach().contiguous() : Tensor();
   Tensor b = bias.defined() ? bias.detach().contiguous() : Tensor();
+  // x (..., C) as rows (rows, C); y like x; per row mean and rstd (rows), kept for the backward
   const kernels::LnGeom geom{x.numel() / std::max<int64_t>(c, 1), c};
   Tensor y = Tensor::empty(x.shape(), x.dtype());
   Tensor rstd = Tensor::empty({geom.rows}, x.dtype()), mu = Tensor::empty({geom.rows}, x.dtype());
@@ -33,22 +35,20 @@ Tensor layer_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias, 
     kernels::ln_forward(x.data<T>(), geom, eps, w.defined() ? w.data<T>() : nullptr,
                         b.defined() ? b.data<T>() : nullptr, y.data<T>(), mu.data<T>(), rstd.data<T>());
   });
+  // g (rows, C) -> gx (rows, C), written over g when the engine holds g alone; gw, gb (C)
   const bool has_b = bias.defined();
   record("layer_norm", y, {x_in, weight, bias},
          [x, w, has_b, mu, rstd, geom](const Tensor& g_in) {
-           // gx over g when the engine holds g alone (core/autograd.h): a row is read before it is written
-           const bool reuse = g_in.is_contiguous() && sole_owner(g_in);
-           Tensor g = g_in.contiguous();
-           Tensor gx = reuse ? g : Tensor::empty(x.shape(), x.dtype());
+           const kernels::GradInPlace io = kernels::grad_in_place(g_in);
            std::vector<double> dw(static_cast<size_t>(geom.c)), db(static_cast<size_t>(geom.c));
            MG_DISPATCH_FLOAT(x.dtype(), "layer_norm backward", [&] {
              using T = scalar_t;
-             kernels::ln_backward(g.data<T>(), x.data<T>(), geom, mu.data<T>(), rstd.data<T>(),
-                                  w.defined() ? w.data<T>() : nullptr, gx.data<T>(), dw.data(), db.data());
+             kernels::ln_backward(io.g.data<T>(), x.data<T>(), geom, mu.data<T>(), rstd.data<T>(),
+                                  w.defined() ? w.data<T>() : nullptr, io.gx.data<T>(), dw.data(), db.data());
            });
            Tensor gw = w.defined() ? Tensor::from_vector(dw, {geom.c}, x.dtype()) : Tensor();
            Tensor gb = has_b ? Tensor::from_vector(db, {geom.c}, x.dtype()) : Tensor();
-           return std::vector<Tensor>{gx, gw, gb};
+           return std::vector<Tensor>{io.gx, gw, gb};
          },
          {x, w});
   return y;
