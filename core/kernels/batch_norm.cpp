@@ -57,9 +57,8 @@ template <typename T> void input_grad_row(const T* gr, const T* xr, int64_t len,
 // (16x16 maps and up) one channel at a time keeps its values in cache from one pass to the next; with
 // short ones (4x4: 16 values, one cache line 32 KB from the next) a channel alone is a walk of isolated
 // lines, each waited for. A block of channels puts ~1 KB side by side in each sample (~128 KB of each
-// tensor over a batch of 128, still in cache for the later passes). BatchNorm+GELU at 512x4x4, batch
-// 128, 2 threads: forward 1.7-2.1 -> 0.9-1.4 ms; at 512x8x8 3.9-4.2 -> 2.4-2.6 ms. Each channel is
-// summed exactly as alone (its rows in sample order, the same lanes): the same bits.
+// tensor over a batch of 128, still in cache for the later passes). Each channel is summed exactly as
+// alone (its rows in sample order, the same lanes): the same bits.
 constexpr int64_t kMaxBlock = 16, kBlockBytes = 1024;
 template <typename T> int64_t channel_block(const BnGeom& g) {
   return std::clamp<int64_t>(kBlockBytes / static_cast<int64_t>(sizeof(T)) / std::max<int64_t>(g.inner, 1), 1,
@@ -157,8 +156,7 @@ template <typename T> void bn_backward(const T* gy, const T* x, const BnGeom& g,
     if (act == BnAct::Gelu) {
       // The GELU derivative is ~60 instructions per vector, time enough to fetch the next sample's row
       // of this channel a line at a time as the loop goes. Asked for all at once before the row (as
-      // for_rows_fetching does), the prefetches queued for line-fill buffers: 20% of this kernel's
-      // samples were on them. Backward of the cifar preset's BN+GELUs, 2 threads: 104 -> 99 ms.
+      // for_rows_fetching does), the prefetches queue for line-fill buffers and the loop waits on them.
       const int64_t sample = g.c * g.inner, total = g.n * sample;
       constexpr int64_t kChunk = 64;  // values: 4 lines of float
       for_rows(g, c0, c1, [&](int64_t ch, int64_t row) {

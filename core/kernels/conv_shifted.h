@@ -7,7 +7,7 @@
 //   y' (o, np) = W (o, c*kh*kw) @ B,  B's row (c, i, j) = xp[offset(c, i, j) + 0 .. np),
 // run by gemm_small_k_rows with B's rows read in place; np = ho * wp rounded up to whole vectors, and
 // the wp - wo extra columns of each output row are computed and dropped. im2col wrote every input
-// value kh * kw times (1.2% of a cifar step) and col2im added them back (1.4%).
+// value kh * kw times and col2im added them back: two passes over a buffer kh * kw times the input.
 // The input gradient is the same kind of convolution: of the output gradient, padded by kh - 1 - pad,
 // with the kernel flipped and its in and out channels swapped (shifted_flip_weight). The weight
 // gradient is a dot product along p for every (out channel, tap):

@@ -174,7 +174,7 @@ const SplitPlan& split_plan(const ConvGeom& g) {
 // Each copy is one pass over the plane with vector loads and stores, the wrapped columns cleared by
 // an AND with a mask of the copy's kept positions (exactly 0, whatever the value). Done as memcpy and
 // one std::fill per row, the library calls for 1 KB copies and 1-value fills cost more than the
-// copying (a quarter of the depthwise backward at 16x16, 2026-11-27 profile).
+// copying itself.
 template <typename T> struct ShiftedCopies {
   using Bits = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
   const CopyLayout& l;

@@ -21,9 +21,9 @@ constexpr int64_t kLanes = 8;  // rows are short (32 to 512 values): one registe
 // division, a square root; at C = 32 about 170 cycles, where the arithmetic is a fraction of that,
 // and row by row the CPU overlapped little of one row's chain with the next. Here the lane sums of
 // 8 rows are transposed so that one vector add combines lane l of all 8 rows at once: per row the
-// same adds in the same order as the loops below, so the same bits, but 8 chains side by side. On
-// rows in L2, 1 thread, C = 32: 54-85 -> 34 ns a row. (The backward done the same way was faster in
-// L2, 53 against 59-87 ns a row, but no faster in a step, where its rows come from memory: not kept.)
+// same adds in the same order as the loops below, so the same bits, but 8 chains side by side. (The
+// backward is not done this way: in a step its rows come from memory, which the chains then wait on
+// anyway.)
 using VD = Vec<double>;
 constexpr bool kRowVectors = kVecLanes<double> == kLanes && kVecLanes<float> == 2 * kLanes;
 constexpr int64_t kBlockRows = kLanes;

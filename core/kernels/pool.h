@@ -6,8 +6,8 @@
 // The general passes take one tap at a time; for MaxViT's downsampling shortcut (3x3 windows,
 // stride 2, padding 1, even sizes) the taps of a window are the even and odd values of a row or
 // the even and odd rows of a plane, and the *_3s2 passes read them as whole vectors (deinterleaved
-// in registers) instead of every other value: 2.4-6x faster on 32x32 down to 8x8 planes (one
-// thread). They add the same values in the same order, so they give the same bits as the general
+// in registers) instead of every other value, a load per vector instead of a load per value. They
+// add the same values in the same order, so they give the same bits as the general
 // passes, which the tests hold them to.
 #pragma once
 #include <cstdint>

@@ -4,9 +4,8 @@
 // of a local array: GCC 12 split such arrays into ymm, xmm and scalar pieces and ran several times
 // slower (the depthwise taps, the attention's small products). It was 64 bytes on every target at
 // first; without AVX-512 GCC lowered such a vector piece by piece, through general registers and the
-// stack, and an AVX2 build ran the attention 3x and the depthwise convolutions 2x slower than it
-// would with its own width (docs/performance.md, the sixth round). The kernels are written for any
-// number of lanes, kVecLanes.
+// stack, several times slower than with its own width. So the width is the target's register, and
+// the kernels are written for any number of lanes, kVecLanes.
 #pragma once
 #include <cstdint>
 #include <cstring>
