@@ -55,7 +55,7 @@ Tensor softmax_backward_last(const Tensor& y, const Tensor& g, bool log) {
       scalar_t s = 0;
       if (log) {
         for (int64_t i = 0; i < n; ++i) s += gr[i];
-        for (int64_t i = 0; i < n; ++i) out[i] = gr[i] - std::exp(yr[i]) * s;
+        for (int64_t i = 0; i < n; ++i) out[i] = gr[i] - exp_(yr[i]) * s;
       } else {
         for (int64_t i = 0; i < n; ++i) s += gr[i] * yr[i];
         for (int64_t i = 0; i < n; ++i) out[i] = yr[i] * (gr[i] - s);
