@@ -48,11 +48,15 @@ template <typename T> void sum_channels(const T* x, int64_t n, int64_t c, int64_
     for (int64_t blk = b0; blk < b1; ++blk) {
       const int64_t c0 = blk * cb, c1 = std::min(c, (blk + 1) * cb);
       double part[kMaxBlock][kLanes] = {};
-      for (int64_t s = 0; s < n; ++s)
+      for (int64_t s = 0; s < n; ++s) {
+        if (s + 1 < n)  // rows a sample apart are too short for the hardware prefetcher: ask for the next ones
+          for (int64_t i = 0; i < (c1 - c0) * inner; i += static_cast<int64_t>(64 / sizeof(T)))
+            __builtin_prefetch(x + ((s + 1) * c + c0) * inner + i);
         for (int64_t ch = c0; ch < c1; ++ch) {
           const T* row = x + (s * c + ch) * inner;
           add_lanes<kLanes>(inner, part[ch - c0], [&](int64_t i) { return static_cast<double>(row[i]); });
         }
+      }
       for (int64_t ch = c0; ch < c1; ++ch) o[ch] = static_cast<T>(combine_lanes<kLanes>(part[ch - c0]));
     }
   });
