@@ -9,8 +9,10 @@
 
 #include "core/autograd.h"
 #include "core/factory.h"
+#include "core/kernel_path.h"
 #include "core/kernels/loops.h"
 #include "core/ops.h"
+#include "core/reference/elementwise.h"
 
 namespace mg {
 
@@ -129,11 +131,12 @@ std::vector<double> Tensor::to_vector() const {
   return v;
 }
 
-// ---- copies ----
+// ---- element loops of the copies and in-place writes (on the reference path: core/reference/elementwise.h) ----
 
 namespace {
 // dst[i] = src[i] for every element, with broadcasting of src and dtype conversion.
 void copy_elements(const Tensor& dst, const Tensor& src) {
+  if (use_reference_kernels()) return reference::copy(dst, src);
   Tensor s = src.shape() == dst.shape() ? src : src.expand(dst.shape());
   MG_DISPATCH_ALL(dst.dtype(), "copy_", [&] {
     using D = scalar_t;
@@ -146,6 +149,63 @@ void copy_elements(const Tensor& dst, const Tensor& src) {
                                    dp[o[0] + i * st[0]] = static_cast<D>(sp[o[1] + i * st[1]]);
                                });
     });
+  });
+}
+
+// dst[i] = v
+void fill_elements(const Tensor& dst, double v) {
+  if (use_reference_kernels()) return reference::fill(dst, v);
+  MG_DISPATCH_ALL(dst.dtype(), "fill_", [&] {
+    scalar_t* p = dst.data<scalar_t>();
+    scalar_t x = static_cast<scalar_t>(v);
+    kernels::for_each_row<1>(dst.shape(), {dst.strides()},
+                             [&](const std::array<int64_t, 1>& o, int64_t n, const std::array<int64_t, 1>& st) {
+                               for (int64_t i = 0; i < n; ++i) p[o[0] + i * st[0]] = x;
+                             });
+  });
+}
+
+// dst[i] += alpha * o[i], o already of dst's shape and type
+void add_elements(const Tensor& dst, const Tensor& o, double alpha) {
+  if (use_reference_kernels()) return reference::add_(dst, o, alpha);
+  MG_DISPATCH_FLOAT(dst.dtype(), "add_", [&] {
+    scalar_t* p = dst.data<scalar_t>();
+    const scalar_t* q = o.data<scalar_t>();
+    scalar_t a = static_cast<scalar_t>(alpha);
+    if (dst.is_contiguous() && o.is_contiguous()) {  // one flat row: split it over the threads (as map2 does)
+      parallel_for(dst.numel(), 16384, [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i) p[i] += a * q[i];
+      });
+      return;
+    }
+    // Strided: the two common rows apart, so that they vectorise (a gradient broadcast back over a
+    // map, as sum's backward gives, is a row of one value).
+    kernels::for_each_row<2>(dst.shape(), {dst.strides(), o.strides()},
+                             [&](const std::array<int64_t, 2>& off, int64_t n, const std::array<int64_t, 2>& st) {
+                               scalar_t* pr = p + off[0];
+                               const scalar_t* qr = q + off[1];
+                               if (st[0] == 1 && st[1] == 1) {
+                                 for (int64_t i = 0; i < n; ++i) pr[i] += a * qr[i];
+                               } else if (st[0] == 1 && st[1] == 0) {
+                                 const scalar_t qv = *qr;
+                                 for (int64_t i = 0; i < n; ++i) pr[i] += a * qv;
+                               } else {
+                                 for (int64_t i = 0; i < n; ++i) pr[i * st[0]] += a * qr[i * st[1]];
+                               }
+                             });
+  });
+}
+
+// dst[i] *= v
+void scale_elements(const Tensor& dst, double v) {
+  if (use_reference_kernels()) return reference::mul_(dst, v);
+  MG_DISPATCH_FLOAT(dst.dtype(), "mul_", [&] {
+    scalar_t* p = dst.data<scalar_t>();
+    scalar_t x = static_cast<scalar_t>(v);
+    kernels::for_each_row<1>(dst.shape(), {dst.strides()},
+                             [&](const std::array<int64_t, 1>& o, int64_t n, const std::array<int64_t, 1>& st) {
+                               for (int64_t i = 0; i < n; ++i) p[o[0] + i * st[0]] *= x;
+                             });
   });
 }
 }  // namespace
@@ -232,14 +292,7 @@ Tensor& Tensor::copy_(const Tensor& src) {
 
 Tensor& Tensor::fill_(double v) {
   check_inplace("fill_");
-  MG_DISPATCH_ALL(dtype(), "fill_", [&] {
-    scalar_t* p = data<scalar_t>();
-    scalar_t x = static_cast<scalar_t>(v);
-    kernels::for_each_row<1>(shape(), {strides()},
-                             [&](const std::array<int64_t, 1>& o, int64_t n, const std::array<int64_t, 1>& st) {
-                               for (int64_t i = 0; i < n; ++i) p[o[0] + i * st[0]] = x;
-                             });
-  });
+  fill_elements(*this, v);
   ++impl().storage->version;
   return *this;
 }
@@ -249,46 +302,14 @@ Tensor& Tensor::add_(const Tensor& other, double alpha) {
   MG_CHECK(broadcast_shapes(other.shape(), shape(), "add_") == shape(), "add_", "cannot add ", other.info(), " into ",
            info());
   Tensor o = other.dtype() == dtype() ? other.expand(shape()) : other.to(dtype()).expand(shape());
-  MG_DISPATCH_FLOAT(dtype(), "add_", [&] {
-    scalar_t* p = data<scalar_t>();
-    const scalar_t* q = o.data<scalar_t>();
-    scalar_t a = static_cast<scalar_t>(alpha);
-    if (is_contiguous() && o.is_contiguous()) {  // one flat row: split it over the threads (as map2 does)
-      parallel_for(numel(), 16384, [&](int64_t i0, int64_t i1) {
-        for (int64_t i = i0; i < i1; ++i) p[i] += a * q[i];
-      });
-      return;
-    }
-    // Strided: the two common rows apart, so that they vectorise (a gradient broadcast back over a
-    // map, as sum's backward gives, is a row of one value).
-    kernels::for_each_row<2>(shape(), {strides(), o.strides()},
-                             [&](const std::array<int64_t, 2>& off, int64_t n, const std::array<int64_t, 2>& st) {
-                               scalar_t* pr = p + off[0];
-                               const scalar_t* qr = q + off[1];
-                               if (st[0] == 1 && st[1] == 1) {
-                                 for (int64_t i = 0; i < n; ++i) pr[i] += a * qr[i];
-                               } else if (st[0] == 1 && st[1] == 0) {
-                                 const scalar_t qv = *qr;
-                                 for (int64_t i = 0; i < n; ++i) pr[i] += a * qv;
-                               } else {
-                                 for (int64_t i = 0; i < n; ++i) pr[i * st[0]] += a * qr[i * st[1]];
-                               }
-                             });
-  });
+  add_elements(*this, o, alpha);
   ++impl().storage->version;
   return *this;
 }
 
 Tensor& Tensor::mul_(double v) {
   check_inplace("mul_");
-  MG_DISPATCH_FLOAT(dtype(), "mul_", [&] {
-    scalar_t* p = data<scalar_t>();
-    scalar_t x = static_cast<scalar_t>(v);
-    kernels::for_each_row<1>(shape(), {strides()},
-                             [&](const std::array<int64_t, 1>& o, int64_t n, const std::array<int64_t, 1>& st) {
-                               for (int64_t i = 0; i < n; ++i) p[o[0] + i * st[0]] *= x;
-                             });
-  });
+  scale_elements(*this, v);
   ++impl().storage->version;
   return *this;
 }

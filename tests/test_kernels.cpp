@@ -1,7 +1,7 @@
 // The optimised kernels against the plain ones kept beside them (core/kernels): conv2d's four
 // paths (depthwise phase planes, 1x1 GEMM, shifted rows, im2col + GEMM) against reference::conv2d_forward, forward
 // directly and backward through the adjoint identity, and the depthwise kernels against the reference loops;
-// gemm_parallel and the short-k float kernel against gemm_reference with transposed operands, padded leading dims and
+// gemm_parallel and the short-k float kernel against reference::gemm with transposed operands, padded leading dims and
 // sizes large enough to be split into blocks (or split along k); BatchNorm's lane sums against sequential sums; the
 // fused attention against the ops it replaces; sum's in-place kernels; avg_pool2d's vector passes.
 #include <doctest/doctest.h>
@@ -27,6 +27,7 @@
 #include "core/ops.h"
 #include "core/reference/batch_norm.h"
 #include "core/reference/conv.h"
+#include "core/reference/gemm.h"
 #include "core/reference/layer_norm.h"
 #include "helpers.h"
 
@@ -138,7 +139,7 @@ template <typename T> std::vector<T> random_vec(Generator& g, int64_t n) {
 template <typename T>
 using GemmFn = void (*)(bool, bool, int64_t, int64_t, int64_t, T, const T*, int64_t, const T*, int64_t, T, T*, int64_t);
 
-// `fast` (gemm_parallel unless said otherwise) against gemm_reference
+// `fast` (gemm_parallel unless said otherwise) against reference::gemm
 template <typename T> void check_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, T beta, Generator& g,
                                       GemmFn<T> fast = &kernels::gemm_parallel<T>) {
   // op(A) is (m, k): stored (k, m) when transposed. Leading dims padded past the row length.
@@ -148,7 +149,7 @@ template <typename T> void check_gemm(bool ta, bool tb, int64_t m, int64_t n, in
   if (beta == T(0)) std::fill(c0.begin(), c0.end(), std::numeric_limits<T>::quiet_NaN());  // must be ignored
   std::vector<T> c_fast = c0, c_ref = c0;
   fast(ta, tb, m, n, k, alpha, a.data(), lda, b.data(), ldb, beta, c_fast.data(), ldc);
-  kernels::gemm_reference<T>(ta, tb, m, n, k, alpha, a.data(), lda, b.data(), ldb, beta, c_ref.data(), ldc);
+  reference::gemm<T>(ta, tb, m, n, k, alpha, a.data(), lda, b.data(), ldb, beta, c_ref.data(), ldc);
   const double tol = (std::is_same<T, float>::value ? 2e-6 : 1e-14) * std::sqrt(static_cast<double>(k)) * 8;
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < ldc; ++j) {
@@ -164,7 +165,7 @@ template <typename T> void check_gemm(bool ta, bool tb, int64_t m, int64_t n, in
     }
 }
 
-// gemm_parallel_bias against gemm_reference on C filled with the bias (beta 1), and bit for bit
+// gemm_parallel_bias against reference::gemm on C filled with the bias (beta 1), and bit for bit
 // against what it replaces: C filled with the bias, then gemm_parallel with beta 1.
 template <typename T> void check_gemm_bias(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, Generator& g) {
   const int64_t lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 2, ldc = n + 1;
@@ -176,7 +177,7 @@ template <typename T> void check_gemm_bias(bool ta, bool tb, int64_t m, int64_t 
   std::vector<T> c_ref = c_filled, c_old = c_filled;
   kernels::gemm_parallel_bias<T>(ta, tb, m, n, k, alpha, a.data(), lda, b.data(), ldb, bias.data(), c_fast.data(), ldc);
   kernels::gemm_parallel<T>(ta, tb, m, n, k, alpha, a.data(), lda, b.data(), ldb, T(1), c_old.data(), ldc);
-  kernels::gemm_reference<T>(ta, tb, m, n, k, alpha, a.data(), lda, b.data(), ldb, T(1), c_ref.data(), ldc);
+  reference::gemm<T>(ta, tb, m, n, k, alpha, a.data(), lda, b.data(), ldb, T(1), c_ref.data(), ldc);
   const double tol = (std::is_same<T, float>::value ? 2e-6 : 1e-14) * std::sqrt(static_cast<double>(k)) * 8;
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) {
@@ -357,7 +358,7 @@ TEST_CASE("im2col and col2im are adjoint, and depthwise kernels touch only their
   }
 }
 
-TEST_CASE("gemm_parallel matches gemm_reference: every transpose, padded leading dims, split sizes") {
+TEST_CASE("gemm_parallel matches reference::gemm: every transpose, padded leading dims, split sizes") {
   Generator g(30);
   struct Size {
     int64_t m, n, k;
@@ -381,7 +382,7 @@ TEST_CASE("gemm_parallel matches gemm_reference: every transpose, padded leading
       }
 }
 
-TEST_CASE("gemm_small_k matches gemm_reference: every tile size at the edges of C, both transposes") {
+TEST_CASE("gemm_small_k matches reference::gemm: every tile size at the edges of C, both transposes") {
   Generator g(31);
   // m 1..7 and 13 leave every row remainder of the 6-row tile (and of the 4-row one without AVX);
   // n 16..80 every count of vectors in the last tile; k 1 and 128 the ends of the short range. 1024
@@ -426,7 +427,7 @@ TEST_CASE("gemm_small_k matches gemm_reference: every tile size at the edges of 
   CHECK_FALSE(kernels::gemm_small_k_fits(false, false, 256, 256, kernels::kTinyK + 1));
 }
 
-TEST_CASE("gemm_small_k_rows (B's rows at offsets into one buffer) matches gemm_reference on those rows") {
+TEST_CASE("gemm_small_k_rows (B's rows at offsets into one buffer) matches reference::gemm on those rows") {
   // Overlapping rows at arbitrary offsets, as a convolution's shifted rows are; k 1100 takes the
   // blocked path for a long k.
   Generator g(32);
@@ -444,7 +445,7 @@ TEST_CASE("gemm_small_k_rows (B's rows at offsets into one buffer) matches gemm_
         }
         std::vector<float> c(static_cast<size_t>(m * n), std::numeric_limits<float>::quiet_NaN()), ref(c.size());
         kernels::gemm_small_k_rows(m, n, k, a.data(), k, buf.data(), off.data(), c.data(), n);
-        kernels::gemm_reference<float>(false, false, m, n, k, 1.0f, a.data(), k, b.data(), n, 0.0f, ref.data(), n);
+        reference::gemm<float>(false, false, m, n, k, 1.0f, a.data(), k, b.data(), n, 0.0f, ref.data(), n);
         const double tol = 2e-6 * std::sqrt(static_cast<double>(k)) * 8;
         double worst = 0;  // NaN (a value never written) fails too
         for (size_t i = 0; i < c.size(); ++i)
@@ -453,7 +454,7 @@ TEST_CASE("gemm_small_k_rows (B's rows at offsets into one buffer) matches gemm_
       }
 }
 
-TEST_CASE("gemm_parallel_bias (a linear layer's bias added in the product) matches gemm_reference") {
+TEST_CASE("gemm_parallel_bias (a linear layer's bias added in the product) matches reference::gemm") {
   // The shapes of each way gemm_parallel cuts a product, so that each puts the bias in: one call
   // (small), blocks of rows, blocks of columns, slices of k; in gemm_small_k (k 32, n 96; n 32, k 1000)
   // and in OpenBLAS (n 200 not a multiple of a vector; both sides large; a transposed B with a long k).

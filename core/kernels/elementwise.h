@@ -1,13 +1,19 @@
 // map1 / map2: out[i] = f(a[i]) or f(a[i], b[i]) over any strides, with a flat, vectorisable loop
-// when every operand is contiguous (the common case) and the strided row walk otherwise.
+// when every operand is contiguous (the common case) and the strided row walk otherwise. map3: the
+// shape of most activation backwards. Each goes to the plain loops of core/reference/elementwise.h
+// on the reference path.
 #pragma once
 #include "core/autograd.h"
+#include "core/kernel_path.h"
+#include "core/kernels/fast_math.h"
 #include "core/kernels/loops.h"
+#include "core/reference/elementwise.h"
 #include "core/tensor.h"
 
 namespace mg::kernels {
 
 template <typename T, typename F> Tensor map1(const Tensor& a, F f) {
+  if (use_reference_kernels()) return reference::map1<T>(a, f);
   Tensor out = Tensor::empty(a.shape(), a.dtype());
   T* o = out.data<T>();
   const T* p = a.data<T>();
@@ -26,6 +32,7 @@ template <typename T, typename F> Tensor map1(const Tensor& a, F f) {
 
 // a and b must already be expanded (or equal) to `shape`.
 template <typename T, typename F> Tensor map2(const Tensor& a, const Tensor& b, F f) {
+  if (use_reference_kernels()) return reference::map2<T>(a, b, f);
   Tensor out = Tensor::empty(a.shape(), a.dtype());
   T* o = out.data<T>();
   const T* p = a.data<T>();
@@ -53,15 +60,12 @@ template <typename T, typename F> Tensor map2(const Tensor& a, const Tensor& b, 
   return out;
 }
 
-}  // namespace mg::kernels
-
-namespace mg::kernels {
-
 // out[i] = f(a[i], b[i], c[i]) for three tensors of one shape (made contiguous): the shape of most
 // activation backwards, f(x, y, grad). With reuse_c, out is c itself when c is contiguous and
 // nothing else holds it (mg::sole_owner): c[i] is read once, just before out[i] is written.
 template <typename T, typename F>
 Tensor map3(const Tensor& a_, const Tensor& b_, const Tensor& c_, F f, bool reuse_c = false) {
+  if (use_reference_kernels()) return reference::map3<T>(a_, b_, c_, f);
   const bool reuse = reuse_c && c_.is_contiguous() && sole_owner(c_);  // before `c` below holds it too
   Tensor a = a_.contiguous(), b = b_.contiguous(), c = c_.contiguous();
   Tensor out = reuse ? c : Tensor::empty(a.shape(), a.dtype());
@@ -71,6 +75,28 @@ Tensor map3(const Tensor& a_, const Tensor& b_, const Tensor& c_, F f, bool reus
     for (int64_t i = i0; i < i1; ++i) o[i] = f(p[i], q[i], r[i]);
   });
   return out;
+}
+
+// The fast path's exp, erf and GELU (core/kernels/fast_math.h): vectorisable polynomials for float,
+// the library functions for double. Handed to the formulas of core/ops/unary.cpp as `math`
+// (reference::Math, the library functions for both, on the reference path).
+struct FastMath {
+  template <typename T> static T exp(T x) { return exp_(x); }
+  template <typename T> static T erf(T x) { return erf_(x); }
+  template <typename T> static T gelu(T x) { return gelu_(x); }
+  template <typename T> static T gelu_grad(T x, T y) { return gelu_grad_from_output_(x, y); }
+};
+
+// map1 and map3 for formulas written with a `math` argument: f(math, a[i]), f(math, a[i], b[i], c[i]).
+template <typename T, typename F> Tensor map1_math(const Tensor& a, F f) {
+  if (use_reference_kernels()) return map1<T>(a, [f](T v) { return f(reference::Math{}, v); });
+  return map1<T>(a, [f](T v) { return f(FastMath{}, v); });
+}
+template <typename T, typename F>
+Tensor map3_math(const Tensor& a, const Tensor& b, const Tensor& c, F f, bool reuse_c = false) {
+  if (use_reference_kernels()) return map3<T>(a, b, c, [f](T x, T y, T z) { return f(reference::Math{}, x, y, z); });
+  return map3<T>(
+      a, b, c, [f](T x, T y, T z) { return f(FastMath{}, x, y, z); }, reuse_c);
 }
 
 }  // namespace mg::kernels

@@ -4,9 +4,11 @@
 
 #include <algorithm>
 
+#include "core/kernel_path.h"
 #include "core/kernels/gemm_small_k.h"
 #include "core/kernels/scratch.h"
 #include "core/parallel.h"
+#include "core/reference/gemm.h"
 
 namespace mg::kernels {
 
@@ -43,6 +45,7 @@ void gemm_one(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, c
 
 template <typename T> void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda,
                                 const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+  if (use_reference_kernels()) return reference::gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   gemm_one(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, nullptr, c, ldc);
 }
 
@@ -106,27 +109,14 @@ template <typename T> void parallel(bool ta, bool tb, int64_t m, int64_t n, int6
 
 template <typename T> void gemm_parallel(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
                                          int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+  if (use_reference_kernels()) return reference::gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   parallel(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, static_cast<const T*>(nullptr), c, ldc);
 }
 
 template <typename T> void gemm_parallel_bias(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
                                               int64_t lda, const T* b, int64_t ldb, const T* bias, T* c, int64_t ldc) {
+  if (use_reference_kernels()) return reference::gemm_bias(ta, tb, m, n, k, alpha, a, lda, b, ldb, bias, c, ldc);
   parallel(ta, tb, m, n, k, alpha, a, lda, b, ldb, T(0), bias, c, ldc);
-}
-
-template <typename T> void gemm_reference(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
-                                          int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
-  for (int64_t i = 0; i < m; ++i)
-    for (int64_t j = 0; j < n; ++j) {
-      double acc = 0;
-      for (int64_t p = 0; p < k; ++p) {
-        T av = ta ? a[p * lda + i] : a[i * lda + p];
-        T bv = tb ? b[j * ldb + p] : b[p * ldb + j];
-        acc += static_cast<double>(av) * static_cast<double>(bv);
-      }
-      T prev = beta == T(0) ? T(0) : beta * c[i * ldc + j];  // beta 0 ignores C, as BLAS does
-      c[i * ldc + j] = static_cast<T>(alpha * acc) + prev;
-    }
 }
 
 template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t,
@@ -141,9 +131,5 @@ template void gemm_parallel<float>(bool, bool, int64_t, int64_t, int64_t, float,
                                    int64_t, float, float*, int64_t);
 template void gemm_parallel<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*, int64_t,
                                     const double*, int64_t, double, double*, int64_t);
-template void gemm_reference<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*,
-                                    int64_t, float, float*, int64_t);
-template void gemm_reference<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*, int64_t,
-                                     const double*, int64_t, double, double*, int64_t);
 
 }  // namespace mg::kernels

@@ -3,7 +3,8 @@
 // 32 output channels, where OpenBLAS spends as long packing and updating C as computing (55 GFLOP/s
 // on 2 threads for k = 32 where a square sgemm runs at ~190).
 // Here a block of C stays in registers for the whole of k, rows of B are read straight from memory
-// (no packing), and each value of C is written once. gemm_reference is what the tests hold it to.
+// (no packing), and each value of C is written once. reference::gemm (core/reference/gemm.h) is what the tests
+// hold it to.
 #pragma once
 #include <cstdint>
 

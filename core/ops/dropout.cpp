@@ -1,12 +1,11 @@
 // Dropout and drop-path (stochastic depth). Both multiply by a random mask scaled by 1/(1-p), so
 // the expected value is unchanged, and backward multiplies the gradient by the same mask.
 // Masks are drawn sequentially from the caller's Generator: same seed, same mask, any thread count.
-#include <algorithm>
+#include "core/kernels/dropout.h"
 
 #include "core/autograd.h"
 #include "core/generator.h"
 #include "core/ops.h"
-#include "core/parallel.h"
 
 namespace mg {
 
@@ -58,19 +57,7 @@ Tensor add_drop_path(const Tensor& x, const Tensor& f, double p, bool training, 
   Shape s(x.dim(), 1);
   s[0] = x.size(0);
   Tensor mask = keep_mask(s, p, x.dtype(), gen);
-  Tensor y = Tensor::empty(x.shape(), x.dtype());
-  const int64_t per_sample = x.numel() / x.size(0);
-  MG_DISPATCH_FLOAT(x.dtype(), "add_drop_path", [&] {
-    const scalar_t *px = x.data<scalar_t>(), *pf = f.data<scalar_t>(), *pm = mask.data<scalar_t>();
-    scalar_t* py = y.data<scalar_t>();
-    parallel_for(x.numel(), 16384, [&](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1;) {  // runs within one sample: one mask value each
-        const int64_t end = std::min(i1, (i / per_sample + 1) * per_sample);
-        const scalar_t m = pm[i / per_sample];
-        for (; i < end; ++i) py[i] = px[i] + m * pf[i];
-      }
-    });
-  });
+  Tensor y = kernels::add_masked_per_sample(x, f, mask);
   record("add_drop_path", y, {x, f}, [mask](const Tensor& g) { return std::vector<Tensor>{g, mul(g, mask)}; });
   return y;
 }
