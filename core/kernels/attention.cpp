@@ -92,7 +92,7 @@ void attention_forward(const T* qkv, const T* bias, const AttnGeom& g, T scale, 
       T m = s[0];
       for (int64_t j = 1; j < n; ++j) m = std::max(m, s[j]);
       T sum = 0;
-      for (int64_t j = 0; j < n; ++j) sum += (s[j] = exp_(s[j] - m));
+      for (int64_t j = 0; j < n; ++j) sum += (s[j] = vec_exp(s[j] - m));
       for (int64_t j = 0; j < n; ++j) s[j] /= sum;
     }
     small_gemm<T>(n, hd, n, p, n, v, row, out + h * hd, c);  // O = P v

@@ -34,7 +34,7 @@ template <typename T> void add_sq_devs(const T* xr, int64_t len, double m, doubl
 
 template <typename T> void normalize_row(const T* xr, int64_t len, T a, T b, BnAct act, T* yr) {
   if (act == BnAct::Gelu)
-    for (int64_t i = 0; i < len; ++i) yr[i] = gelu_(xr[i] * a + b);
+    for (int64_t i = 0; i < len; ++i) yr[i] = vec_gelu(xr[i] * a + b);
   else
     for (int64_t i = 0; i < len; ++i) yr[i] = xr[i] * a + b;
 }
@@ -166,7 +166,7 @@ template <typename T> void bn_backward(const T* gy, const T* x, const BnGeom& g,
         for (int64_t i0 = 0; i0 < g.inner; i0 += kChunk) {
           const int64_t i1 = std::min(g.inner, i0 + kChunk);
           if (row + sample < total) prefetch_row(gr + sample + i0, i1 - i0), prefetch_row(xr + sample + i0, i1 - i0);
-          for (int64_t i = i0; i < i1; ++i) out[i] = gr[i] * gelu_grad_(xr[i] * a + b);
+          for (int64_t i = i0; i < i1; ++i) out[i] = gr[i] * vec_gelu_grad(xr[i] * a + b);
         }
         row_grad_sums(gn + row, xr, g.inner, mean[ch], rstd[ch], pg[ch - c0], pgx[ch - c0]);  // row in L1
       });

@@ -81,10 +81,10 @@ Tensor map3(const Tensor& a_, const Tensor& b_, const Tensor& c_, F f, bool reus
 // the library functions for double. Handed to the formulas of core/ops/unary.cpp as `math`
 // (reference::Math, the library functions for both, on the reference path).
 struct FastMath {
-  template <typename T> static T exp(T x) { return exp_(x); }
-  template <typename T> static T erf(T x) { return erf_(x); }
-  template <typename T> static T gelu(T x) { return gelu_(x); }
-  template <typename T> static T gelu_grad(T x, T y) { return gelu_grad_from_output_(x, y); }
+  template <typename T> static T exp(T x) { return vec_exp(x); }
+  template <typename T> static T erf(T x) { return vec_erf(x); }
+  template <typename T> static T gelu(T x) { return vec_gelu(x); }
+  template <typename T> static T gelu_grad(T x, T y) { return vec_gelu_grad_from_output(x, y); }
 };
 
 // map1 and map3 for formulas written with a `math` argument: f(math, a[i]), f(math, a[i], b[i], c[i]).

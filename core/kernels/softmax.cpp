@@ -31,7 +31,7 @@ Tensor softmax_last(const Tensor& x, bool log) {
       scalar_t m = in[0];
       for (int64_t i = 1; i < n; ++i) m = std::max(m, in[i]);
       scalar_t s = 0;
-      for (int64_t i = 0; i < n; ++i) s += (out[i] = exp_(in[i] - m));
+      for (int64_t i = 0; i < n; ++i) s += (out[i] = vec_exp(in[i] - m));
       if (log) {
         scalar_t ls = std::log(s);
         for (int64_t i = 0; i < n; ++i) out[i] = in[i] - m - ls;
@@ -55,7 +55,7 @@ Tensor softmax_backward_last(const Tensor& y, const Tensor& g, bool log) {
       scalar_t s = 0;
       if (log) {
         for (int64_t i = 0; i < n; ++i) s += gr[i];
-        for (int64_t i = 0; i < n; ++i) out[i] = gr[i] - exp_(yr[i]) * s;
+        for (int64_t i = 0; i < n; ++i) out[i] = gr[i] - vec_exp(yr[i]) * s;
       } else {
         for (int64_t i = 0; i < n; ++i) s += gr[i] * yr[i];
         for (int64_t i = 0; i < n; ++i) out[i] = yr[i] * (gr[i] - s);
