@@ -97,22 +97,14 @@ constexpr std::array kTiles = {table_of_tiles<false>(std::make_integer_sequence<
 }  // namespace
 
 bool gemm_small_k_fits(bool, bool trans_b, int64_t m, int64_t n, int64_t k) {
-  // Measured against OpenBLAS on this project's shapes (1 thread, best of 15): a short k with one side
-  // <= 128 (m 32768 n 96 k 32: 88 -> 104 GFLOP/s; 1x1 conv m 128 n 1024 k 32: 101 -> 148), and a
-  // longer k with one side <= 64 (the 3x3 stem conv, m 32 n 224 k 288: 101 -> 124; its weight gradient
-  // m 288 n 32 k 224: 88 -> 147; the whole stem conv, 1 thread, best of 8: forward 36 -> 31 ms,
-  // backward 70 -> 66 ms). OpenBLAS stays as fast or faster when both m and n are large
-  // (m 8192 n 256 k 64, m 2048 n 384 k 128), for k >= 256 next to a side of 128, and for a transposed
-  // B with k > 256 (the 1x1 convs' weight gradients, m 128 n 32 k 1024: OpenBLAS 69-77 GFLOP/s, this
-  // kernel copying B 56-74; dot products along k instead of the copy 53-55). With k <= 32, up to 512 on
-  // both sides (2 threads, best of 10 or 20): the 1x1 conv 32 -> 256 channels on 16x16 maps (m n 256)
-  // 130-146 -> 184-211 GFLOP/s; the stem's input gradient columns (m 288 n 224) take the whole stem
-  // backward from 54-59 to 42-56 ms.
-  // And a long k next to a small C, B as stored (a linear layer's weight gradient, g^T x over a slice
-  // of the batch's rows): C accumulates in registers over blocks of kKBlock rows of A and B, read in
-  // place, where OpenBLAS packs both. Per part of gemm_parallel's k-split, 1 thread, best of 30: the
-  // first stage's (k 4096; m, n 32 to 128) 80-93 -> 100-134 GFLOP/s, the second's (k 1024; 64 to 256)
-  // 115-135 -> 123-165. The third's parts (k 256, sides up to 512) stay with OpenBLAS, as fast there.
+  // The shapes where this kernel beat OpenBLAS on this project's products, measured one by one (the
+  // figures are in the commits that set these bounds): a short k with one side <= 128 (the 1x1
+  // convs and linears of the first stage); with k <= 32, sides up to 512; a longer k next to a side
+  // <= 64 (the 3x3 stem conv and its gradients); and a long k next to a small C with B as stored (a
+  // linear layer's weight gradient over a slice of the batch's rows, accumulated in registers over
+  // blocks of kKBlock rows where OpenBLAS packs both operands). OpenBLAS stays as fast or faster when
+  // both m and n are large, for k >= 256 next to a side of 128, and for a transposed B with k > 256
+  // (the 1x1 convs' weight gradients: copying B costs more than packing saves).
   const int64_t side = std::min(m, n);
   const bool shape = (k <= kSmallK && side <= (k <= kTinyK ? 512 : 128)) ||
                      (k <= kLongK && side <= 64 && !(trans_b && k > 256)) ||
@@ -163,9 +155,8 @@ void small_k(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, con
   // A 1x1 convolution's B is a sample's activation planes: k rows a whole plane apart (4 KB at
   // 32x32), so a chunk is k short pieces of k different pages, which the hardware prefetcher, working
   // within a page, does not fetch ahead: every row was a wait on memory. So the first row of tiles of
-  // a chunk asks for the next chunk's rows as it goes. Batch 128, 2 threads, 32 -> 128 channels at
-  // 32x32 (2026-11-27, Cascade Lake, 3 runs each): the input gradient's products 17.1-18.4 -> 12.7-14.8
-  // ms, the forward's 15.3-17.3 -> 12.3-15.9 ms. B as stored only (not the offsets of an implicit GEMM).
+  // a chunk asks for the next chunk's rows as it goes. B as stored only (not the offsets of an
+  // implicit GEMM).
   constexpr int64_t kNR = kNV * kLanes;
   const int64_t chunk = std::max<int64_t>(kNR, 4096 / k / kNR * kNR);
   for (int64_t j0 = 0; j0 < n; j0 += chunk) {

@@ -1,7 +1,6 @@
 // A float GEMM for a short inner dimension or a thin C: the 1x1 convolutions and linear layers of the
 // cifar preset's first stage multiply by only 32 input channels, and the stem's 3x3 convolution has
-// 32 output channels, where OpenBLAS spends as long packing and updating C as computing (55 GFLOP/s
-// on 2 threads for k = 32 where a square sgemm runs at ~190).
+// 32 output channels, where OpenBLAS spends about as long packing and updating C as computing.
 // Here a block of C stays in registers for the whole of k, rows of B are read straight from memory
 // (no packing), and each value of C is written once. reference::gemm (core/reference/gemm.h) is what the tests
 // hold it to.
