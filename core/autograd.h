@@ -68,7 +68,7 @@ bool sole_owner(const Tensor& t);
 // The engine itself (Tensor::backward calls this).
 void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph);
 
-// A tool that watches the engine (the op profiler, core/profiler.h) installs an observer; the engine
+// A tool that watches the engine (the op profiler, core/runtime/profiler.h) installs an observer; the engine
 // calls it and knows nothing else of the tool. on_record: op `name` has just computed its output
 // (joined: it also joined the graph); node_begin / node_end: around one node of run_backward.
 // Null pointers (the default) are not called.

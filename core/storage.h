@@ -3,13 +3,13 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "core/allocator.h"
+#include "core/runtime/allocator.h"
 
 namespace mg {
 
 struct Storage {
   // 64-byte alignment lets kernels use aligned vector loads on whole tensors. The memory comes from
-  // the caching allocator (core/allocator.h): steady-state training steps reuse freed blocks.
+  // the caching allocator (core/runtime/allocator.h): steady-state training steps reuse freed blocks.
   explicit Storage(size_t nbytes) : data_(storage_allocate(nbytes)), nbytes_(nbytes) {}
   ~Storage() { storage_free(data_, nbytes_); }
   Storage(const Storage&) = delete;

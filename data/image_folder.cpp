@@ -6,7 +6,7 @@
 #include <cctype>
 #include <filesystem>
 
-#include "core/tbb_for.h"  // header-only: tbb::parallel_for that ThreadSanitizer can follow
+#include "core/runtime/tbb_for.h"  // header-only: tbb::parallel_for that ThreadSanitizer can follow
 
 namespace mg::data {
 

@@ -5,7 +5,7 @@
 #include <cstring>
 #include <utility>
 
-#include "core/tbb_for.h"  // header-only: tbb::parallel_for that ThreadSanitizer can follow
+#include "core/runtime/tbb_for.h"  // header-only: tbb::parallel_for that ThreadSanitizer can follow
 
 namespace mg::data {
 

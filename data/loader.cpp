@@ -9,7 +9,7 @@
 #include <string>
 #include <utility>
 
-#include "core/tbb_for.h"  // header-only: tbb::parallel_for that ThreadSanitizer can follow
+#include "core/runtime/tbb_for.h"  // header-only: tbb::parallel_for that ThreadSanitizer can follow
 #include "data/random.h"
 
 namespace mg::data {

@@ -4,7 +4,7 @@
 #include <iostream>
 
 #include "core/factory.h"
-#include "nn/sync_batchnorm.h"
+#include "nn/dist/sync_batchnorm.h"
 
 namespace mg::nn {
 
@@ -57,7 +57,7 @@ Tensor BatchNorm2d::forward_gelu(const Tensor& x) {
 Tensor BatchNorm2d::forward(const Tensor& x) {
   const double momentum = count_batch(x);
   if (is_training() && process_group)
-    return sync_batch_norm(x, running_mean, running_var, weight, bias, momentum, options.eps, process_group);
+    return dist::sync_batch_norm(x, running_mean, running_var, weight, bias, momentum, options.eps, process_group);
   return batch_norm(x, running_mean, running_var, weight, bias, is_training(), momentum, options.eps);
 }
 

@@ -44,7 +44,7 @@ class BatchNorm2d : public Module {
   Tensor running_mean, running_var;  // (C), 0 and 1
   Tensor num_batches_tracked;        // int64 scalar, +1 per training forward
   BatchNormOptions options;
-  // Set by convert_sync_batchnorm (nn/sync_batchnorm.h): training statistics over the whole global
+  // Set by convert_sync_batchnorm (nn/dist/sync_batchnorm.h): training statistics over the whole global
   // batch of this group's ranks, PyTorch's SyncBatchNorm. Null (the default): this process's batch.
   std::shared_ptr<dist::ProcessGroup> process_group;
 

@@ -1,4 +1,4 @@
-// The caching allocator behind Storage (core/allocator.h): freed large blocks are reused for
+// The caching allocator behind Storage (core/runtime/allocator.h): freed large blocks are reused for
 // requests of their size class, small ones bypass the cache, memory is aligned and separate, the
 // cache can be emptied and switched off, and threads can allocate and free concurrently.
 #include <doctest/doctest.h>
@@ -8,7 +8,7 @@
 #include <thread>
 #include <vector>
 
-#include "core/allocator.h"
+#include "core/runtime/allocator.h"
 #include "core/factory.h"
 #include "core/ops.h"
 

@@ -1,4 +1,4 @@
-// Checkpoints (nn/checkpoint.h): a round trip restores every number, a resumed run continues bitwise
+// Checkpoints (nn/serialize/checkpoint.h): a round trip restores every number, a resumed run continues bitwise
 // like an uninterrupted one (stochastic depth included), every kind of bad file is refused with a
 // message naming it while model, optimiser and generators stay untouched, and the previous
 // checkpoint is kept.
@@ -11,8 +11,8 @@
 
 #include "helpers.h"
 #include "models/maxvit.h"
-#include "nn/checkpoint.h"
-#include "nn/serialize.h"
+#include "nn/serialize/checkpoint.h"
+#include "nn/serialize/serialize.h"
 #include "temp_dir.h"
 
 using namespace mg;
@@ -37,11 +37,11 @@ models::MaxVitConfig tiny_config(int64_t channels = 8) {
 
 struct Run {
   models::MaxVit model;
-  nn::AdamW opt;
+  optim::AdamW opt;
   Generator data{7};
   explicit Run(const models::MaxVitConfig& c = tiny_config(), uint64_t seed = 1)
-      : model(c, seed), opt(model.parameters(), nn::AdamWOptions(1e-2).weight_decay(0.05)) {}
-  nn::GeneratorRefs rngs() { return {{"drop_path", model.drop_gen.get()}}; }
+      : model(c, seed), opt(model.parameters(), optim::AdamWOptions(1e-2).weight_decay(0.05)) {}
+  serialize::GeneratorRefs rngs() { return {{"drop_path", model.drop_gen.get()}}; }
   void steps(int n) {
     model.train();
     for (int i = 0; i < n; ++i) {
@@ -67,8 +67,8 @@ nn::NamedTensors snapshot(const nn::NamedTensors& ts) {
   return out;
 }
 
-nn::CheckpointInfo some_info() {
-  nn::CheckpointInfo info;
+serialize::CheckpointInfo some_info() {
+  serialize::CheckpointInfo info;
   info.epoch = 3, info.batch = 17, info.step = 95, info.data_seed = 0xFFFFFFFFFFFFFFF0ull;
   info.metadata = {{"config", "--epochs 12 --lr 0.002"}, {"recipe", "AdamW"}};
   info.extra = {{"history", Tensor::from_vector({1.5, 0.25, 2.0, 0.5}, {2, 2}, DType::Float64)}};
@@ -85,9 +85,9 @@ TEST_CASE("a checkpoint round trip restores model, optimiser, generator, positio
   Run a;
   a.steps(2);
   const std::string path = dir / "last.safetensors";
-  nn::save_checkpoint(path, a.model, &a.opt, a.rngs(), some_info());
+  serialize::save_checkpoint(path, a.model, &a.opt, a.rngs(), some_info());
 
-  nn::Checkpoint ck = nn::read_checkpoint(path);
+  serialize::Checkpoint ck = serialize::read_checkpoint(path);
   CHECK(ck.info.epoch == 3);
   CHECK(ck.info.batch == 17);
   CHECK(ck.info.step == 95);
@@ -100,14 +100,14 @@ TEST_CASE("a checkpoint round trip restores model, optimiser, generator, positio
   CHECK(bitwise_equal(ck.info.extra[0].second, some_info().extra[0].second));
 
   Run b(tiny_config(), /*seed=*/99);  // different initial weights and generator
-  nn::restore_checkpoint(ck, b.model, &b.opt, b.rngs());
+  serialize::restore_checkpoint(ck, b.model, &b.opt, b.rngs());
   CHECK(same_state(b.model.state_dict(), a.model.state_dict()));
   CHECK(same_state(b.opt.state(), a.opt.state()));
   CHECK(b.model.drop_gen->state() == a.model.drop_gen->state());
 
   // The model's names are torchvision's, unprefixed: the file loads as a state_dict (non-strictly).
   std::map<std::string, std::string> meta;
-  nn::NamedTensors raw = nn::load_tensors(path, &meta);
+  nn::NamedTensors raw = serialize::load_tensors(path, &meta);
   CHECK(meta.at("epoch") == "3");
   CHECK(meta.at("step") == "95");
   bool has_plain_name = false;
@@ -120,12 +120,12 @@ TEST_CASE("training resumed from a checkpoint continues bitwise like an uninterr
   Run straight;
   straight.steps(3);
   const std::string path = dir / "last.safetensors";
-  nn::save_checkpoint(path, straight.model, &straight.opt, straight.rngs(), {});
+  serialize::save_checkpoint(path, straight.model, &straight.opt, straight.rngs(), {});
   const std::vector<uint64_t> data_state = straight.data.state();
   straight.steps(3);
 
   Run resumed(tiny_config(), /*seed=*/5);
-  nn::restore_checkpoint(nn::read_checkpoint(path), resumed.model, &resumed.opt, resumed.rngs());
+  serialize::restore_checkpoint(serialize::read_checkpoint(path), resumed.model, &resumed.opt, resumed.rngs());
   resumed.data.set_state(data_state);
   resumed.steps(3);
   CHECK(same_state(resumed.model.state_dict(), straight.model.state_dict()));
@@ -138,7 +138,7 @@ TEST_CASE("a bad checkpoint is refused, naming the file, and nothing changes") {
   Run saved;
   saved.steps(1);
   const std::string good = dir / "good.safetensors";
-  nn::save_checkpoint(good, saved.model, &saved.opt, saved.rngs(), some_info());
+  serialize::save_checkpoint(good, saved.model, &saved.opt, saved.rngs(), some_info());
 
   Run target(tiny_config(), 42);
   target.steps(1);
@@ -152,15 +152,15 @@ TEST_CASE("a bad checkpoint is refused, naming the file, and nothing changes") {
   };
   auto restore = [&](const std::string& path) {
     return error_of(
-        [&] { nn::restore_checkpoint(nn::read_checkpoint(path), target.model, &target.opt, target.rngs()); });
+        [&] { serialize::restore_checkpoint(serialize::read_checkpoint(path), target.model, &target.opt, target.rngs()); });
   };
   // A copy of the good file with some tensors or metadata changed.
   auto variant = [&](const std::string& name, auto edit) {
     std::map<std::string, std::string> meta;
-    nn::NamedTensors ts = nn::load_tensors(good, &meta);
+    nn::NamedTensors ts = serialize::load_tensors(good, &meta);
     edit(ts, meta);
     const std::string path = dir / name;
-    nn::save_tensors(path, ts, meta);
+    serialize::save_tensors(path, ts, meta);
     return path;
   };
 
@@ -170,7 +170,7 @@ TEST_CASE("a bad checkpoint is refused, naming the file, and nothing changes") {
   }
   SUBCASE("a plain state_dict, not a checkpoint") {
     const std::string path = dir / "weights.safetensors";
-    nn::save_state_dict(saved.model, path);
+    serialize::save_state_dict(saved.model, path);
     const std::string msg = restore(path);
     CHECK(msg.find(path) != std::string::npos);
     CHECK(msg.find("not a training checkpoint") != std::string::npos);
@@ -184,7 +184,7 @@ TEST_CASE("a bad checkpoint is refused, naming the file, and nothing changes") {
   SUBCASE("a model of another shape: every offending key is named") {
     Run other(tiny_config(16), 1);
     const std::string path = dir / "wide.safetensors";
-    nn::save_checkpoint(path, other.model, &other.opt, other.rngs(), {});
+    serialize::save_checkpoint(path, other.model, &other.opt, other.rngs(), {});
     const std::string msg = restore(path);
     CHECK(msg.find(path) != std::string::npos);
     CHECK(msg.find("blocks.0.layers.0.layers.MBconv.proj.1.weight") != std::string::npos);
@@ -200,9 +200,9 @@ TEST_CASE("a bad checkpoint is refused, naming the file, and nothing changes") {
     CHECK(msg.find("[7, 7, 7]") != std::string::npos);
   }
   SUBCASE("another optimiser's state") {
-    nn::SGD sgd(saved.model.parameters(), nn::SGDOptions(0.1).momentum(0.9));
+    optim::SGD sgd(saved.model.parameters(), optim::SGDOptions(0.1).momentum(0.9));
     const std::string path = dir / "sgd.safetensors";
-    nn::save_checkpoint(path, saved.model, &sgd, saved.rngs(), {});
+    serialize::save_checkpoint(path, saved.model, &sgd, saved.rngs(), {});
     CHECK(restore(path).find("optimizer 'SGD' but this run uses 'AdamW'") != std::string::npos);
   }
   SUBCASE("generator state missing or malformed") {
@@ -231,19 +231,19 @@ TEST_CASE("saving keeps the previous checkpoint and refuses reserved metadata") 
   TempDir dir;
   Run a;
   const std::string last = dir / "last.safetensors", prev = dir / "prev.safetensors";
-  nn::CheckpointInfo info;
+  serialize::CheckpointInfo info;
   info.step = 1;
-  nn::save_checkpoint(last, a.model, &a.opt, a.rngs(), info, prev);
+  serialize::save_checkpoint(last, a.model, &a.opt, a.rngs(), info, prev);
   CHECK(!fs::exists(prev));  // nothing to keep yet
   info.step = 2;
-  nn::save_checkpoint(last, a.model, &a.opt, a.rngs(), info, prev);
-  CHECK(nn::read_checkpoint(last).info.step == 2);
-  CHECK(nn::read_checkpoint(prev).info.step == 1);
+  serialize::save_checkpoint(last, a.model, &a.opt, a.rngs(), info, prev);
+  CHECK(serialize::read_checkpoint(last).info.step == 2);
+  CHECK(serialize::read_checkpoint(prev).info.step == 1);
   for (const auto& e : fs::directory_iterator(dir.path))  // no temporary file left behind
     CHECK(e.path().extension() == ".safetensors");
 
   info.metadata["step"] = "7";
-  const std::string msg = error_of([&] { nn::save_checkpoint(last, a.model, &a.opt, a.rngs(), info); });
+  const std::string msg = error_of([&] { serialize::save_checkpoint(last, a.model, &a.opt, a.rngs(), info); });
   CHECK(msg.find("'step' is reserved") != std::string::npos);
-  CHECK(nn::read_checkpoint(last).info.step == 2);  // the refused save wrote nothing
+  CHECK(serialize::read_checkpoint(last).info.step == 2);  // the refused save wrote nothing
 }

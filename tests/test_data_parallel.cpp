@@ -1,4 +1,4 @@
-// Data-parallel training (nn/data_parallel.h, data/loader.h's shards): the ranks start from rank
+// Data-parallel training (nn/dist/data_parallel.h, data/loader.h's shards): the ranks start from rank
 // 0's weights, gradients are averaged over ranks in buckets, rank 0's buffers and generator are
 // shared out, each rank loads its share of every global batch, and so K ranks with SyncBatchNorm
 // take the step one process takes on the whole batch. The ranks are threads of this process
@@ -13,8 +13,8 @@
 #include "data/synthetic.h"
 #include "helpers.h"
 #include "models/maxvit.h"
-#include "nn/data_parallel.h"
-#include "nn/sync_batchnorm.h"
+#include "nn/dist/data_parallel.h"
+#include "nn/dist/sync_batchnorm.h"
 #include "thread_group.h"
 
 using namespace mg;
@@ -158,7 +158,7 @@ TEST_CASE("2 ranks x 4 images with SyncBatchNorm take the step of 1 process x 8 
     // Rank 1 builds other weights: the broadcast gives it rank 0's (seed 100).
     models::MaxVit model(cfg, 100 + static_cast<uint64_t>(g->rank()));
     model.to(DType::Float64);
-    nn::convert_sync_batchnorm(model, g);
+    dist::convert_sync_batchnorm(model, g);
     dist::DistributedDataParallel ddp(model, g);
     const int64_t lo = 4 * g->rank();
     step(model, x.narrow(0, lo, 4), y.narrow(0, lo, 4));

@@ -1,5 +1,5 @@
 // Parity with torchvision's MaxVit, from committed numbers: every golden case folder (weights, batch,
-// expected, args.txt; see tests/golden/README.md) is run in-process through models::run_step, the
+// expected, args.txt; see tests/golden/README.md) is run in-process through cli::run_step, the
 // same code step_dump runs, and compared with shared/tools/check_step.py's rule. No Python is needed.
 //
 // Cases: tests/golden/* (committed, small: stem stride 2, partition 2, several heads, 3 stages,
@@ -18,8 +18,8 @@
 #include <vector>
 
 #include "examples/common/step_flags.h"
-#include "models/step.h"
-#include "nn/serialize.h"
+#include "examples/common/run_step.h"
+#include "nn/serialize/serialize.h"
 
 using namespace mg;
 namespace fs = std::filesystem;
@@ -113,7 +113,7 @@ Verdict compare(const nn::NamedTensors& expected_list, const nn::NamedTensors& o
 // The "x" and "y" of a batch file.
 std::pair<Tensor, Tensor> load_batch(const std::string& path) {
   Tensor x, y;
-  for (auto& [n, t] : nn::load_tensors(path)) {
+  for (auto& [n, t] : serialize::load_tensors(path)) {
     if (n == "x") x = t;
     if (n == "y") y = t;
   }
@@ -124,7 +124,7 @@ std::pair<Tensor, Tensor> load_batch(const std::string& path) {
 struct Parsed {
   models::MaxVitConfig cfg;
   DType dtype;
-  models::StepOptions opt;
+  cli::StepOptions opt;
 };
 
 // args.txt parsed exactly as step_dump parses its command line.
@@ -144,8 +144,8 @@ Verdict run_case(const fs::path& dir) {
   const Parsed p = parse_args(dir);
   auto [x, y] = load_batch((dir / "batch.safetensors").string());
   nn::NamedTensors out =
-      models::run_step(p.cfg, p.dtype, nn::load_tensors((dir / "weights.safetensors").string()), x, y, p.opt);
-  return compare(nn::load_tensors((dir / "expected.safetensors").string()), out);
+      cli::run_step(p.cfg, p.dtype, serialize::load_tensors((dir / "weights.safetensors").string()), x, y, p.opt);
+  return compare(serialize::load_tensors((dir / "expected.safetensors").string()), out);
 }
 
 std::vector<fs::path> case_dirs(const fs::path& root) {
@@ -203,7 +203,7 @@ TEST_CASE("golden: the public cases in $MAXGRAD_SHARED/golden match torchvision"
 // The comparison itself must catch what check_step.py catches (its --self-test, in miniature).
 TEST_CASE("golden: the comparison rejects what check_step.py rejects") {
   const fs::path dir = source_dir() / "tests" / "golden" / "s2_p2_f64_train_3steps";
-  const nn::NamedTensors expected = nn::load_tensors((dir / "expected.safetensors").string());
+  const nn::NamedTensors expected = serialize::load_tensors((dir / "expected.safetensors").string());
   auto copy = [&] {
     nn::NamedTensors c;
     for (auto& [n, t] : expected) c.emplace_back(n, t.clone());

@@ -17,8 +17,8 @@
 #include <type_traits>
 
 #include "helpers.h"
-#include "nn/optim.h"
-#include "nn/serialize.h"
+#include "nn/optim/optim.h"
+#include "nn/serialize/serialize.h"
 
 using namespace mg;
 using mg::testing::check_values;
@@ -42,7 +42,7 @@ struct Problem {
     pa.set_grad(add(mul(pa.detach(), aa), ba));
     pb.set_grad(add(mul(pb.detach(), ab), bb));
   }
-  void run(nn::Optimizer& opt, int steps, const std::vector<double>& lrs = {}) {
+  void run(optim::Optimizer& opt, int steps, const std::vector<double>& lrs = {}) {
     for (int s = 0; s < steps; ++s) {
       if (!lrs.empty()) opt.lr = lrs[static_cast<size_t>(s)];
       set_grads();
@@ -57,8 +57,8 @@ constexpr double kTol = 1e-13;
 void check_sgd(double lr, double momentum, double wd, bool nesterov, double dampening, const std::vector<double>& a,
                const std::vector<double>& b) {
   Problem p;
-  nn::SGD opt(p.params(),
-              nn::SGDOptions(lr).momentum(momentum).weight_decay(wd).nesterov(nesterov).dampening(dampening));
+  optim::SGD opt(p.params(),
+              optim::SGDOptions(lr).momentum(momentum).weight_decay(wd).nesterov(nesterov).dampening(dampening));
   p.run(opt, 3);
   check_values(p.pa, a, kTol, kTol);
   check_values(p.pb, b, kTol, kTol);
@@ -68,26 +68,26 @@ void check_sgd(double lr, double momentum, double wd, bool nesterov, double damp
 
 // torch.optim.SGD(params, lr, momentum, dampening, weight_decay, nesterov) ported argument by
 // argument must not compile: past lr, the hyper-parameters are named (SGDOptions).
-static_assert(std::is_constructible_v<nn::SGD, std::vector<Tensor>, double>);
-static_assert(!std::is_constructible_v<nn::SGD, std::vector<Tensor>, double, double>);
-static_assert(!std::is_constructible_v<nn::SGD, std::vector<Tensor>, double, double, double, double, bool>);
-static_assert(!std::is_constructible_v<nn::AdamW, std::vector<Tensor>, double, double, double, double, double>);
+static_assert(std::is_constructible_v<optim::SGD, std::vector<Tensor>, double>);
+static_assert(!std::is_constructible_v<optim::SGD, std::vector<Tensor>, double, double>);
+static_assert(!std::is_constructible_v<optim::SGD, std::vector<Tensor>, double, double, double, double, bool>);
+static_assert(!std::is_constructible_v<optim::AdamW, std::vector<Tensor>, double, double, double, double, double>);
 
 TEST_CASE("SGDOptions and AdamWOptions chain named setters with PyTorch's defaults") {
-  const nn::SGDOptions s = nn::SGDOptions(0.1).momentum(0.9).weight_decay(5e-4);
+  const optim::SGDOptions s = optim::SGDOptions(0.1).momentum(0.9).weight_decay(5e-4);
   CHECK(s.lr() == 0.1);
   CHECK(s.momentum() == 0.9);
   CHECK(s.dampening() == 0);
   CHECK(s.weight_decay() == 5e-4);
   CHECK_FALSE(s.nesterov());
-  const nn::AdamWOptions a;
+  const optim::AdamWOptions a;
   CHECK(a.lr() == 1e-3);
   CHECK(a.betas() == std::pair<double, double>{0.9, 0.999});
   CHECK(a.eps() == 1e-8);
   CHECK(a.weight_decay() == 1e-2);
   Tensor p = Tensor::from_vector(std::vector<double>{1.0}, {1}, DType::Float64);
   p.requires_grad_();
-  nn::SGD opt({p}, nn::SGDOptions(0.5).dampening(0.25).weight_decay(0.1));
+  optim::SGD opt({p}, optim::SGDOptions(0.5).dampening(0.25).weight_decay(0.1));
   CHECK(opt.dampening == 0.25);
   CHECK(opt.weight_decay == 0.1);
 }
@@ -120,7 +120,7 @@ TEST_CASE("SGD matches torch.optim.SGD over three steps") {
 TEST_CASE("AdamW matches torch.optim.AdamW") {
   SUBCASE("lr 0.01, default betas, weight decay 0.05, three steps") {
     Problem p;
-    nn::AdamW opt(p.params(), nn::AdamWOptions(0.01).betas({0.9, 0.999}).eps(1e-8).weight_decay(0.05));
+    optim::AdamW opt(p.params(), optim::AdamWOptions(0.01).betas({0.9, 0.999}).eps(1e-8).weight_decay(0.05));
     p.run(opt, 3);
     check_values(p.pa,
                  {0.4692805371908571, -0.9685258434571513, 1.9670219135390294, 0.2196846873963287, -0.7788563798061001,
@@ -131,7 +131,7 @@ TEST_CASE("AdamW matches torch.optim.AdamW") {
   }
   SUBCASE("betas (0.8, 0.95), eps 1e-6, weight decay 0.1") {
     Problem p;
-    nn::AdamW opt(p.params(), nn::AdamWOptions(0.02).betas({0.8, 0.95}).eps(1e-6).weight_decay(0.1));
+    optim::AdamW opt(p.params(), optim::AdamWOptions(0.02).betas({0.8, 0.95}).eps(1e-6).weight_decay(0.1));
     p.run(opt, 3);
     check_values(p.pa,
                  {0.4372307064948598, -0.9342026426439588, 1.9281831187468856, 0.1889414012739879, -0.8053623598326124,
@@ -141,7 +141,7 @@ TEST_CASE("AdamW matches torch.optim.AdamW") {
   }
   SUBCASE("the learning rate changed before every step, as the schedule does") {
     Problem p;
-    nn::AdamW opt(p.params(), nn::AdamWOptions(0.002).betas({0.9, 0.999}).eps(1e-8).weight_decay(0.05));
+    optim::AdamW opt(p.params(), optim::AdamWOptions(0.002).betas({0.9, 0.999}).eps(1e-8).weight_decay(0.05));
     p.run(opt, 4, {0.001, 0.002, 0.0015, 0.0005});
     check_values(p.pa,
                  {0.49487590864240283, -0.9947507724056281, 1.9945006527940081, 0.2449391597229711, -0.7548119454390874,
@@ -153,7 +153,7 @@ TEST_CASE("AdamW matches torch.optim.AdamW") {
     Problem p;
     Tensor pa = p.pa.detach().to(DType::Float32), pb = p.pb.detach().to(DType::Float32);
     pa.requires_grad_(), pb.requires_grad_();
-    nn::AdamW opt({pa, pb}, nn::AdamWOptions(0.01).betas({0.9, 0.999}).eps(1e-8).weight_decay(0.05));
+    optim::AdamW opt({pa, pb}, optim::AdamWOptions(0.01).betas({0.9, 0.999}).eps(1e-8).weight_decay(0.05));
     for (int s = 0; s < 3; ++s) {
       NoGradGuard no_grad;
       pa.set_grad(add(mul(pa.detach(), p.aa.to(DType::Float32)), p.ba.to(DType::Float32)));
@@ -166,7 +166,7 @@ TEST_CASE("AdamW matches torch.optim.AdamW") {
 
 TEST_CASE("a parameter without a gradient is left alone, as in PyTorch") {
   Problem p;
-  nn::AdamW opt(p.params(), 0.01);
+  optim::AdamW opt(p.params(), 0.01);
   p.set_grads();
   p.pb.zero_grad();
   const std::vector<double> before = p.pb.to_vector();
@@ -197,7 +197,7 @@ TEST_CASE("warmup_cosine_lr equals torch_cifar_ref.py's LambdaLR, step by step")
       CAPTURE(c.base);
       CAPTURE(c.warm);
       CAPTURE(s);
-      CHECK(nn::warmup_cosine_lr(c.base, s, c.warm, c.total) ==
+      CHECK(optim::warmup_cosine_lr(c.base, s, c.warm, c.total) ==
             doctest::Approx(c.lr[static_cast<size_t>(s)]).epsilon(1e-14));
     }
 }
@@ -206,7 +206,7 @@ TEST_CASE("clip_grad_norm matches torch.nn.utils.clip_grad_norm_") {
   SUBCASE("clipping: every gradient scaled by max_norm / (norm + 1e-6)") {
     Problem p;
     p.set_grads();
-    CHECK(nn::clip_grad_norm(p.params(), 1.0) == doctest::Approx(2.917404668536746).epsilon(1e-14));
+    CHECK(optim::clip_grad_norm(p.params(), 1.0) == doctest::Approx(2.917404668536746).epsilon(1e-14));
     check_values(p.pa.grad(),
                  {0.2399392061067366, -0.7198176183202099, 0.3427702944381952, 0.27421623555055613, 0.0771233162485939,
                   0.37704732388201473},
@@ -216,7 +216,7 @@ TEST_CASE("clip_grad_norm matches torch.nn.utils.clip_grad_norm_") {
   SUBCASE("a norm under max_norm leaves the gradients as they are") {
     Problem p;
     p.set_grads();
-    CHECK(nn::clip_grad_norm(p.params(), 100.0) == doctest::Approx(2.917404668536746).epsilon(1e-14));
+    CHECK(optim::clip_grad_norm(p.params(), 100.0) == doctest::Approx(2.917404668536746).epsilon(1e-14));
     check_values(p.pa.grad(), {0.7, -2.1, 1.0, 0.8, 0.22499999999999998, 1.1}, kTol, kTol);
     check_values(p.pb.grad(), {-0.43, -0.010000000000000009, 0.725}, kTol, kTol);
   }
@@ -226,7 +226,7 @@ namespace {
 
 // Runs `total` steps in one go, and `first` steps + state through a file + the rest with a fresh
 // optimiser on the same parameter values: both must agree bitwise (a checkpointed run resumes exactly).
-void check_resume(const std::function<std::unique_ptr<nn::Optimizer>(std::vector<Tensor>)>& make, int first,
+void check_resume(const std::function<std::unique_ptr<optim::Optimizer>(std::vector<Tensor>)>& make, int first,
                   int total) {
   Problem straight;
   auto opt_a = make(straight.params());
@@ -236,7 +236,7 @@ void check_resume(const std::function<std::unique_ptr<nn::Optimizer>(std::vector
   auto opt_b = make(before.params());
   before.run(*opt_b, first);
   const std::string path = "test_optim_state.safetensors";
-  nn::save_tensors(path, opt_b->state());
+  serialize::save_tensors(path, opt_b->state());
 
   Problem after;
   {
@@ -244,7 +244,7 @@ void check_resume(const std::function<std::unique_ptr<nn::Optimizer>(std::vector
     after.pa.copy_(before.pa), after.pb.copy_(before.pb);
   }
   auto opt_c = make(after.params());
-  opt_c->load_state(nn::load_tensors(path));
+  opt_c->load_state(serialize::load_tensors(path));
   after.run(*opt_c, total - first);
   std::remove(path.c_str());
   CHECK(mg::testing::bitwise_equal(after.pa, straight.pa));
@@ -257,14 +257,14 @@ TEST_CASE("optimiser state saved and restored continues bitwise like an uninterr
   SUBCASE("AdamW") {
     check_resume(
         [](std::vector<Tensor> ps) {
-          return std::make_unique<nn::AdamW>(ps, nn::AdamWOptions(0.01).weight_decay(0.05));
+          return std::make_unique<optim::AdamW>(ps, optim::AdamWOptions(0.01).weight_decay(0.05));
         },
         2, 5);
   }
   SUBCASE("SGD, nesterov") {
     check_resume(
         [](std::vector<Tensor> ps) {
-          return std::make_unique<nn::SGD>(ps, nn::SGDOptions(0.05).momentum(0.9).weight_decay(0.05).nesterov(true));
+          return std::make_unique<optim::SGD>(ps, optim::SGDOptions(0.05).momentum(0.9).weight_decay(0.05).nesterov(true));
         },
         2, 5);
   }
@@ -272,7 +272,7 @@ TEST_CASE("optimiser state saved and restored continues bitwise like an uninterr
 
 TEST_CASE("load_state is strict and changes nothing on error") {
   Problem p;
-  nn::AdamW opt(p.params(), 0.01);
+  optim::AdamW opt(p.params(), 0.01);
   p.run(opt, 2);
   const nn::NamedTensors good = opt.state();
   auto snapshot = [&] {
@@ -295,7 +295,7 @@ TEST_CASE("load_state is strict and changes nothing on error") {
   unknown.emplace_back("momentum_buffer.0", zeros({2, 3}, DType::Float64));
   CHECK_THROWS_MG(opt.load_state(unknown), "unexpected", "exp_avg.2", "momentum_buffer.0");
 
-  nn::SGD sgd(p.params(), nn::SGDOptions(0.1).momentum(0.9));
+  optim::SGD sgd(p.params(), optim::SGDOptions(0.1).momentum(0.9));
   CHECK_THROWS_MG(sgd.load_state(good), "SGD load_state", "unexpected", "exp_avg.0");
 
   CHECK(snapshot() == before);

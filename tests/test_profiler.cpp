@@ -1,4 +1,4 @@
-// The op-level profiler (core/profiler.h): each op's forward and backward counted once, ops inside a
+// The op-level profiler (core/runtime/profiler.h): each op's forward and backward counted once, ops inside a
 // backward formula, a Scope or a PartOfOp not counted as ops of their own, shapes when asked for, and
 // nothing at all when it is off.
 #include <doctest/doctest.h>
@@ -9,7 +9,7 @@
 
 #include "core/factory.h"
 #include "core/ops.h"
-#include "core/profiler.h"
+#include "core/runtime/profiler.h"
 
 using namespace mg;
 

@@ -12,7 +12,7 @@
 
 #include "core/kernel_path.h"
 #include "helpers.h"
-#include "models/step.h"
+#include "examples/common/run_step.h"
 
 using namespace mg;
 
@@ -35,9 +35,9 @@ models::MaxVitConfig small_config() {
 std::map<std::string, Tensor> step_on(KernelPath path, const models::MaxVitConfig& cfg, DType dt,
                                       const nn::NamedTensors& weights, const Tensor& x, const Tensor& y) {
   KernelPathGuard guard(path);
-  models::StepOptions opt;
+  cli::StepOptions opt;
   opt.steps = 2;
-  nn::NamedTensors out = models::run_step(cfg, dt, weights, x, y, opt);
+  nn::NamedTensors out = cli::run_step(cfg, dt, weights, x, y, opt);
   return {out.begin(), out.end()};
 }
 

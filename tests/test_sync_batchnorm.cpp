@@ -1,4 +1,4 @@
-// SyncBatchNorm (nn/sync_batchnorm.h): K ranks, each with its share of a batch, normalise exactly as
+// SyncBatchNorm (nn/dist/sync_batchnorm.h): K ranks, each with its share of a batch, normalise exactly as
 // one process with the whole batch does: outputs, running statistics, input gradients, and weight
 // and bias gradients that add up over the ranks to the whole batch's. The ranks here are threads
 // (tests/thread_group.h), so no MPI is needed; tests/distributed/test_mpi_train.cpp runs it over MPI.
@@ -11,7 +11,7 @@
 #include "helpers.h"
 #include "models/maxvit.h"
 #include "nn/batchnorm.h"
-#include "nn/sync_batchnorm.h"
+#include "nn/dist/sync_batchnorm.h"
 #include "thread_group.h"
 
 using namespace mg;
@@ -31,7 +31,7 @@ BnResult bn_step(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in, con
   Tensor w = w_in.detach().clone().requires_grad_(true), b = b_in.detach().clone().requires_grad_(true);
   BnResult r;
   r.running_mean = zeros({c}, x_in.dtype()), r.running_var = ones({c}, x_in.dtype());
-  r.y = group ? sync_batch_norm(x, r.running_mean, r.running_var, w, b, 0.1, 1e-5, group)
+  r.y = group ? dist::sync_batch_norm(x, r.running_mean, r.running_var, w, b, 0.1, 1e-5, group)
               : batch_norm(x, r.running_mean, r.running_var, w, b, true, 0.1, 1e-5);
   sum(r.y * upstream).backward();
   r.dx = x.grad(), r.dw = w.grad(), r.db = b.grad();
@@ -98,7 +98,7 @@ TEST_CASE("convert_sync_batchnorm: every BatchNorm2d of MaxViT, names unchanged,
   for (auto& [n, t] : model.state_dict()) names_before.push_back(n);
   auto group = std::make_shared<dist::SingleProcessGroup>();
   // stem: 1; per MBConv: pre_norm, conv_a, conv_b.
-  CHECK(nn::convert_sync_batchnorm(model, group) == 1 + 3 * 2);
+  CHECK(dist::convert_sync_batchnorm(model, group) == 1 + 3 * 2);
   std::vector<std::string> names_after;
   for (auto& [n, t] : model.state_dict()) names_after.push_back(n);
   CHECK(names_after == names_before);
@@ -113,7 +113,7 @@ TEST_CASE("convert_sync_batchnorm: every BatchNorm2d of MaxViT, names unchanged,
   model.eval();
   model(x);
   CHECK(group->stats().calls == 2 * 7);                    // evaluation: the running statistics, no collective
-  CHECK(nn::convert_sync_batchnorm(model, nullptr) == 7);  // back to local statistics
+  CHECK(dist::convert_sync_batchnorm(model, nullptr) == 7);  // back to local statistics
   model.train();
   model(x);
   CHECK(group->stats().calls == 2 * 7);
@@ -123,17 +123,17 @@ TEST_CASE("sync_batch_norm errors name the problem") {
   Generator gen(0);
   const Tensor x = randn({1, 2, 1, 1}, gen);
   CHECK(mg::testing::error_message([&] {
-          sync_batch_norm(x, Tensor(), Tensor(), Tensor(), Tensor(), 0.1, 1e-5, nullptr);
+          dist::sync_batch_norm(x, Tensor(), Tensor(), Tensor(), Tensor(), 0.1, 1e-5, nullptr);
         }).find("needs a process group") != std::string::npos);
   // One value per channel over all ranks: no variance to normalise with.
   CHECK(mg::testing::error_message([&] {
-          sync_batch_norm(x, Tensor(), Tensor(), Tensor(), Tensor(), 0.1, 1e-5,
+          dist::sync_batch_norm(x, Tensor(), Tensor(), Tensor(), Tensor(), 0.1, 1e-5,
                           std::make_shared<dist::SingleProcessGroup>());
         }).find("more than 1 value per channel over all ranks") != std::string::npos);
   // Two ranks of one image of 1x1 each: 2 values per channel, which is enough.
   mg::testing::run_ranks(2, [&](std::shared_ptr<dist::ProcessGroup> g) {
     Generator own(static_cast<uint64_t>(g->rank()));
     Tensor rm = zeros({2}), rv = ones({2});
-    sync_batch_norm(randn({1, 2, 1, 1}, own), rm, rv, Tensor(), Tensor(), 0.1, 1e-5, g);
+    dist::sync_batch_norm(randn({1, 2, 1, 1}, own), rm, rv, Tensor(), Tensor(), 0.1, 1e-5, g);
   });
 }

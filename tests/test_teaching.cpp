@@ -20,7 +20,7 @@ using namespace mg;
 
 namespace {
 
-// x (4, 2, 3, 3) of examples/batchnorm_step.cpp: channel 0 mean 2, biased variance 1.25; channel 1
+// x (4, 2, 3, 3) of examples/teaching/batchnorm_step.cpp: channel 0 mean 2, biased variance 1.25; channel 1
 // mean -1, variance 9.
 Tensor batchnorm_step_input() {
   std::vector<double> v(72);

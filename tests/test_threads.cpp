@@ -1,5 +1,5 @@
 // Determinism: the same seed gives bitwise-identical numbers with 1 thread and with 2. Every
-// parallel kernel cuts its work into chunks fixed by the sizes alone (core/parallel.h), and sums
+// parallel kernel cuts its work into chunks fixed by the sizes alone (core/runtime/parallel.h), and sums
 // that cross chunks are added in a fixed order, so the thread count cannot change a single bit.
 // The sizes below are chosen so that each parallel path really splits its work.
 #include <doctest/doctest.h>
@@ -11,7 +11,7 @@
 #include "core/factory.h"
 #include "core/kernels/gemm.h"
 #include "core/ops.h"
-#include "core/parallel.h"
+#include "core/runtime/parallel.h"
 #include "helpers.h"
 
 using namespace mg;

@@ -26,7 +26,7 @@
 
 #include "data/cifar_binary.h"
 #include "data/synthetic.h"
-#include "nn/serialize.h"
+#include "nn/serialize/serialize.h"
 #include "temp_dir.h"
 
 namespace fs = std::filesystem;
@@ -119,8 +119,8 @@ void check_learned(const std::vector<LogRow>& log, double min_accuracy) {
 // Metadata must match too, `config` (the command line) only when `same_config`.
 void check_same_run(const fs::path& a_dir, const fs::path& b_dir, size_t epochs, bool same_config = true) {
   std::map<std::string, std::string> meta_a, meta_b;
-  const mg::nn::NamedTensors a = mg::nn::load_tensors(a_dir / "last.safetensors", &meta_a);
-  const mg::nn::NamedTensors b = mg::nn::load_tensors(b_dir / "last.safetensors", &meta_b);
+  const mg::nn::NamedTensors a = mg::serialize::load_tensors(a_dir / "last.safetensors", &meta_a);
+  const mg::nn::NamedTensors b = mg::serialize::load_tensors(b_dir / "last.safetensors", &meta_b);
   if (!same_config) meta_a.erase("config"), meta_b.erase("config");
   CHECK(meta_a == meta_b);
   REQUIRE(a.size() == b.size());
@@ -128,7 +128,7 @@ void check_same_run(const fs::path& a_dir, const fs::path& b_dir, size_t epochs,
   for (size_t i = 0; i < a.size(); ++i) {
     REQUIRE(a[i].first == b[i].first);
     if (a[i].first.find("seconds") != std::string::npos) continue;  // wall-clock times differ, by nature
-    CHECK_MESSAGE(mg::nn::entry_from_tensor("", a[i].second).bytes == mg::nn::entry_from_tensor("", b[i].second).bytes,
+    CHECK_MESSAGE(mg::serialize::entry_from_tensor("", a[i].second).bytes == mg::serialize::entry_from_tensor("", b[i].second).bytes,
                   a[i].first);
     ++compared;
   }
@@ -276,7 +276,7 @@ TEST_CASE("the same seed gives bitwise-identical weights, losses and logs with 1
 
 TEST_CASE("SIGKILL during checkpoint writing: the run resumes from what is on disk and ends as if never killed") {
   TempDir dir;
-  // 3 epochs of 6 steps; a checkpoint at the end of each. Every run below is killed (core/crash_point.h)
+  // 3 epochs of 6 steps; a checkpoint at the end of each. Every run below is killed (core/runtime/crash_point.h)
   // while writing the second one, at a different point of it, then resumed with --resume.
   const std::vector<std::string> cfg = tiny({"--synthetic", "--subset", "20", "--eval-subset", "5", "--epochs", "3",
                                              "--batch", "32", "--stochastic-depth", "0.1"});
@@ -304,7 +304,7 @@ TEST_CASE("SIGKILL during checkpoint writing: the run resumes from what is on di
     Result r = run("train_cifar", with({"--out", out}), dir, quote(std::string("MAXGRAD_CRASH_AT=") + p.crash_at));
     REQUIRE_MESSAGE(r.status == 128 + SIGKILL, r.err);
     std::map<std::string, std::string> meta;
-    mg::nn::load_tensors((dir.path / out / "last.safetensors").string(), &meta);  // complete, whatever the point
+    mg::serialize::load_tensors((dir.path / out / "last.safetensors").string(), &meta);  // complete, whatever the point
     CHECK(meta.at("step") == p.step_on_disk);
     r = run("train_cifar", {"--out", out, "--resume"}, dir);
     REQUIRE_MESSAGE(r.status == 0, r.err);
@@ -324,7 +324,7 @@ TEST_CASE("a NaN loss stops the run naming the step, keeping the last good check
   CHECK(r.err.find("the loss is nan at step 8 (epoch 2, batch 2 of 6)") != std::string::npos);
   CHECK(r.err.find("out/last.safetensors") != std::string::npos);
   std::map<std::string, std::string> meta;
-  mg::nn::load_tensors(dir / "out/last.safetensors", &meta);
+  mg::serialize::load_tensors(dir / "out/last.safetensors", &meta);
   CHECK(meta.at("step") == "6");  // the end of epoch 1, the last checkpoint before the NaN
   CHECK(meta.at("epoch") == "1");
 }

@@ -16,7 +16,7 @@
 #include <thread>
 #include <vector>
 
-#include "nn/distributed.h"
+#include "nn/dist/distributed.h"
 
 namespace mg::testing {
 

@@ -1,5 +1,5 @@
 // ThreadSanitizer canary (tsan preset only): proves the TSan build still reports a real race inside
-// a parallel loop body, so tests/tsan.supp and core/tbb_for.h cannot silence more than oneTBB's own
+// a parallel loop body, so tests/tsan.supp and core/runtime/tbb_for.h cannot silence more than oneTBB's own
 // bookkeeping without a test noticing.
 //   tsan_canary        disjoint writes from every chunk: must run clean
 //   tsan_canary race   every chunk also adds to one shared counter: TSan must report a data race
@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "core/parallel.h"
+#include "core/runtime/parallel.h"
 
 int main(int argc, char** argv) {
   const bool race = argc > 1 && std::string(argv[1]) == "race";

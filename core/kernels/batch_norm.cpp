@@ -6,7 +6,7 @@
 #include "core/kernel_path.h"
 #include "core/kernels/fast_math.h"
 #include "core/kernels/lanes.h"
-#include "core/parallel.h"
+#include "core/runtime/parallel.h"
 #include "core/reference/batch_norm.h"
 
 namespace mg::kernels {

@@ -1,5 +1,5 @@
 // BatchNorm's loops over x (N, C, M): every per-channel sum, the normalisation and the input
-// gradient, for core/ops/batch_norm.cpp (and nn/sync_batchnorm.cpp, which takes the same sums over
+// gradient, for core/ops/batch_norm.cpp (and nn/dist/sync_batchnorm.cpp, which takes the same sums over
 // several processes, so one process gives the same bits as batch_norm on the fast path).
 //
 // The sums are over N * M values per channel, in double. Summed one value after another, as the
@@ -8,7 +8,7 @@
 // which the compiler turns into SIMD adds, and add them up in a fixed order at the end: the result
 // depends on the sizes only, never on the thread count, and is as accurate as the sequential sum.
 // Channels run in parallel. On the reference path (core/kernel_path.h), bn_forward, bn_backward and
-// the pieces nn/sync_batchnorm.cpp calls run core/reference/batch_norm.h's plain loops instead.
+// the pieces nn/dist/sync_batchnorm.cpp calls run core/reference/batch_norm.h's plain loops instead.
 #pragma once
 #include <cstdint>
 

@@ -12,7 +12,7 @@
 #include "core/kernels/depthwise.h"
 #include "core/kernels/gemm.h"
 #include "core/kernels/scratch.h"
-#include "core/parallel.h"
+#include "core/runtime/parallel.h"
 #include "core/reference/conv.h"
 
 namespace mg::kernels {

@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "core/kernel_path.h"
-#include "core/parallel.h"
+#include "core/runtime/parallel.h"
 #include "core/reference/dropout.h"
 
 namespace mg::kernels {

@@ -7,7 +7,7 @@
 #include "core/kernel_path.h"
 #include "core/kernels/gemm_small_k.h"
 #include "core/kernels/scratch.h"
-#include "core/parallel.h"
+#include "core/runtime/parallel.h"
 #include "core/reference/gemm.h"
 
 namespace mg::kernels {

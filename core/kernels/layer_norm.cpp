@@ -8,7 +8,7 @@
 #include "core/kernel_path.h"
 #include "core/kernels/lanes.h"
 #include "core/kernels/simd.h"
-#include "core/parallel.h"
+#include "core/runtime/parallel.h"
 #include "core/reference/layer_norm.h"
 
 namespace mg::kernels {

@@ -5,7 +5,7 @@
 #include <array>
 #include <cstdint>
 
-#include "core/parallel.h"
+#include "core/runtime/parallel.h"
 #include "core/tensor.h"
 
 namespace mg::kernels {

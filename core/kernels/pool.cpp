@@ -5,7 +5,7 @@
 
 #include "core/kernel_path.h"
 #include "core/kernels/simd.h"
-#include "core/parallel.h"
+#include "core/runtime/parallel.h"
 #include "core/reference/pool.h"
 
 namespace mg::kernels {

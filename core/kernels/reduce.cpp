@@ -4,7 +4,7 @@
 
 #include "core/kernel_path.h"
 #include "core/kernels/lanes.h"
-#include "core/parallel.h"
+#include "core/runtime/parallel.h"
 #include "core/reference/reduce.h"
 
 namespace mg::kernels {

@@ -5,7 +5,7 @@
 #include "core/autograd.h"
 #include "core/kernel_path.h"
 #include "core/kernels/lanes.h"
-#include "core/parallel.h"
+#include "core/runtime/parallel.h"
 
 namespace mg::kernels {
 

@@ -5,7 +5,7 @@
 
 #include "core/kernel_path.h"
 #include "core/kernels/fast_math.h"
-#include "core/parallel.h"
+#include "core/runtime/parallel.h"
 #include "core/reference/softmax.h"
 
 namespace mg::kernels {

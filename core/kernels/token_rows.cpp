@@ -4,7 +4,7 @@
 
 #include "core/kernel_path.h"
 #include "core/kernels/simd.h"
-#include "core/parallel.h"
+#include "core/runtime/parallel.h"
 #include "core/reference/token_rows.h"
 
 namespace mg::kernels {

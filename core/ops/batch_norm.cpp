@@ -16,7 +16,7 @@
 #include "core/autograd.h"
 #include "core/kernels/grad_in_place.h"
 #include "core/ops.h"
-#include "core/profiler.h"
+#include "core/runtime/profiler.h"
 
 namespace mg {
 
@@ -90,7 +90,7 @@ Tensor batch_norm_impl(const char* name, const Tensor& x_in, const Tensor& runni
   });
   if (training && running_mean.defined() && running_var.defined()) {
     Tensor rm = running_mean, rv = running_var;
-    profiler::PartOfOp part;  // its narrow + fill_ ops are this op's time (core/profiler.h)
+    profiler::PartOfOp part;  // its narrow + fill_ ops are this op's time (core/runtime/profiler.h)
     batch_norm_update_stats(rm, rv, mean_t, var_t, count, momentum);
   }
 

@@ -2,7 +2,7 @@
 // the matching slice of the gradient (a narrow view).
 #include "core/autograd.h"
 #include "core/ops.h"
-#include "core/profiler.h"
+#include "core/runtime/profiler.h"
 
 namespace mg {
 

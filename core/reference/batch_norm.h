@@ -33,7 +33,7 @@ template <typename T> void batch_norm_backward(const T* gy, const T* x, const Bn
                                                const T* w, const T* b, bool training, BnAct act, T* gx, double* sum_g,
                                                double* sum_gxhat);
 
-// The per-channel pieces nn/sync_batchnorm.cpp calls one by one (it adds the sums over processes
+// The per-channel pieces nn/dist/sync_batchnorm.cpp calls one by one (it adds the sums over processes
 // in between), each one plain loop:
 // sum[ch] = sum of x over the channel
 template <typename T> void bn_channel_sums(const T* x, const BnGeom& g, double* sum);

@@ -18,8 +18,8 @@ models::MaxVitConfig StepFlags::config() const {
   return cfg;
 }
 
-models::StepOptions StepFlags::options() const {
-  models::StepOptions o;
+cli::StepOptions StepFlags::options() const {
+  cli::StepOptions o;
   o.train = mode.value_or("train") == "train";
   o.lr = lr.value_or(0.1);
   o.steps = steps.value_or(1);

@@ -2,7 +2,7 @@
 // tests/test_golden.cpp, which parses a golden case's args.txt exactly as step_dump does.
 #pragma once
 #include "examples/common/model_flags.h"
-#include "models/step.h"
+#include "examples/common/run_step.h"
 
 namespace mg::cli {
 
@@ -17,7 +17,7 @@ struct StepFlags {
   void add_to(Flags& f);
   // The model's configuration with stochastic depth 0 (the spec); throws UsageError when it does not fit.
   models::MaxVitConfig config() const;
-  models::StepOptions options() const;
+  cli::StepOptions options() const;
 };
 
 }  // namespace mg::cli

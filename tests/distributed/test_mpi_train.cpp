@@ -22,9 +22,9 @@
 #include <string>
 #include <vector>
 
-#include "nn/distributed.h"
+#include "nn/dist/distributed.h"
 #include "temp_dir.h"
-#include "nn/serialize.h"
+#include "nn/serialize/serialize.h"
 
 namespace fs = std::filesystem;
 using mg::nn::NamedTensors;
@@ -94,7 +94,7 @@ void require_ok(const Result& r) { REQUIRE_MESSAGE(r.status == 0, "exit ", r.sta
 
 std::map<std::string, mg::Tensor> load(const std::string& path) {
   std::map<std::string, mg::Tensor> m;
-  for (auto& [n, t] : mg::nn::load_tensors(path)) m[n] = t;
+  for (auto& [n, t] : mg::serialize::load_tensors(path)) m[n] = t;
   return m;
 }
 
@@ -287,14 +287,14 @@ TEST_CASE("a 2-rank run stopped and resumed on 2 ranks ends bitwise where an uni
   require_ok(train(dir, 2, with({"--out", "straight"})));
   require_ok(train(dir, 2, with({"--out", "resumed", "--max-steps", "3"})));
   require_ok(train(dir, 2, {"--out", "resumed", "--resume", "--sync-bn"}, false));
-  const NamedTensors a = mg::nn::load_tensors(dir / "straight/last.safetensors");
-  const NamedTensors b = mg::nn::load_tensors(dir / "resumed/last.safetensors");
+  const NamedTensors a = mg::serialize::load_tensors(dir / "straight/last.safetensors");
+  const NamedTensors b = mg::serialize::load_tensors(dir / "resumed/last.safetensors");
   REQUIRE(a.size() == b.size());
   int compared = 0;
   for (size_t i = 0; i < a.size(); ++i) {
     REQUIRE(a[i].first == b[i].first);
     if (a[i].first.find("seconds") != std::string::npos) continue;
-    CHECK_MESSAGE(mg::nn::entry_from_tensor("", a[i].second).bytes == mg::nn::entry_from_tensor("", b[i].second).bytes,
+    CHECK_MESSAGE(mg::serialize::entry_from_tensor("", a[i].second).bytes == mg::serialize::entry_from_tensor("", b[i].second).bytes,
                   a[i].first);
     ++compared;
   }

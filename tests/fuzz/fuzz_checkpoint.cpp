@@ -1,4 +1,4 @@
-// Fuzzes training checkpoints (nn/checkpoint.h) as train_cifar --resume and predict use them:
+// Fuzzes training checkpoints (nn/serialize/checkpoint.h) as train_cifar --resume and predict use them:
 // read_checkpoint(path) (safetensors reading plus the checkpoint's own checks), then
 // restore_checkpoint into a tiny MaxViT with AdamW and a drop-path generator. The promise checked:
 // a refused checkpoint changes nothing (every state tensor and the generator stay bitwise the same).
@@ -48,15 +48,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const nn::NamedTensors initial_opt = cloned(run.opt.state());  // state() aliases the live moments
 
   const std::string path = fuzz::write_scratch("last.safetensors", data, size);
-  nn::Checkpoint ck;
+  serialize::Checkpoint ck;
   try {
-    ck = nn::read_checkpoint(path);
+    ck = serialize::read_checkpoint(path);
   } catch (const Error&) {
     return 0;
   }
   bool restored = false;
   try {
-    nn::restore_checkpoint(ck, run.model, &run.opt, run.rngs());
+    serialize::restore_checkpoint(ck, run.model, &run.opt, run.rngs());
     restored = true;
   } catch (const Error&) {
   }

@@ -4,7 +4,7 @@
 // relative_position_index, AdamW moments, a drop-path generator).
 #pragma once
 #include "models/maxvit.h"
-#include "nn/checkpoint.h"
+#include "nn/serialize/checkpoint.h"
 
 namespace mg::fuzz {
 
@@ -23,8 +23,8 @@ inline models::MaxVitConfig tiny_maxvit() {
 
 struct TinyRun {
   models::MaxVit model{tiny_maxvit(), 1};
-  nn::AdamW opt{model.parameters(), nn::AdamWOptions(1e-2).weight_decay(0.05)};
-  nn::GeneratorRefs rngs() { return {{"drop_path", model.drop_gen.get()}}; }
+  optim::AdamW opt{model.parameters(), optim::AdamWOptions(1e-2).weight_decay(0.05)};
+  serialize::GeneratorRefs rngs() { return {{"drop_path", model.drop_gen.get()}}; }
 };
 
 }  // namespace mg::fuzz

@@ -1,11 +1,11 @@
-// Fuzzes the safetensors reader (nn/safetensors.h) on whole files in memory: mg::safetensors::parse,
+// Fuzzes the safetensors reader (nn/serialize/safetensors.h) on whole files in memory: mg::safetensors::parse,
 // the same header checks read() makes before it allocates. A file it accepts must also widen to
-// floating point, convert to Tensors (nn::tensor_from_entry), and survive serialize -> parse unchanged.
+// floating point, convert to Tensors (serialize::tensor_from_entry), and survive serialize -> parse unchanged.
 #include <cstdint>
 
 #include "fuzz_common.h"
-#include "nn/safetensors.h"
-#include "nn/serialize.h"
+#include "nn/serialize/safetensors.h"
+#include "nn/serialize/serialize.h"
 
 namespace st = mg::safetensors;
 
@@ -21,7 +21,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                           e.dtype == st::DType::BF16;
     if (floating) MG_FUZZ_CHECK(st::to_float64(e).size() * st::itemsize(e.dtype) == e.bytes.size());
     try {
-      mg::Tensor t = mg::nn::tensor_from_entry(e);
+      mg::Tensor t = mg::serialize::tensor_from_entry(e);
       MG_FUZZ_CHECK(t.shape() == e.shape);
     } catch (const mg::Error&) {  // a dtype maxgrad does not load, or a shape too large to address
     }

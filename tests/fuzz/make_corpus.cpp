@@ -14,9 +14,9 @@
 #include "core/factory.h"
 #include "examples/common/train_flags.h"
 #include "fuzz_model.h"
-#include "nn/checkpoint.h"
-#include "nn/safetensors.h"
-#include "nn/serialize.h"
+#include "nn/serialize/checkpoint.h"
+#include "nn/serialize/safetensors.h"
+#include "nn/serialize/serialize.h"
 
 using namespace mg;
 namespace fs = std::filesystem;
@@ -135,14 +135,14 @@ void checkpoint_seeds() {
   const fs::path dir = fs::temp_directory_path() / "maxgrad_make_corpus";
   fs::create_directories(dir);
   fuzz::TinyRun run;
-  nn::CheckpointInfo info;
+  serialize::CheckpointInfo info;
   info.epoch = 1, info.batch = 2, info.step = 3, info.data_seed = 4;
   info.metadata["config"] = "--preset cifar --epochs 2";
-  nn::save_checkpoint((dir / "ck.safetensors").string(), run.model, &run.opt, run.rngs(), info);
+  serialize::save_checkpoint((dir / "ck.safetensors").string(), run.model, &run.opt, run.rngs(), info);
   put("checkpoint", "valid.safetensors", slurp((dir / "ck.safetensors").string()));
-  nn::save_checkpoint((dir / "ck.safetensors").string(), run.model, nullptr, run.rngs(), info);
+  serialize::save_checkpoint((dir / "ck.safetensors").string(), run.model, nullptr, run.rngs(), info);
   put("checkpoint", "no_optimizer.safetensors", slurp((dir / "ck.safetensors").string()));
-  nn::save_state_dict(run.model, (dir / "ck.safetensors").string());
+  serialize::save_state_dict(run.model, (dir / "ck.safetensors").string());
   put("checkpoint", "plain_state_dict.safetensors", slurp((dir / "ck.safetensors").string()));
   fs::remove_all(dir);
 }

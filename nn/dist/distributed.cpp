@@ -1,4 +1,4 @@
-#include "nn/distributed.h"
+#include "nn/dist/distributed.h"
 
 #include <cstdlib>
 #include <mutex>
@@ -8,7 +8,7 @@
 namespace mg::dist {
 
 #ifdef MAXGRAD_HAVE_MPI
-std::shared_ptr<ProcessGroup> make_mpi_group();  // nn/distributed_mpi.cpp
+std::shared_ptr<ProcessGroup> make_mpi_group();  // nn/dist/distributed_mpi.cpp
 #endif
 
 void SingleProcessGroup::abort(int exit_code) { std::exit(exit_code); }

@@ -1,8 +1,8 @@
-#include "nn/serialize.h"
+#include "nn/serialize/serialize.h"
 
 #include <cstring>
 
-namespace mg::nn {
+namespace mg::serialize {
 
 namespace st = mg::safetensors;
 
@@ -78,4 +78,4 @@ void load_state_dict(Module& m, const std::string& path, bool strict) {
   }
 }
 
-}  // namespace mg::nn
+}  // namespace mg::serialize

@@ -13,9 +13,9 @@
 //             data_seed             the seed the data order and augmentation are drawn from
 //             anything else         the caller's strings ("config", "recipe", ...)
 //
-//   nn::save_checkpoint(dir + "/last.safetensors", model, &opt, {{"drop_path", model.drop_gen.get()}}, info);
-//   nn::Checkpoint ck = nn::read_checkpoint(dir + "/last.safetensors");   // format checks only
-//   nn::restore_checkpoint(ck, model, &opt, {{"drop_path", model.drop_gen.get()}});
+//   serialize::save_checkpoint(dir + "/last.safetensors", model, &opt, {{"drop_path", model.drop_gen.get()}}, info);
+//   serialize::Checkpoint ck = serialize::read_checkpoint(dir + "/last.safetensors");   // format checks only
+//   serialize::restore_checkpoint(ck, model, &opt, {{"drop_path", model.drop_gen.get()}});
 #pragma once
 #include <map>
 #include <string>
@@ -24,9 +24,13 @@
 
 #include "core/generator.h"
 #include "nn/module.h"
-#include "nn/optim.h"
+#include "nn/optim/optim.h"
 
-namespace mg::nn {
+namespace mg::serialize {
+
+using nn::Module;
+using nn::NamedTensors;
+using optim::Optimizer;
 
 // What a checkpoint holds besides the model's, optimiser's and generators' tensors.
 struct CheckpointInfo {
@@ -48,7 +52,7 @@ struct Checkpoint {
 
 using GeneratorRefs = std::vector<std::pair<std::string, Generator*>>;
 
-// Writes atomically (nn::save_tensors: temporary file, fsync, rename), so `path` holds either the
+// Writes atomically (serialize::save_tensors: temporary file, fsync, rename), so `path` holds either the
 // previous checkpoint or the complete new one at every instant, a crash included. With a
 // non-empty prev_path, the checkpoint being replaced is first kept there (hard link, or a copy).
 void save_checkpoint(const std::string& path, const Module& model, const Optimizer* opt, const GeneratorRefs& rngs,
@@ -67,4 +71,4 @@ void restore_checkpoint(const Checkpoint& ck, Module& model, Optimizer* opt, con
 // The model's weights alone (inference): strict, changing nothing on error.
 void restore_weights(const Checkpoint& ck, Module& model);
 
-}  // namespace mg::nn
+}  // namespace mg::serialize

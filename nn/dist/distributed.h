@@ -6,7 +6,7 @@
 //   group->allreduce_sum(buf, n);              // buf = the element-wise sum over all ranks
 //   group->broadcast(bytes, n, /*root=*/0);    // every rank gets rank 0's bytes
 //
-// Backends: "mpi" (nn/distributed_mpi.cpp, compiled when CMake's MAXGRAD_MPI is on: Open MPI or any
+// Backends: "mpi" (nn/dist/distributed_mpi.cpp, compiled when CMake's MAXGRAD_MPI is on: Open MPI or any
 // MPI library, the engine CPU clusters already run; no networking of maxgrad's own) and "single"
 // (one process, every collective a no-op), which every build has. docs/distributed.md shows how to run.
 #pragma once

@@ -1,4 +1,4 @@
-#include "nn/data_parallel.h"
+#include "nn/dist/data_parallel.h"
 
 #include <algorithm>
 #include <chrono>

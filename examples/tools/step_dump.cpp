@@ -4,12 +4,12 @@
 //   step_dump [model flags] --weights W.safetensors --batch B.safetensors --out O.safetensors
 //             [--mode train|eval] [--lr 0.1] [--steps 1]
 //
-// The computation itself is models::run_step (models/step.h), which tests/test_golden.cpp also runs.
+// The computation itself is cli::run_step (examples/common/run_step.h), which tests/test_golden.cpp also runs.
 #include <iostream>
 
-#include "core/blas_select.h"
+#include "core/runtime/blas_select.h"
 #include "examples/common/step_flags.h"
-#include "nn/serialize.h"
+#include "nn/serialize/serialize.h"
 
 using namespace mg;
 
@@ -33,15 +33,15 @@ int main(int argc, char** argv) {
     const DType dt = sf.model.tensor_dtype();
     models::MaxVit model(cfg, 0);
     model.to(dt);
-    nn::load_state_dict(model, *sf.weights);  // strict; the error names every offending key and the file
+    serialize::load_state_dict(model, *sf.weights);  // strict; the error names every offending key and the file
 
     Tensor x, y;
-    for (auto& [n, t] : nn::load_tensors(*sf.batch)) {
+    for (auto& [n, t] : serialize::load_tensors(*sf.batch)) {
       if (n == "x") x = t;
       if (n == "y") y = t;
     }
     MG_CHECK(x.defined() && y.defined(), "step_dump", "batch file ", *sf.batch, " must hold tensors 'x' and 'y'");
-    nn::save_tensors(*sf.out, models::run_step(model, dt, x, y, sf.options()));
+    serialize::save_tensors(*sf.out, cli::run_step(model, dt, x, y, sf.options()));
   } catch (const std::exception& e) {
     std::cerr << "step_dump: " << e.what() << "\n";
     return 1;

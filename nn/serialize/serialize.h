@@ -1,12 +1,15 @@
-// Tensors <-> safetensors files (nn/safetensors.h does the format; this maps it to Tensors).
+// Tensors <-> safetensors files (nn/serialize/safetensors.h does the format; this maps it to Tensors).
 #pragma once
 #include <map>
 #include <string>
 
 #include "nn/module.h"
-#include "nn/safetensors.h"
+#include "nn/serialize/safetensors.h"
 
-namespace mg::nn {
+namespace mg::serialize {
+
+using nn::Module;
+using nn::NamedTensors;
 
 // F32, F64 and I64 load as themselves; F16 and BF16 are widened to float32.
 Tensor tensor_from_entry(const safetensors::Entry& e);
@@ -21,4 +24,4 @@ void save_tensors(const std::string& path, const NamedTensors& tensors,
 void save_state_dict(const Module& m, const std::string& path);
 void load_state_dict(Module& m, const std::string& path, bool strict = true);
 
-}  // namespace mg::nn
+}  // namespace mg::serialize

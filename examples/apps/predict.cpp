@@ -17,11 +17,11 @@
 #include <iostream>
 #include <sstream>
 
-#include "core/blas_select.h"
+#include "core/runtime/blas_select.h"
 #include "data/image_decode.h"
 #include "data/transforms.h"
 #include "examples/common/train_flags.h"
-#include "nn/checkpoint.h"
+#include "nn/serialize/checkpoint.h"
 
 using namespace mg;
 
@@ -47,7 +47,7 @@ std::vector<std::string> split(const std::string& s, char sep) {
 }
 
 // The model flags: the checkpoint's configuration, then this command line's model flags over it.
-models::MaxVitConfig config_from(const nn::Checkpoint& ck, const std::vector<std::string>& args,
+models::MaxVitConfig config_from(const serialize::Checkpoint& ck, const std::vector<std::string>& args,
                                  cli::ModelFlags& model) {
   cli::TrainFlags saved;
   cli::Flags from_ck("predict", "");
@@ -98,7 +98,7 @@ std::vector<uint8_t> resize(const std::vector<uint8_t>& src, int64_t h, int64_t 
   return dst;
 }
 
-data::Normalization normalization_from(const nn::Checkpoint& ck) {
+data::Normalization normalization_from(const serialize::Checkpoint& ck) {
   data::Normalization n = data::kCifar10Norm;
   auto mean = ck.info.metadata.find("normalize_mean"), sd = ck.info.metadata.find("normalize_std");
   if (mean == ck.info.metadata.end() || sd == ck.info.metadata.end()) return n;
@@ -131,7 +131,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    const nn::Checkpoint ck = nn::read_checkpoint(*pf.checkpoint);
+    const serialize::Checkpoint ck = serialize::read_checkpoint(*pf.checkpoint);
     cli::ModelFlags mf;
     models::MaxVitConfig cfg;
     try {
@@ -144,7 +144,7 @@ int main(int argc, char** argv) {
     const DType dt = mf.tensor_dtype();
     models::MaxVit model(cfg, 0);
     model.to(dt);
-    nn::restore_weights(ck, model);
+    serialize::restore_weights(ck, model);
     model.eval();
 
     std::vector<std::string> classes;

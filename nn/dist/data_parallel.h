@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "core/generator.h"
-#include "nn/distributed.h"
+#include "nn/dist/distributed.h"
 #include "nn/module.h"
 
 namespace mg::dist {

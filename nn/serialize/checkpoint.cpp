@@ -1,4 +1,4 @@
-#include "nn/checkpoint.h"
+#include "nn/serialize/checkpoint.h"
 
 #include <unistd.h>
 
@@ -8,10 +8,10 @@
 #include <filesystem>
 #include <set>
 
-#include "core/crash_point.h"
-#include "nn/serialize.h"
+#include "core/runtime/crash_point.h"
+#include "nn/serialize/serialize.h"
 
-namespace mg::nn {
+namespace mg::serialize {
 
 namespace {
 
@@ -57,7 +57,7 @@ void keep_previous(const std::string& path, const std::string& prev) {
     fs::remove(tmp, ec);
     throw Error(cat("checkpoint ", path, ": cannot keep the previous checkpoint as ", prev, ": ", std::strerror(err)));
   }
-  crash_point("checkpoint.previous_kept");  // the crash points: core/crash_point.h
+  crash_point("checkpoint.previous_kept");  // the crash points: core/runtime/crash_point.h
 }
 
 NamedTensors cloned(const NamedTensors& ts) {
@@ -115,7 +115,7 @@ Checkpoint read_checkpoint(const std::string& path) {
   auto version = meta.find("maxgrad_checkpoint");
   MG_CHECK(version != meta.end(), who,
            "no 'maxgrad_checkpoint' metadata: this is not a training checkpoint (a plain state_dict? load it with "
-           "nn::load_state_dict)");
+           "serialize::load_state_dict)");
   MG_CHECK(version->second == kVersion, who, "format version '", version->second, "', this build reads version ",
            kVersion);
 
@@ -193,4 +193,4 @@ void restore_weights(const Checkpoint& ck, Module& model) {
   }
 }
 
-}  // namespace mg::nn
+}  // namespace mg::serialize

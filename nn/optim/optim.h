@@ -7,7 +7,9 @@
 
 #include "nn/module.h"
 
-namespace mg::nn {
+namespace mg::optim {
+
+using nn::NamedTensors;
 
 class Optimizer {
  public:
@@ -109,4 +111,4 @@ double warmup_cosine_lr(double base_lr, int64_t step, int64_t warmup_steps, int6
 // clipping (torch.nn.utils.clip_grad_norm_).
 double clip_grad_norm(const std::vector<Tensor>& params, double max_norm);
 
-}  // namespace mg::nn
+}  // namespace mg::optim

@@ -6,7 +6,10 @@
 
 #include "models/maxvit.h"
 
-namespace mg::models {
+namespace mg::cli {
+
+using models::MaxVit;
+using models::MaxVitConfig;
 
 struct StepOptions {
   bool train = true;  // false: one forward in eval mode, no update
@@ -25,4 +28,4 @@ nn::NamedTensors run_step(MaxVit& model, DType dtype, const Tensor& x, const Ten
 nn::NamedTensors run_step(MaxVitConfig cfg, DType dtype, const nn::NamedTensors& weights, const Tensor& x,
                           const Tensor& y, const StepOptions& opt);
 
-}  // namespace mg::models
+}  // namespace mg::cli

@@ -1,4 +1,4 @@
-#include "core/profiler.h"
+#include "core/runtime/profiler.h"
 
 #include <algorithm>
 #include <atomic>

@@ -1,11 +1,11 @@
-#include "nn/optim.h"
+#include "nn/optim/optim.h"
 
 #include <cmath>
 
 #include "core/factory.h"
-#include "core/parallel.h"
+#include "core/runtime/parallel.h"
 
-namespace mg::nn {
+namespace mg::optim {
 
 void Optimizer::zero_grad() {
   for (Tensor& p : params_) p.zero_grad();
@@ -236,4 +236,4 @@ double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
   return norm;
 }
 
-}  // namespace mg::nn
+}  // namespace mg::optim

@@ -1,4 +1,4 @@
-#include "core/allocator.h"
+#include "core/runtime/allocator.h"
 
 #include <cstdlib>
 #include <mutex>

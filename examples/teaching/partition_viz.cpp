@@ -29,7 +29,7 @@
 #include "core/factory.h"
 #include "examples/common/flags.h"
 #include "models/maxvit.h"
-#include "nn/serialize.h"
+#include "nn/serialize/serialize.h"
 
 using namespace mg;
 
@@ -171,7 +171,7 @@ void draw_groups(const Groups& g, int cell, const std::string& path) {
 // ---------------------------------------------------------------- relative-position bias
 
 void draw_bias(const std::string& checkpoint, std::optional<std::string> key, int64_t head, const std::string& dir) {
-  const nn::NamedTensors tensors = nn::load_tensors(checkpoint);
+  const nn::NamedTensors tensors = serialize::load_tensors(checkpoint);
   const std::string suffix = "relative_position_bias_table";
   std::vector<std::string> candidates;
   for (const auto& [name, t] : tensors)

@@ -2,18 +2,18 @@
 //   bench [model flags] [--batch 128] [--steps 10] [--warmup 2] [--mode train|eval] [--profile[-shapes]]
 // The last line of stdout is one JSON object; ms_per_step is the median over the timed steps.
 // --profile: after the timed steps, a table on stderr of where their time went, op by op
-// (core/profiler.h), per step.
+// (core/runtime/profiler.h), per step.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <iostream>
 
-#include "core/blas_select.h"
-#include "core/parallel.h"
-#include "core/profiler.h"
+#include "core/runtime/blas_select.h"
+#include "core/runtime/parallel.h"
+#include "core/runtime/profiler.h"
 #include "examples/common/model_flags.h"
-#include "nn/optim.h"
+#include "nn/optim/optim.h"
 
 using namespace mg;
 
@@ -53,7 +53,7 @@ int main(int argc, char** argv) {
     std::vector<int64_t> labels(static_cast<size_t>(n));
     for (auto& l : labels) l = gen.randint(cfg.num_classes);
     Tensor y = Tensor::from_vector_i64(labels, {n});
-    nn::AdamW opt(model.parameters(), nn::AdamWOptions(1e-4).weight_decay(0.05));
+    optim::AdamW opt(model.parameters(), optim::AdamWOptions(1e-4).weight_decay(0.05));
     model.train(train);
 
     auto one_step = [&] {

@@ -12,8 +12,8 @@
 // drop-path generator, the schedule position (epoch, batch, step) and the epoch's running sums.
 //
 // Under mpirun each rank trains on its share of every global batch of --batch images, the gradients
-// are averaged over the ranks (nn/data_parallel.h) and only rank 0 prints, logs and saves; --sync-bn
-// makes BatchNorm's statistics those of the global batch (nn/sync_batchnorm.h). docs/distributed.md.
+// are averaged over the ranks (nn/dist/data_parallel.h) and only rank 0 prints, logs and saves; --sync-bn
+// makes BatchNorm's statistics those of the global batch (nn/dist/sync_batchnorm.h). docs/distributed.md.
 //
 // Exit status: 0 done (or stopped by --max-steps), 1 an error (data, files), 2 a usage error,
 // 3 the loss became NaN or infinite (the last good checkpoint is kept). Under mpirun an error on
@@ -29,17 +29,17 @@
 #include <sstream>
 #include <thread>
 
-#include "core/blas_select.h"
-#include "core/parallel.h"
+#include "core/runtime/blas_select.h"
+#include "core/runtime/parallel.h"
 #include "data/loader.h"
 #include "examples/common/progress.h"
 #include "examples/common/train_data.h"
 #include "examples/common/train_flags.h"
 #include "examples/common/train_report.h"
-#include "nn/checkpoint.h"
-#include "nn/data_parallel.h"
-#include "nn/serialize.h"
-#include "nn/sync_batchnorm.h"
+#include "nn/serialize/checkpoint.h"
+#include "nn/dist/data_parallel.h"
+#include "nn/serialize/serialize.h"
+#include "nn/dist/sync_batchnorm.h"
 
 using namespace mg;
 namespace fs = std::filesystem;
@@ -131,7 +131,7 @@ struct EpochSums {
   }
 };
 
-const Tensor* find_extra(const nn::CheckpointInfo& info, const std::string& name) {
+const Tensor* find_extra(const serialize::CheckpointInfo& info, const std::string& name) {
   for (const auto& [n, t] : info.extra)
     if (n == name) return &t;
   return nullptr;
@@ -165,12 +165,12 @@ int run(int argc, char** argv) {
   const std::string out = tf.out_dir();
   const std::string last = (fs::path(out) / "last.safetensors").string();
   const std::string prev = (fs::path(out) / "prev.safetensors").string();
-  std::unique_ptr<nn::Checkpoint> ck;
+  std::unique_ptr<serialize::Checkpoint> ck;
   models::MaxVitConfig cfg;
   try {
     if (tf.resume) {
       if (!fs::exists(last)) throw cli::UsageError("--resume: there is no checkpoint " + last + " to continue from");
-      ck = std::make_unique<nn::Checkpoint>(nn::read_checkpoint(last));
+      ck = std::make_unique<serialize::Checkpoint>(serialize::read_checkpoint(last));
       auto saved = ck->info.metadata.find("config");
       MG_CHECK(saved != ck->info.metadata.end(), "checkpoint " + last, "has no 'config' metadata");
       tf = cli::merge_for_resume(saved->second, args, last);
@@ -240,10 +240,10 @@ int run(int argc, char** argv) {
 
   models::MaxVit model(cfg, static_cast<uint64_t>(r.seed));
   model.to(dt);
-  nn::AdamW opt(model.parameters(), nn::AdamWOptions(r.lr).betas({0.9, 0.999}).eps(1e-8).weight_decay(r.weight_decay));
-  const nn::GeneratorRefs rngs = {{"drop_path", model.drop_gen.get()}};
+  optim::AdamW opt(model.parameters(), optim::AdamWOptions(r.lr).betas({0.9, 0.999}).eps(1e-8).weight_decay(r.weight_decay));
+  const serialize::GeneratorRefs rngs = {{"drop_path", model.drop_gen.get()}};
 
-  nn::CheckpointInfo pos;  // where the run stands; epoch/batch/step as the checkpoint defines them
+  serialize::CheckpointInfo pos;  // where the run stands; epoch/batch/step as the checkpoint defines them
   EpochSums sums;
   std::vector<cli::EpochRecord> history;
   if (ck) {
@@ -261,7 +261,7 @@ int run(int argc, char** argv) {
              " epochs but is at epoch ", pos.epoch);
     const std::vector<double> v = s->to_vector();
     sums.loss = v[0], sums.correct = static_cast<int64_t>(v[1]), sums.seen = static_cast<int64_t>(v[2]);
-    nn::restore_checkpoint(*ck, model, &opt, rngs);  // checks everything first; the error names the file
+    serialize::restore_checkpoint(*ck, model, &opt, rngs);  // checks everything first; the error names the file
     const auto& m = ck->info.metadata;
     const auto was_ranks = m.find("ranks"), was_sync = m.find("sync_bn");
     if (was_ranks != m.end() && was_sync != m.end() &&
@@ -273,12 +273,12 @@ int run(int argc, char** argv) {
   }
   // Every rank starts from rank 0's weights (and, resumed, from the same checkpoint); --sync-bn
   // makes every BatchNorm2d a SyncBatchNorm over the ranks.
-  if (tf.sync_bn) nn::convert_sync_batchnorm(model, g_group);
+  if (tf.sync_bn) dist::convert_sync_batchnorm(model, g_group);
   dist::DistributedDataParallel ddp(model, g_group);
   if (rank0) fs::create_directories(out);
 
   auto save = [&](double epoch_seconds) {
-    nn::CheckpointInfo info = pos;
+    serialize::CheckpointInfo info = pos;
     info.data_seed = static_cast<uint64_t>(r.seed);
     info.metadata = {{"config", cli::join(tf.canonical_args(), " ")},
                      {"recipe", recipe_text(r, cfg)},
@@ -294,7 +294,7 @@ int run(int argc, char** argv) {
                   {"history_seconds", cli::history_seconds(history)},
                   {"epoch_sums", sums.tensor()},
                   {"epoch_seconds", Tensor::scalar(epoch_seconds, DType::Float64)}};
-    nn::save_checkpoint(last, model, &opt, rngs, info, prev);
+    serialize::save_checkpoint(last, model, &opt, rngs, info, prev);
   };
 
   std::cout << "train_cifar: MaxViT (" << tf.model.preset.value_or("cifar") << " preset, " << model.num_parameters()
@@ -360,7 +360,7 @@ int run(int argc, char** argv) {
       const auto step_start = std::chrono::steady_clock::now();
       const double comm_before = group.stats().seconds;
       MG_CHECK(loader.next(b), "train_cifar", "the loader ended before batch ", pos.batch);
-      lr = opt.lr = nn::warmup_cosine_lr(r.lr, pos.step, warmup_steps, total_steps);
+      lr = opt.lr = optim::warmup_cosine_lr(r.lr, pos.step, warmup_steps, total_steps);
       const Tensor y = labels_of(b);
       opt.zero_grad();
       ddp.sync_buffers();                            // rank 0's BatchNorm statistics everywhere, as DDP
@@ -398,7 +398,7 @@ int run(int argc, char** argv) {
       opt.step();
       if (dump_to) {
         for (const auto& [name, t] : model.state_dict()) dump.emplace_back("state." + name, t.detach().clone());
-        if (rank0) nn::save_tensors(*dump_to, dump);
+        if (rank0) serialize::save_tensors(*dump_to, dump);
         dump_to.reset();
       }
       ++pos.step, ++pos.batch;

@@ -1,4 +1,4 @@
-// The MPI backend of ProcessGroup (nn/distributed.h): MPI_COMM_WORLD, collectives on the calling
+// The MPI backend of ProcessGroup (nn/dist/distributed.h): MPI_COMM_WORLD, collectives on the calling
 // thread. Compiled only when CMake's MAXGRAD_MPI is on (it defines MAXGRAD_HAVE_MPI); without it
 // this file is empty and init_process_group() never leaves the single-process group.
 #ifdef MAXGRAD_HAVE_MPI
@@ -9,7 +9,7 @@
 #include <string>
 
 #include "core/error.h"
-#include "nn/distributed.h"
+#include "nn/dist/distributed.h"
 
 namespace mg::dist {
 

@@ -21,24 +21,21 @@
 #include <memory>
 
 #include "core/ops.h"
-#include "nn/distributed.h"
+#include "nn/dist/distributed.h"
 #include "nn/module.h"
 
-namespace mg {
+namespace mg::dist {
 
 // x (N, C, ...), training mode. running_mean/var (C) or undefined; weight/bias (C) or undefined.
 // The collectives run on the calling thread; every rank of `group` must call this.
 Tensor sync_batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
                        const Tensor& bias, double momentum, double eps,
-                       const std::shared_ptr<dist::ProcessGroup>& group);
-
-namespace nn {
+                       const std::shared_ptr<ProcessGroup>& group);
 
 // PyTorch's SyncBatchNorm.convert_sync_batchnorm(model, group): every BatchNorm2d in `model` takes
 // its training statistics over `group` from now on (BatchNorm2d::process_group; parameters,
 // buffers and state_dict names are unchanged). A null group turns them back into local ones.
 // Returns how many layers it set.
-int64_t convert_sync_batchnorm(Module& model, std::shared_ptr<dist::ProcessGroup> group);
+int64_t convert_sync_batchnorm(nn::Module& model, std::shared_ptr<ProcessGroup> group);
 
-}  // namespace nn
-}  // namespace mg
+}  // namespace mg::dist

@@ -12,7 +12,7 @@
 #include <cstdio>
 #include <vector>
 
-#include "core/parallel.h"
+#include "core/runtime/parallel.h"
 #include "examples/common/flags.h"
 #include "nn/batchnorm.h"
 

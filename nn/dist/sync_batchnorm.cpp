@@ -4,7 +4,7 @@
 //   y  = xhat * w + b
 //   dx = w * rstd * (g - sum(g) / M - xhat * sum(g * xhat) / M)    (sums over every rank's values)
 //   dw = sum(g * xhat), db = sum(g)                                  (this rank's values only)
-#include "nn/sync_batchnorm.h"
+#include "nn/dist/sync_batchnorm.h"
 
 #include <algorithm>
 #include <cmath>
@@ -14,7 +14,7 @@
 #include "core/kernels/batch_norm.h"
 #include "nn/batchnorm.h"
 
-namespace mg {
+namespace mg::dist {
 
 namespace {
 // Sums `v` over the ranks, with a last entry that every rank sets to `c`: a rank calling for
@@ -134,12 +134,10 @@ Tensor sync_batch_norm(const Tensor& x_in, const Tensor& running_mean, const Ten
   return y;
 }
 
-namespace nn {
-
-int64_t convert_sync_batchnorm(Module& model, std::shared_ptr<dist::ProcessGroup> group) {
+int64_t convert_sync_batchnorm(nn::Module& model, std::shared_ptr<ProcessGroup> group) {
   int64_t converted = 0;
-  model.apply([&](Module& m) {
-    if (auto* bn = dynamic_cast<BatchNorm2d*>(&m)) {
+  model.apply([&](nn::Module& m) {
+    if (auto* bn = dynamic_cast<nn::BatchNorm2d*>(&m)) {
       bn->process_group = group;
       ++converted;
     }
@@ -147,5 +145,4 @@ int64_t convert_sync_batchnorm(Module& model, std::shared_ptr<dist::ProcessGroup
   return converted;
 }
 
-}  // namespace nn
-}  // namespace mg
+}  // namespace mg::dist

@@ -1,6 +1,6 @@
-#include "models/step.h"
+#include "examples/common/run_step.h"
 
-namespace mg::models {
+namespace mg::cli {
 
 nn::NamedTensors run_step(MaxVit& model, DType dtype, const Tensor& x_in, const Tensor& y_in, const StepOptions& opt) {
   MG_CHECK(opt.steps >= 1, "run_step", "steps must be at least 1, got ", opt.steps);
@@ -39,4 +39,4 @@ nn::NamedTensors run_step(MaxVitConfig cfg, DType dtype, const nn::NamedTensors&
   return run_step(model, dtype, x, y, opt);
 }
 
-}  // namespace mg::models
+}  // namespace mg::cli

@@ -1,7 +1,7 @@
 // safetensors reading and writing; see safetensors.h for the layout. The checks mirror
 // shared/tools/safetensors_io.py (itself mirroring huggingface/safetensors), so a file one accepts
 // the other accepts, and their messages read alike.
-#include "nn/safetensors.h"
+#include "nn/serialize/safetensors.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,7 +15,7 @@
 #include <set>
 #include <sstream>
 
-#include "core/crash_point.h"
+#include "core/runtime/crash_point.h"
 
 namespace mg::safetensors {
 namespace {
@@ -521,7 +521,7 @@ void write(const std::string& path, const File& f) {
   FILE* fp = std::fopen(tmp.c_str(), "wb");
   if (!fp) throw Error(cat(path, ": cannot create ", tmp, ": ", std::strerror(errno)));
   bool ok = std::fwrite(h.data(), 1, h.size(), fp) == h.size();
-  crash_point("safetensors.header_written");  // the crash points: core/crash_point.h
+  crash_point("safetensors.header_written");  // the crash points: core/runtime/crash_point.h
   for (size_t i = 0; i < order.size(); ++i) {
     const Entry* e = order[i];
     if (i == order.size() / 2) crash_point("safetensors.half_written");

@@ -1,4 +1,4 @@
-#include "core/crash_point.h"
+#include "core/runtime/crash_point.h"
 
 #include <signal.h>
 #include <unistd.h>
