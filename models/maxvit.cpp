@@ -195,7 +195,8 @@ class ConvNormAct : public Sequential {
 std::shared_ptr<Sequential> conv_norm_act(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t groups,
                                           const MaxVitConfig* norm, bool act, Generator& gen) {
   auto s = std::make_shared<ConvNormAct>();
-  s->push_back(std::make_shared<Conv2d>(in, out, k, stride, (k - 1) / 2, groups, norm == nullptr, gen));
+  s->push_back(std::make_shared<Conv2d>(
+      nn::Conv2dOptions(in, out, k).stride(stride).padding((k - 1) / 2).groups(groups).bias(norm == nullptr), gen));
   if (norm) s->push_back(std::make_shared<BatchNorm2d>(out, norm->bn));
   if (act) s->push_back(std::make_shared<GELU>());
   return s;
@@ -207,7 +208,7 @@ MBConv::MBConv(int64_t in, int64_t out, int64_t stride, const MaxVitConfig& cfg,
   if (stride != 1 || in != out) {
     auto p = std::make_shared<Sequential>();
     if (stride == 2) p->push_back(std::make_shared<AvgPool2d>(3, stride, 1, true));
-    p->push_back(std::make_shared<Conv2d>(in, out, 1, 1, 0, 1, true, init));
+    p->push_back(std::make_shared<Conv2d>(nn::Conv2dOptions(in, out, 1), init));
     proj = register_module("proj", p);
   } else {
     proj = std::make_shared<Identity>();
@@ -219,7 +220,7 @@ MBConv::MBConv(int64_t in, int64_t out, int64_t stride, const MaxVitConfig& cfg,
   layers->add("conv_a", conv_norm_act(in, mid, 1, 1, 1, &cfg, true, init));
   layers->add("conv_b", conv_norm_act(mid, mid, 3, stride, mid, &cfg, true, init));
   layers->add("squeeze_excitation", std::make_shared<SqueezeExcitation>(mid, sqz, init));
-  layers->add("conv_c", std::make_shared<Conv2d>(mid, out, 1, 1, 0, 1, true, init));
+  layers->add("conv_c", std::make_shared<Conv2d>(nn::Conv2dOptions(mid, out, 1), init));
   register_module("layers", layers);
   stochastic_depth = std::make_shared<StochasticDepth>(p_drop, std::move(drop_gen));
   register_module("stochastic_depth", stochastic_depth);  // no parameters: names are unaffected

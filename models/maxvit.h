@@ -26,7 +26,7 @@ struct MaxVitConfig {
   int64_t partition_size = 4;
   double stochastic_depth = 0.0;  // maximum drop-path probability, linear over all layers
   int64_t num_classes = 10;
-  nn::BatchNormOptions bn{1e-3, 0.01};
+  nn::BatchNormOptions bn = nn::BatchNormOptions().eps(1e-3).momentum(0.01);
   double squeeze_ratio = 0.25;
   double expansion_ratio = 4.0;
   int64_t mlp_ratio = 4;

@@ -13,6 +13,7 @@
 #include <optional>
 
 #include "nn/module.h"
+#include "nn/options.h"
 
 namespace mg::dist {
 class ProcessGroup;
@@ -20,15 +21,24 @@ class ProcessGroup;
 
 namespace mg::nn {
 
+// BatchNormOptions().eps(1e-3).momentum(0.01): named, so the two numbers cannot trade places.
+// momentum is PyTorch's: running = (1 - momentum) * running + momentum * batch (docs/batchnorm.md);
+// std::nullopt makes it a cumulative average over num_batches_tracked. A TensorFlow/Keras decay d is
+// the other way round, and enters only through from_tensorflow_decay(d), which gives 1 - d.
 struct BatchNormOptions {
-  double eps = 1e-5;
-  // PyTorch convention. std::nullopt: a cumulative average over num_batches_tracked.
-  std::optional<double> momentum = 0.1;
+  MG_ARG(double, eps, 1e-5);
+  MG_ARG(std::optional<double>, momentum, 0.1);
 
-  static BatchNormOptions pytorch(double momentum, double eps = 1e-5) { return {eps, momentum}; }
-  // TensorFlow/Keras decay d (e.g. 0.99) -> PyTorch momentum 1 - d (0.01).
-  static BatchNormOptions from_tensorflow_decay(double decay, double eps = 1e-3) { return {eps, 1.0 - decay}; }
-  static BatchNormOptions cumulative_average(double eps = 1e-5) { return {eps, std::nullopt}; }
+ public:
+  static BatchNormOptions pytorch(double momentum, double eps = 1e-5) {
+    return BatchNormOptions().eps(eps).momentum(momentum);
+  }
+  static BatchNormOptions from_tensorflow_decay(double decay, double eps = 1e-3) {
+    return BatchNormOptions().eps(eps).momentum(1.0 - decay);
+  }
+  static BatchNormOptions cumulative_average(double eps = 1e-5) {
+    return BatchNormOptions().eps(eps).momentum(std::nullopt);
+  }
 };
 
 class BatchNorm2d : public Module {

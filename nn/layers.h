@@ -1,27 +1,54 @@
-// The layers MaxViT needs, with torch.nn's names, arguments and parameter names.
+// Layers with torch.nn's names, arguments and parameter names: those MaxViT needs and the common
+// ones a small network is built from. Layers with more than a few hyper-parameters take an options
+// object (nn/options.h), as in libtorch.
 #pragma once
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "core/factory.h"
 #include "nn/module.h"
+#include "nn/options.h"
 
 namespace mg::nn {
+
+// LinearOptions(in_features, out_features).bias(false)
+struct LinearOptions {
+  LinearOptions(int64_t in_features, int64_t out_features) : in_features_(in_features), out_features_(out_features) {}
+  MG_ARG(int64_t, in_features, 0);
+  MG_ARG(int64_t, out_features, 0);
+  MG_ARG(bool, bias, true);
+};
 
 // y = x W^T + b.  weight (out, in), bias (out). Default init as torch.nn.Linear: U(-1/sqrt(in), 1/sqrt(in)).
 class Linear : public Module {
  public:
-  Linear(int64_t in_features, int64_t out_features, bool bias, Generator& gen);
+  Linear(const LinearOptions& options, Generator& gen);
+  // torch.nn.Linear(in_features, out_features, bias=True)'s order
+  Linear(int64_t in_features, int64_t out_features, bool bias, Generator& gen)
+      : Linear(LinearOptions(in_features, out_features).bias(bias), gen) {}
   Tensor forward(const Tensor& x) override { return linear(x, weight, bias); }
   Tensor weight, bias;
+};
+
+// Conv2dOptions(in_channels, out_channels, kernel_size).stride(2).padding(1).groups(g).bias(false)
+struct Conv2dOptions {
+  Conv2dOptions(int64_t in_channels, int64_t out_channels, int64_t kernel_size)
+      : in_channels_(in_channels), out_channels_(out_channels), kernel_size_(kernel_size) {}
+  MG_ARG(int64_t, in_channels, 0);
+  MG_ARG(int64_t, out_channels, 0);
+  MG_ARG(int64_t, kernel_size, 0);
+  MG_ARG(int64_t, stride, 1);
+  MG_ARG(int64_t, padding, 0);
+  MG_ARG(int64_t, groups, 1);
+  MG_ARG(bool, bias, true);
 };
 
 // weight (out, in/groups, k, k), bias (out). Default init as torch.nn.Conv2d.
 class Conv2d : public Module {
  public:
-  Conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel_size, int64_t stride, int64_t padding,
-         int64_t groups, bool bias, Generator& gen);
+  Conv2d(const Conv2dOptions& options, Generator& gen);
   Tensor forward(const Tensor& x) override { return conv2d(x, weight, bias, stride, padding, groups); }
   Tensor weight, bias;
   int64_t stride, padding, groups;
@@ -36,6 +63,10 @@ class LayerNorm : public Module {
   double eps;
 };
 
+class ReLU : public Module {
+ public:
+  Tensor forward(const Tensor& x) override { return relu(x); }
+};
 class GELU : public Module {
  public:
   Tensor forward(const Tensor& x) override { return gelu(x); }
@@ -103,6 +134,10 @@ class StochasticDepth : public Module {
 class Sequential : public Module {
  public:
   Sequential() = default;
+  // Sequential({std::make_shared<Linear>(2, 16, true, gen), std::make_shared<ReLU>(), ...}): named 0, 1, ...
+  Sequential(std::initializer_list<ModulePtr> layers) {
+    for (const ModulePtr& m : layers) push_back(m);
+  }
   void push_back(ModulePtr m) { add(std::to_string(layers_.size()), std::move(m)); }
   void add(const std::string& name, ModulePtr m) { layers_.push_back(register_module(name, std::move(m))); }
   Tensor forward(const Tensor& x) override;

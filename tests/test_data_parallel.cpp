@@ -144,7 +144,7 @@ TEST_CASE("DataLoader shards: each rank a contiguous share of every global batch
 TEST_CASE("2 ranks x 4 images with SyncBatchNorm take the step of 1 process x 8 images (MaxViT, float64)") {
   models::MaxVitConfig cfg = models::MaxVitConfig::preset("cifar");
   cfg.stem_channels = 16, cfg.block_channels = {16, 32}, cfg.block_layers = {1, 1}, cfg.head_dim = 16;
-  cfg.partition_size = 2, cfg.stem_stride = 2, cfg.input_h = cfg.input_w = 16, cfg.bn = {1e-3, 0.1};
+  cfg.partition_size = 2, cfg.stem_stride = 2, cfg.input_h = cfg.input_w = 16, cfg.bn = nn::BatchNormOptions().eps(1e-3).momentum(0.1);
   Generator gen(11);
   const Tensor x = randn({8, 3, 16, 16}, gen, DType::Float64);
   const Tensor y = Tensor::from_vector_i64({0, 1, 2, 3, 4, 5, 6, 7}, {8});

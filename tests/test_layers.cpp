@@ -6,8 +6,10 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <type_traits>
 
 #include "helpers.h"
+#include "nn/batchnorm.h"
 #include "nn/layers.h"
 
 using namespace mg;
@@ -45,7 +47,7 @@ TEST_CASE("Linear: weight (out, in), bias (out), U(-1/sqrt(in), 1/sqrt(in)), y =
 
 TEST_CASE("Conv2d: weight (out, in/groups, k, k), fan-in init, groups checked") {
   Generator gen(2);
-  nn::Conv2d conv(4, 6, 3, 2, 1, 2, true, gen);
+  nn::Conv2d conv(nn::Conv2dOptions(4, 6, 3).stride(2).padding(1).groups(2), gen);
   CHECK(conv.weight.shape() == Shape{6, 2, 3, 3});
   CHECK(conv.bias.shape() == Shape{6});
   check_uniform(conv.weight, 1.0 / std::sqrt(2.0 * 9));
@@ -53,7 +55,8 @@ TEST_CASE("Conv2d: weight (out, in/groups, k, k), fan-in init, groups checked") 
   Tensor y = conv.forward(x);
   CHECK(y.shape() == Shape{2, 6, 4, 4});
   check_close(y, conv2d(x, conv.weight, conv.bias, 2, 1, 2));
-  const std::string msg = testing::error_message([&] { nn::Conv2d(4, 6, 3, 1, 1, 3, true, gen); });
+  const std::string msg =
+      testing::error_message([&] { nn::Conv2d(nn::Conv2dOptions(4, 6, 3).padding(1).groups(3), gen); });
   CHECK(msg.find("divisible by groups") != std::string::npos);
 }
 
@@ -156,4 +159,41 @@ TEST_CASE("Sequential applies its children in order, named 0, 1, ... or as given
   auto& l0 = static_cast<nn::Linear&>(*(*seq)[0]);
   auto& l2 = static_cast<nn::Linear&>(*(*seq)[2]);
   check_close(seq->forward(x), linear(tanh(linear(x, l0.weight, l0.bias)), l2.weight), 1e-6, 1e-6);
+}
+
+TEST_CASE("options objects: named setters with torch.nn's defaults; the old positional orders do not compile") {
+  const nn::Conv2dOptions c = nn::Conv2dOptions(3, 8, 3).stride(2).padding(1);
+  CHECK(c.in_channels() == 3);
+  CHECK(c.out_channels() == 8);
+  CHECK(c.kernel_size() == 3);
+  CHECK(c.stride() == 2);
+  CHECK(c.padding() == 1);
+  CHECK(c.groups() == 1);
+  CHECK(c.bias());
+  CHECK_FALSE(nn::LinearOptions(4, 2).bias(false).bias());
+  const nn::BatchNormOptions bn;
+  CHECK(bn.eps() == 1e-5);
+  CHECK(*bn.momentum() == 0.1);
+  static_assert(
+      !std::is_constructible_v<nn::Conv2d, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool, Generator&>);
+  // BatchNormOptions{1e-3, 0.01} (which number is which?) is not a way to make one
+  static_assert(!std::is_constructible_v<nn::BatchNormOptions, double, double>);
+}
+
+TEST_CASE("a whole small network in one Sequential: conv, BatchNorm, ReLU, pooling, flatten, linear") {
+  Generator gen(9);
+  nn::Sequential net({std::make_shared<nn::Conv2d>(nn::Conv2dOptions(3, 4, 3).padding(1), gen),
+                      std::make_shared<nn::BatchNorm2d>(4), std::make_shared<nn::ReLU>(),
+                      std::make_shared<nn::AvgPool2d>(2, 2, 0), std::make_shared<nn::Flatten>(),
+                      std::make_shared<nn::Linear>(4 * 4 * 4, 10, true, gen)});
+  CHECK(net.size() == 6);
+  Tensor y = net.forward(randn({2, 3, 8, 8}, gen));
+  CHECK(y.shape() == Shape{2, 10});
+  sum(y).backward();
+  for (auto& [name, p] : net.named_parameters()) {
+    INFO(name);
+    CHECK(p.grad().defined());
+  }
+  CHECK(nn::ReLU().forward(Tensor::from_vector(std::vector<double>{-1, 2}, {2})).to_vector() ==
+        std::vector<double>{0, 2});
 }

@@ -296,10 +296,10 @@ TEST_CASE("BatchNorm2d momentum is PyTorch's: one step with 0.01 moves running s
 
   // TensorFlow's decay 0.99 is PyTorch's momentum 0.01; the presets' default is 0.01, eps 1e-3.
   const auto tf = nn::BatchNormOptions::from_tensorflow_decay(0.99);
-  CHECK(*tf.momentum == doctest::Approx(0.01).epsilon(1e-12));
-  CHECK(tf.eps == 1e-3);
-  CHECK(*MaxVitConfig::preset("cifar").bn.momentum == 0.01);
-  CHECK(MaxVitConfig::preset("cifar").bn.eps == 1e-3);
+  CHECK(*tf.momentum() == doctest::Approx(0.01).epsilon(1e-12));
+  CHECK(tf.eps() == 1e-3);
+  CHECK(*MaxVitConfig::preset("cifar").bn.momentum() == 0.01);
+  CHECK(MaxVitConfig::preset("cifar").bn.eps() == 1e-3);
 }
 
 TEST_CASE("BatchNorm2d with momentum nullopt keeps the cumulative average of the batch statistics") {

@@ -11,8 +11,8 @@
 #include <string>
 
 #include "core/kernel_path.h"
-#include "helpers.h"
 #include "examples/common/run_step.h"
+#include "helpers.h"
 
 using namespace mg;
 
@@ -28,7 +28,7 @@ models::MaxVitConfig small_config() {
   c.block_layers = {2, 1};
   c.head_dim = 8;
   c.partition_size = 2;
-  c.bn = nn::BatchNormOptions{1e-3, 0.1};
+  c.bn = nn::BatchNormOptions().eps(1e-3).momentum(0.1);
   return c;
 }
 

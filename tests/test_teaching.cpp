@@ -54,7 +54,7 @@ TEST_CASE("docs/batchnorm.md: one update with momentum 0.01 and 0.99, unbiased v
     CHECK(bn.num_batches_tracked.item() == 1);
   }
   // A TensorFlow decay of 0.99 is PyTorch's 0.01.
-  CHECK(nn::BatchNormOptions::from_tensorflow_decay(0.99).momentum.value() == doctest::Approx(0.01));
+  CHECK(nn::BatchNormOptions::from_tensorflow_decay(0.99).momentum().value() == doctest::Approx(0.01));
 }
 
 TEST_CASE("docs/batchnorm.md: halfway in 69 steps at momentum 0.01, in 1 at 0.99; eval mode writes nothing") {

@@ -118,7 +118,7 @@ std::string recipe_text(const cli::Recipe& r, const models::MaxVitConfig& c) {
              " epoch(s) from lr/steps_per_epoch then cosine to 0 per step, label smoothing ", r.label_smoothing,
              ", random crop 32 from 4-pixel zero padding + horizontal flip per image, CIFAR-10 "
              "mean/std normalisation, stochastic depth ",
-             c.stochastic_depth, ", BatchNorm eps ", c.bn.eps, " momentum ", c.bn.momentum.value_or(-1), ", ", r.epochs,
+             c.stochastic_depth, ", BatchNorm eps ", c.bn.eps(), " momentum ", c.bn.momentum().value_or(-1), ", ", r.epochs,
              " epochs");
 }
 

@@ -39,8 +39,8 @@ models::MaxVitConfig ModelFlags::config(double default_stochastic_depth) const {
   if (partition_size) c.partition_size = *partition_size;
   c.stochastic_depth = stochastic_depth.value_or(default_stochastic_depth);
   if (num_classes) c.num_classes = *num_classes;
-  if (bn_momentum) c.bn.momentum = *bn_momentum;
-  if (bn_eps) c.bn.eps = *bn_eps;
+  if (bn_momentum) c.bn.momentum(*bn_momentum);
+  if (bn_eps) c.bn.eps(*bn_eps);
   try {
     c.validate();
   } catch (const Error& e) {

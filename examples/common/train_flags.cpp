@@ -94,9 +94,9 @@ std::vector<std::string> TrainFlags::canonical_args() const {
       "--stochastic-depth", exact_decimal(c.stochastic_depth),
       "--num-classes", std::to_string(c.num_classes)};
   // A cumulative-average BatchNorm (no momentum) has no flag: the preset's default then stands.
-  if (c.bn.momentum) a.insert(a.end(), {"--bn-momentum", exact_decimal(*c.bn.momentum)});
+  if (c.bn.momentum()) a.insert(a.end(), {"--bn-momentum", exact_decimal(*c.bn.momentum())});
   a.insert(a.end(), {
-      "--bn-eps", exact_decimal(c.bn.eps),
+      "--bn-eps", exact_decimal(c.bn.eps()),
       "--dtype", model.dtype.value_or("float32"),
       "--epochs", std::to_string(r.epochs),
       "--batch", std::to_string(r.batch),

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "nn/module.h"
+#include "nn/options.h"
 
 namespace mg::optim {
 
@@ -32,19 +33,6 @@ class Optimizer {
  public:
   double lr;
 };
-
-// An option with a named setter and getter, as libtorch's TORCH_ARG: opts.momentum(0.9) sets,
-// opts.momentum() reads. Setters return the options, so they chain.
-#define MG_ARG(T, NAME, DEFAULT)            \
- public:                                    \
-  auto& NAME(const T& value) {              \
-    NAME##_ = value;                        \
-    return *this;                           \
-  }                                         \
-  const T& NAME() const { return NAME##_; } \
-                                            \
- private:                                   \
-  T NAME##_ = DEFAULT
 
 // SGD's hyper-parameters, named as torch.optim.SGD's: SGDOptions(0.1).momentum(0.9).weight_decay(5e-4).
 // Only lr is positional: torch.optim.SGD(params, lr, momentum, dampening, weight_decay, nesterov)
