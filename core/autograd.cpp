@@ -1,13 +1,13 @@
 // The reverse-mode engine. Scheduling follows libtorch: count, for every node, how many consumers
 // will send it a gradient; run a node once all of them have (its count reaches zero). That is a
 // reverse topological order without recursion, so deep graphs cannot overflow the stack.
-#include "core/autograd.h"
+#include "maxgrad/core/autograd.h"
 
 #include <atomic>
 #include <unordered_map>
 #include <unordered_set>
 
-#include "core/ops.h"
+#include "maxgrad/core/ops.h"
 
 namespace mg {
 

@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/tensor.h"
+#include "maxgrad/core/tensor.h"
 
 namespace mg {
 

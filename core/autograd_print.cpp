@@ -3,7 +3,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "core/autograd.h"
+#include "maxgrad/core/autograd.h"
 
 namespace mg {
 

@@ -1,4 +1,4 @@
-#include "core/factory.h"
+#include "maxgrad/core/factory.h"
 
 #include <cmath>
 

@@ -1,7 +1,7 @@
 // Creating tensors: constant fills, ranges and random draws from an explicit Generator.
 #pragma once
-#include "core/generator.h"
-#include "core/tensor.h"
+#include "maxgrad/core/generator.h"
+#include "maxgrad/core/tensor.h"
 
 namespace mg {
 

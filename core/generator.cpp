@@ -1,8 +1,8 @@
-#include "core/generator.h"
+#include "maxgrad/core/generator.h"
 
 #include <cmath>
 
-#include "core/error.h"
+#include "maxgrad/core/error.h"
 
 namespace mg {
 

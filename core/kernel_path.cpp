@@ -1,9 +1,9 @@
-#include "core/kernel_path.h"
+#include "maxgrad/core/kernel_path.h"
 
 #include <atomic>
 #include <cstdlib>
 
-#include "core/error.h"
+#include "maxgrad/core/error.h"
 
 namespace mg {
 

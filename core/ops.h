@@ -5,8 +5,8 @@
 #include <optional>
 #include <vector>
 
-#include "core/autograd.h"
-#include "core/tensor.h"
+#include "maxgrad/core/autograd.h"
+#include "maxgrad/core/tensor.h"
 
 namespace mg {
 

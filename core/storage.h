@@ -3,7 +3,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "core/runtime/allocator.h"
+#include "maxgrad/core/runtime/allocator.h"
 
 namespace mg {
 

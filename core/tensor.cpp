@@ -1,18 +1,18 @@
 // Tensor basics: creation, metadata, element access, copies and in-place writes, printing.
 // The views (reshape, permute, ...) and their gradients are in core/ops/views.cpp.
-#include "core/tensor.h"
+#include "maxgrad/core/tensor.h"
 
 #include <cmath>
 #include <cstdint>
 #include <iomanip>
 #include <sstream>
 
-#include "core/autograd.h"
-#include "core/factory.h"
-#include "core/kernel_path.h"
-#include "core/kernels/loops.h"
-#include "core/ops.h"
-#include "core/reference/elementwise.h"
+#include "maxgrad/core/autograd.h"
+#include "maxgrad/core/factory.h"
+#include "maxgrad/core/kernel_path.h"
+#include "maxgrad/core/kernels/loops.h"
+#include "maxgrad/core/ops.h"
+#include "maxgrad/core/reference/elementwise.h"
 
 namespace mg {
 

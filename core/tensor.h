@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "core/dtype.h"
-#include "core/error.h"
-#include "core/storage.h"
+#include "maxgrad/core/dtype.h"
+#include "maxgrad/core/error.h"
+#include "maxgrad/core/storage.h"
 
 namespace mg {
 

@@ -1,4 +1,4 @@
-#include "data/cifar_binary.h"
+#include "maxgrad/data/cifar_binary.h"
 
 #include <filesystem>
 #include <fstream>

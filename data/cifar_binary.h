@@ -6,7 +6,7 @@
 
 #include <string>
 
-#include "data/image_set.h"
+#include "maxgrad/data/image_set.h"
 
 namespace mg::data {
 

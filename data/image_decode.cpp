@@ -1,4 +1,4 @@
-#include "data/image_decode.h"
+#include "maxgrad/data/image_decode.h"
 
 #include <algorithm>
 #include <climits>

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "data/dataset.h"
+#include "maxgrad/data/dataset.h"
 
 namespace mg::data {
 

@@ -1,4 +1,4 @@
-#include "data/image_folder.h"
+#include "maxgrad/data/image_folder.h"
 
 #include <tbb/parallel_for.h>
 
@@ -6,7 +6,7 @@
 #include <cctype>
 #include <filesystem>
 
-#include "core/runtime/tbb_for.h"  // header-only: tbb::parallel_for that ThreadSanitizer can follow
+#include "maxgrad/core/runtime/tbb_for.h"  // header-only: tbb::parallel_for that ThreadSanitizer can follow
 
 namespace mg::data {
 

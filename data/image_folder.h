@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "data/image_decode.h"
+#include "maxgrad/data/image_decode.h"
 
 namespace mg::data {
 

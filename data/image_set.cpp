@@ -1,11 +1,11 @@
-#include "data/image_set.h"
+#include "maxgrad/data/image_set.h"
 
 #include <tbb/parallel_for.h>
 
 #include <cstring>
 #include <utility>
 
-#include "core/runtime/tbb_for.h"  // header-only: tbb::parallel_for that ThreadSanitizer can follow
+#include "maxgrad/core/runtime/tbb_for.h"  // header-only: tbb::parallel_for that ThreadSanitizer can follow
 
 namespace mg::data {
 

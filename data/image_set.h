@@ -2,7 +2,7 @@
 // CIFAR-10 train is 50,000 x 3,072 bytes = 154 MB: small enough to decode once instead of every epoch.
 #pragma once
 
-#include "data/dataset.h"
+#include "maxgrad/data/dataset.h"
 
 namespace mg::data {
 

@@ -1,4 +1,4 @@
-#include "data/loader.h"
+#include "maxgrad/data/loader.h"
 
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
@@ -9,8 +9,8 @@
 #include <string>
 #include <utility>
 
-#include "core/runtime/tbb_for.h"  // header-only: tbb::parallel_for that ThreadSanitizer can follow
-#include "data/random.h"
+#include "maxgrad/core/runtime/tbb_for.h"  // header-only: tbb::parallel_for that ThreadSanitizer can follow
+#include "maxgrad/data/random.h"
 
 namespace mg::data {
 

@@ -20,8 +20,8 @@
 #include <thread>
 #include <vector>
 
-#include "data/dataset.h"
-#include "data/transforms.h"
+#include "maxgrad/data/dataset.h"
+#include "maxgrad/data/transforms.h"
 
 namespace mg::data {
 

@@ -1,4 +1,4 @@
-#include "data/subset.h"
+#include "maxgrad/data/subset.h"
 
 #include <stdexcept>
 #include <string>

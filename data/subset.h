@@ -3,7 +3,7 @@
 
 #include <vector>
 
-#include "data/dataset.h"
+#include "maxgrad/data/dataset.h"
 
 namespace mg::data {
 

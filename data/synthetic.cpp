@@ -1,9 +1,9 @@
-#include "data/synthetic.h"
+#include "maxgrad/data/synthetic.h"
 
 #include <algorithm>
 #include <cmath>
 
-#include "data/random.h"
+#include "maxgrad/data/random.h"
 
 namespace mg::data {
 

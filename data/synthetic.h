@@ -7,7 +7,7 @@
 // augmentation applies.
 #pragma once
 
-#include "data/image_set.h"
+#include "maxgrad/data/image_set.h"
 
 namespace mg::data {
 

@@ -1,9 +1,9 @@
-#include "data/transforms.h"
+#include "maxgrad/data/transforms.h"
 
 #include <stdexcept>
 #include <string>
 
-#include "data/random.h"
+#include "maxgrad/data/random.h"
 
 namespace mg::data {
 

@@ -1,4 +1,4 @@
-#include "models/maxvit.h"
+#include "maxgrad/models/maxvit.h"
 
 #include <cmath>
 #include <sstream>

@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "nn/batchnorm.h"
-#include "nn/layers.h"
+#include "maxgrad/nn/batchnorm.h"
+#include "maxgrad/nn/layers.h"
 
 namespace mg::models {
 

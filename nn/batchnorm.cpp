@@ -1,10 +1,10 @@
-#include "nn/batchnorm.h"
+#include "maxgrad/nn/batchnorm.h"
 
 #include <atomic>
 #include <iostream>
 
-#include "core/factory.h"
-#include "nn/dist/sync_batchnorm.h"
+#include "maxgrad/core/factory.h"
+#include "maxgrad/nn/dist/sync_batchnorm.h"
 
 namespace mg::nn {
 

@@ -12,8 +12,8 @@
 #include <memory>
 #include <optional>
 
-#include "nn/module.h"
-#include "nn/options.h"
+#include "maxgrad/nn/module.h"
+#include "maxgrad/nn/options.h"
 
 namespace mg::dist {
 class ProcessGroup;

@@ -1,4 +1,4 @@
-#include "nn/layers.h"
+#include "maxgrad/nn/layers.h"
 
 #include <cmath>
 

@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "core/factory.h"
-#include "nn/module.h"
-#include "nn/options.h"
+#include "maxgrad/core/factory.h"
+#include "maxgrad/nn/module.h"
+#include "maxgrad/nn/options.h"
 
 namespace mg::nn {
 

@@ -1,4 +1,4 @@
-#include "nn/module.h"
+#include "maxgrad/nn/module.h"
 
 #include <set>
 #include <sstream>

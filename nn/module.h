@@ -9,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/ops.h"
+#include "maxgrad/core/ops.h"
 
 namespace mg::nn {
 

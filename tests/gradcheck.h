@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "core/factory.h"
-#include "core/ops.h"
+#include "maxgrad/core/factory.h"
+#include "maxgrad/core/ops.h"
 
 namespace mg::testing {
 

@@ -8,9 +8,9 @@
 #include <thread>
 #include <vector>
 
-#include "core/runtime/allocator.h"
-#include "core/factory.h"
-#include "core/ops.h"
+#include "maxgrad/core/runtime/allocator.h"
+#include "maxgrad/core/factory.h"
+#include "maxgrad/core/ops.h"
 
 using namespace mg;
 

@@ -5,8 +5,8 @@
 
 #include <functional>
 
-#include "core/factory.h"
-#include "core/ops.h"
+#include "maxgrad/core/factory.h"
+#include "maxgrad/core/ops.h"
 #include "helpers.h"
 
 using namespace mg;

@@ -10,9 +10,9 @@
 #include <filesystem>
 
 #include "helpers.h"
-#include "models/maxvit.h"
-#include "nn/serialize/checkpoint.h"
-#include "nn/serialize/serialize.h"
+#include "maxgrad/models/maxvit.h"
+#include "maxgrad/nn/serialize/checkpoint.h"
+#include "maxgrad/nn/serialize/serialize.h"
 #include "temp_dir.h"
 
 using namespace mg;

@@ -19,13 +19,13 @@
 #include <string>
 #include <vector>
 
-#include "data/cifar_binary.h"
-#include "data/image_folder.h"
-#include "data/image_set.h"
-#include "data/loader.h"
-#include "data/subset.h"
-#include "data/synthetic.h"
-#include "data/transforms.h"
+#include "maxgrad/data/cifar_binary.h"
+#include "maxgrad/data/image_folder.h"
+#include "maxgrad/data/image_set.h"
+#include "maxgrad/data/loader.h"
+#include "maxgrad/data/subset.h"
+#include "maxgrad/data/synthetic.h"
+#include "maxgrad/data/transforms.h"
 #include "temp_dir.h"
 
 namespace fs = std::filesystem;

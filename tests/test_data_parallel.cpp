@@ -8,13 +8,13 @@
 #include <string>
 #include <vector>
 
-#include "core/factory.h"
-#include "data/loader.h"
-#include "data/synthetic.h"
+#include "maxgrad/core/factory.h"
+#include "maxgrad/data/loader.h"
+#include "maxgrad/data/synthetic.h"
 #include "helpers.h"
-#include "models/maxvit.h"
-#include "nn/dist/data_parallel.h"
-#include "nn/dist/sync_batchnorm.h"
+#include "maxgrad/models/maxvit.h"
+#include "maxgrad/nn/dist/data_parallel.h"
+#include "maxgrad/nn/dist/sync_batchnorm.h"
 #include "thread_group.h"
 
 using namespace mg;

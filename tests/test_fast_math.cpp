@@ -5,7 +5,7 @@
 #include <cmath>
 #include <initializer_list>
 
-#include "core/kernels/fast_math.h"
+#include "maxgrad/core/kernels/fast_math.h"
 
 using mg::kernels::fast_erf;
 using mg::kernels::fast_exp;

@@ -19,7 +19,7 @@
 
 #include "examples/common/step_flags.h"
 #include "examples/common/run_step.h"
-#include "nn/serialize/serialize.h"
+#include "maxgrad/nn/serialize/serialize.h"
 
 using namespace mg;
 namespace fs = std::filesystem;

@@ -10,10 +10,10 @@
 #include <memory>
 #include <vector>
 
-#include "core/kernels/attention.h"
-#include "core/kernels/batch_norm.h"
-#include "core/kernels/depthwise.h"
-#include "core/kernels/layer_norm.h"
+#include "maxgrad/core/kernels/attention.h"
+#include "maxgrad/core/kernels/batch_norm.h"
+#include "maxgrad/core/kernels/depthwise.h"
+#include "maxgrad/core/kernels/layer_norm.h"
 
 #ifdef __linux__
 #include <sys/mman.h>

@@ -9,8 +9,8 @@
 #include <type_traits>
 
 #include "helpers.h"
-#include "nn/batchnorm.h"
-#include "nn/layers.h"
+#include "maxgrad/nn/batchnorm.h"
+#include "maxgrad/nn/layers.h"
 
 using namespace mg;
 using mg::testing::check_close;

@@ -16,10 +16,10 @@
 #include <string>
 #include <vector>
 
-#include "core/factory.h"
+#include "maxgrad/core/factory.h"
 #include "examples/common/step_flags.h"
 #include "gradcheck.h"
-#include "models/maxvit.h"
+#include "maxgrad/models/maxvit.h"
 
 using namespace mg;
 using models::MaxVit;

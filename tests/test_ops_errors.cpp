@@ -4,9 +4,9 @@
 // test_tensor.cpp, the engine's in test_autograd.cpp.)
 #include <doctest/doctest.h>
 
-#include "core/factory.h"
-#include "core/generator.h"
-#include "core/ops.h"
+#include "maxgrad/core/factory.h"
+#include "maxgrad/core/generator.h"
+#include "maxgrad/core/ops.h"
 #include "helpers.h"
 
 using namespace mg;

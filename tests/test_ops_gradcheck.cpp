@@ -4,9 +4,9 @@
 // so the leaf stays one value per element), plus broadcast shapes where the op broadcasts.
 #include <doctest/doctest.h>
 
-#include "core/factory.h"
-#include "core/generator.h"
-#include "core/ops.h"
+#include "maxgrad/core/factory.h"
+#include "maxgrad/core/generator.h"
+#include "maxgrad/core/ops.h"
 #include "gradcheck.h"
 #include "helpers.h"
 

@@ -3,8 +3,8 @@
 // below are printed by tests/gen_ops_values.py, so the test itself needs no Python.
 #include <doctest/doctest.h>
 
-#include "core/factory.h"
-#include "core/ops.h"
+#include "maxgrad/core/factory.h"
+#include "maxgrad/core/ops.h"
 #include "helpers.h"
 
 using namespace mg;

@@ -17,8 +17,8 @@
 #include <type_traits>
 
 #include "helpers.h"
-#include "nn/optim/optim.h"
-#include "nn/serialize/serialize.h"
+#include "maxgrad/nn/optim/optim.h"
+#include "maxgrad/nn/serialize/serialize.h"
 
 using namespace mg;
 using mg::testing::check_values;

@@ -7,9 +7,9 @@
 #include <string>
 #include <thread>
 
-#include "core/factory.h"
-#include "core/ops.h"
-#include "core/runtime/profiler.h"
+#include "maxgrad/core/factory.h"
+#include "maxgrad/core/ops.h"
+#include "maxgrad/core/runtime/profiler.h"
 
 using namespace mg;
 

@@ -11,10 +11,10 @@
 #include <string>
 #include <vector>
 
-#include "core/factory.h"
-#include "core/kernel_path.h"
-#include "core/ops.h"
-#include "core/reference/conv.h"
+#include "maxgrad/core/factory.h"
+#include "maxgrad/core/kernel_path.h"
+#include "maxgrad/core/ops.h"
+#include "maxgrad/core/reference/conv.h"
 #include "gradcheck.h"
 #include "helpers.h"
 

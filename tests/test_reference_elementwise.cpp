@@ -5,10 +5,10 @@
 // and by channels, the GEMM splits and the short-k kernel). Then gradchecks on the reference path.
 #include <doctest/doctest.h>
 
-#include "core/factory.h"
-#include "core/generator.h"
-#include "core/kernel_path.h"
-#include "core/ops.h"
+#include "maxgrad/core/factory.h"
+#include "maxgrad/core/generator.h"
+#include "maxgrad/core/kernel_path.h"
+#include "maxgrad/core/ops.h"
 #include "gradcheck.h"
 #include "helpers.h"
 

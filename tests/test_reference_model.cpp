@@ -10,7 +10,7 @@
 #include <map>
 #include <string>
 
-#include "core/kernel_path.h"
+#include "maxgrad/core/kernel_path.h"
 #include "examples/common/run_step.h"
 #include "helpers.h"
 

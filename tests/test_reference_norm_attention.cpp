@@ -11,9 +11,9 @@
 #include <functional>
 #include <numeric>
 
-#include "core/factory.h"
-#include "core/kernel_path.h"
-#include "core/ops.h"
+#include "maxgrad/core/factory.h"
+#include "maxgrad/core/kernel_path.h"
+#include "maxgrad/core/ops.h"
 #include "gradcheck.h"
 #include "helpers.h"
 

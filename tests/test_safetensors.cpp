@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "nn/serialize/safetensors.h"
+#include "maxgrad/nn/serialize/safetensors.h"
 #include "temp_dir.h"
 
 namespace st = mg::safetensors;

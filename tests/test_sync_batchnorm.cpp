@@ -6,12 +6,12 @@
 
 #include <vector>
 
-#include "core/factory.h"
-#include "core/kernel_path.h"
+#include "maxgrad/core/factory.h"
+#include "maxgrad/core/kernel_path.h"
 #include "helpers.h"
-#include "models/maxvit.h"
-#include "nn/batchnorm.h"
-#include "nn/dist/sync_batchnorm.h"
+#include "maxgrad/models/maxvit.h"
+#include "maxgrad/nn/batchnorm.h"
+#include "maxgrad/nn/dist/sync_batchnorm.h"
 #include "thread_group.h"
 
 using namespace mg;

@@ -11,10 +11,10 @@
 #include <utility>
 #include <vector>
 
-#include "core/factory.h"
-#include "core/ops.h"
-#include "models/maxvit.h"
-#include "nn/batchnorm.h"
+#include "maxgrad/core/factory.h"
+#include "maxgrad/core/ops.h"
+#include "maxgrad/models/maxvit.h"
+#include "maxgrad/nn/batchnorm.h"
 
 using namespace mg;
 

@@ -4,8 +4,8 @@
 
 #include <sstream>
 
-#include "core/factory.h"
-#include "core/ops.h"
+#include "maxgrad/core/factory.h"
+#include "maxgrad/core/ops.h"
 #include "helpers.h"
 
 using namespace mg;

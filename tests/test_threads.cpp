@@ -8,10 +8,10 @@
 #include <mutex>
 #include <utility>
 
-#include "core/factory.h"
-#include "core/kernels/gemm.h"
-#include "core/ops.h"
-#include "core/runtime/parallel.h"
+#include "maxgrad/core/factory.h"
+#include "maxgrad/core/kernels/gemm.h"
+#include "maxgrad/core/ops.h"
+#include "maxgrad/core/runtime/parallel.h"
 #include "helpers.h"
 
 using namespace mg;

@@ -24,9 +24,9 @@
 #include <string>
 #include <vector>
 
-#include "data/cifar_binary.h"
-#include "data/synthetic.h"
-#include "nn/serialize/serialize.h"
+#include "maxgrad/data/cifar_binary.h"
+#include "maxgrad/data/synthetic.h"
+#include "maxgrad/nn/serialize/serialize.h"
 #include "temp_dir.h"
 
 namespace fs = std::filesystem;

@@ -16,7 +16,7 @@
 #include <thread>
 #include <vector>
 
-#include "nn/dist/distributed.h"
+#include "maxgrad/nn/dist/distributed.h"
 
 namespace mg::testing {
 

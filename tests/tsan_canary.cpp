@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "core/runtime/parallel.h"
+#include "maxgrad/core/runtime/parallel.h"
 
 int main(int argc, char** argv) {
   const bool race = argc > 1 && std::string(argv[1]) == "race";

@@ -1,13 +1,13 @@
-#include "core/kernels/attention.h"
+#include "maxgrad/core/kernels/attention.h"
 
 #include <algorithm>
 #include <vector>
 
-#include "core/kernel_path.h"
-#include "core/kernels/fast_math.h"
-#include "core/kernels/simd.h"
-#include "core/runtime/parallel.h"
-#include "core/reference/attention.h"
+#include "maxgrad/core/kernel_path.h"
+#include "maxgrad/core/kernels/fast_math.h"
+#include "maxgrad/core/kernels/simd.h"
+#include "maxgrad/core/runtime/parallel.h"
+#include "maxgrad/core/reference/attention.h"
 
 namespace mg::kernels {
 

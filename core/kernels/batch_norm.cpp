@@ -1,13 +1,13 @@
-#include "core/kernels/batch_norm.h"
+#include "maxgrad/core/kernels/batch_norm.h"
 
 #include <algorithm>
 #include <cmath>
 
-#include "core/kernel_path.h"
-#include "core/kernels/fast_math.h"
-#include "core/kernels/lanes.h"
-#include "core/runtime/parallel.h"
-#include "core/reference/batch_norm.h"
+#include "maxgrad/core/kernel_path.h"
+#include "maxgrad/core/kernels/fast_math.h"
+#include "maxgrad/core/kernels/lanes.h"
+#include "maxgrad/core/runtime/parallel.h"
+#include "maxgrad/core/reference/batch_norm.h"
 
 namespace mg::kernels {
 

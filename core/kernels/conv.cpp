@@ -1,4 +1,4 @@
-#include "core/kernels/conv.h"
+#include "maxgrad/core/kernels/conv.h"
 
 #include <algorithm>
 #include <cstring>

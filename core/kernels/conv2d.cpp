@@ -1,19 +1,19 @@
 // The fast paths of conv2d (see core/kernels/conv2d.h for which shapes take which), and the two
 // entry points that choose between them and the reference loops.
-#include "core/kernels/conv2d.h"
+#include "maxgrad/core/kernels/conv2d.h"
 
 #include <algorithm>
 #include <type_traits>
 #include <vector>
 
-#include "core/kernel_path.h"
-#include "core/kernels/conv.h"
-#include "core/kernels/conv_shifted.h"
-#include "core/kernels/depthwise.h"
-#include "core/kernels/gemm.h"
-#include "core/kernels/scratch.h"
-#include "core/runtime/parallel.h"
-#include "core/reference/conv.h"
+#include "maxgrad/core/kernel_path.h"
+#include "maxgrad/core/kernels/conv.h"
+#include "maxgrad/core/kernels/conv_shifted.h"
+#include "maxgrad/core/kernels/depthwise.h"
+#include "maxgrad/core/kernels/gemm.h"
+#include "maxgrad/core/kernels/scratch.h"
+#include "maxgrad/core/runtime/parallel.h"
+#include "maxgrad/core/reference/conv.h"
 
 namespace mg::kernels {
 

@@ -1,11 +1,11 @@
-#include "core/kernels/conv_shifted.h"
+#include "maxgrad/core/kernels/conv_shifted.h"
 
 #include <algorithm>
 #include <array>
 #include <utility>
 
-#include "core/kernels/gemm_small_k.h"
-#include "core/kernels/simd.h"
+#include "maxgrad/core/kernels/gemm_small_k.h"
+#include "maxgrad/core/kernels/simd.h"
 
 namespace mg::kernels {
 

@@ -20,7 +20,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "core/kernels/conv.h"
+#include "maxgrad/core/kernels/conv.h"
 
 namespace mg::kernels {
 

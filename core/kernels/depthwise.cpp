@@ -1,4 +1,4 @@
-#include "core/kernels/depthwise.h"
+#include "maxgrad/core/kernels/depthwise.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -7,8 +7,8 @@
 #include <type_traits>
 #include <vector>
 
-#include "core/kernels/depthwise_3x3.h"
-#include "core/kernels/simd.h"
+#include "maxgrad/core/kernels/depthwise_3x3.h"
+#include "maxgrad/core/kernels/simd.h"
 
 namespace mg::kernels {
 

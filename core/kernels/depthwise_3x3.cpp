@@ -1,6 +1,6 @@
-#include "core/kernels/depthwise_3x3.h"
+#include "maxgrad/core/kernels/depthwise_3x3.h"
 
-#include "core/kernels/simd.h"
+#include "maxgrad/core/kernels/simd.h"
 
 namespace mg::kernels {
 

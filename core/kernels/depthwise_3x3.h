@@ -18,7 +18,7 @@
 #pragma once
 #include <cstdint>
 
-#include "core/kernels/conv.h"
+#include "maxgrad/core/kernels/conv.h"
 
 namespace mg::kernels {
 

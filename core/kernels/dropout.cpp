@@ -1,10 +1,10 @@
-#include "core/kernels/dropout.h"
+#include "maxgrad/core/kernels/dropout.h"
 
 #include <algorithm>
 
-#include "core/kernel_path.h"
-#include "core/runtime/parallel.h"
-#include "core/reference/dropout.h"
+#include "maxgrad/core/kernel_path.h"
+#include "maxgrad/core/runtime/parallel.h"
+#include "maxgrad/core/reference/dropout.h"
 
 namespace mg::kernels {
 

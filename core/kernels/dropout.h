@@ -1,6 +1,6 @@
 // The fused residual of add_drop_path: y = x + m[s] * f, one mask value per sample.
 #pragma once
-#include "core/tensor.h"
+#include "maxgrad/core/tensor.h"
 
 namespace mg::kernels {
 

@@ -3,12 +3,12 @@
 // shape of most activation backwards. Each goes to the plain loops of core/reference/elementwise.h
 // on the reference path.
 #pragma once
-#include "core/autograd.h"
-#include "core/kernel_path.h"
-#include "core/kernels/fast_math.h"
-#include "core/kernels/loops.h"
-#include "core/reference/elementwise.h"
-#include "core/tensor.h"
+#include "maxgrad/core/autograd.h"
+#include "maxgrad/core/kernel_path.h"
+#include "maxgrad/core/kernels/fast_math.h"
+#include "maxgrad/core/kernels/loops.h"
+#include "maxgrad/core/reference/elementwise.h"
+#include "maxgrad/core/tensor.h"
 
 namespace mg::kernels {
 

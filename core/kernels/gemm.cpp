@@ -1,14 +1,14 @@
-#include "core/kernels/gemm.h"
+#include "maxgrad/core/kernels/gemm.h"
 
 #include <cblas.h>
 
 #include <algorithm>
 
-#include "core/kernel_path.h"
-#include "core/kernels/gemm_small_k.h"
-#include "core/kernels/scratch.h"
-#include "core/runtime/parallel.h"
-#include "core/reference/gemm.h"
+#include "maxgrad/core/kernel_path.h"
+#include "maxgrad/core/kernels/gemm_small_k.h"
+#include "maxgrad/core/kernels/scratch.h"
+#include "maxgrad/core/runtime/parallel.h"
+#include "maxgrad/core/reference/gemm.h"
 
 namespace mg::kernels {
 

@@ -1,4 +1,4 @@
-#include "core/kernels/gemm_small_k.h"
+#include "maxgrad/core/kernels/gemm_small_k.h"
 
 #include <algorithm>
 #include <array>

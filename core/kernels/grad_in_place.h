@@ -3,8 +3,8 @@
 // No new buffer, and no memory traffic fetching one to write into. Only for kernels that read each
 // value of g before they write the same position of the result.
 #pragma once
-#include "core/autograd.h"
-#include "core/tensor.h"
+#include "maxgrad/core/autograd.h"
+#include "maxgrad/core/tensor.h"
 
 namespace mg::kernels {
 

@@ -1,15 +1,15 @@
-#include "core/kernels/layer_norm.h"
+#include "maxgrad/core/kernels/layer_norm.h"
 
 #include <algorithm>
 #include <cmath>
 #include <type_traits>
 #include <vector>
 
-#include "core/kernel_path.h"
-#include "core/kernels/lanes.h"
-#include "core/kernels/simd.h"
-#include "core/runtime/parallel.h"
-#include "core/reference/layer_norm.h"
+#include "maxgrad/core/kernel_path.h"
+#include "maxgrad/core/kernels/lanes.h"
+#include "maxgrad/core/kernels/simd.h"
+#include "maxgrad/core/runtime/parallel.h"
+#include "maxgrad/core/reference/layer_norm.h"
 
 namespace mg::kernels {
 

@@ -5,8 +5,8 @@
 #include <array>
 #include <cstdint>
 
-#include "core/runtime/parallel.h"
-#include "core/tensor.h"
+#include "maxgrad/core/runtime/parallel.h"
+#include "maxgrad/core/tensor.h"
 
 namespace mg::kernels {
 

@@ -1,11 +1,11 @@
-#include "core/kernels/matmul.h"
+#include "maxgrad/core/kernels/matmul.h"
 
 #include <algorithm>
 
-#include "core/kernel_path.h"
-#include "core/kernels/gemm.h"
-#include "core/runtime/parallel.h"
-#include "core/reference/gemm.h"
+#include "maxgrad/core/kernel_path.h"
+#include "maxgrad/core/kernels/gemm.h"
+#include "maxgrad/core/runtime/parallel.h"
+#include "maxgrad/core/reference/gemm.h"
 
 namespace mg::kernels {
 

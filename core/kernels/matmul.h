@@ -3,7 +3,7 @@
 // being copied), one GEMM per matrix of a batch. The plain loops of core/reference/gemm.h on the
 // reference path.
 #pragma once
-#include "core/tensor.h"
+#include "maxgrad/core/tensor.h"
 
 namespace mg::kernels {
 

@@ -1,12 +1,12 @@
-#include "core/kernels/pool.h"
+#include "maxgrad/core/kernels/pool.h"
 
 #include <algorithm>
 #include <vector>
 
-#include "core/kernel_path.h"
-#include "core/kernels/simd.h"
-#include "core/runtime/parallel.h"
-#include "core/reference/pool.h"
+#include "maxgrad/core/kernel_path.h"
+#include "maxgrad/core/kernels/simd.h"
+#include "maxgrad/core/runtime/parallel.h"
+#include "maxgrad/core/reference/pool.h"
 
 namespace mg::kernels {
 

@@ -1,11 +1,11 @@
-#include "core/kernels/reduce.h"
+#include "maxgrad/core/kernels/reduce.h"
 
 #include <algorithm>
 
-#include "core/kernel_path.h"
-#include "core/kernels/lanes.h"
-#include "core/runtime/parallel.h"
-#include "core/reference/reduce.h"
+#include "maxgrad/core/kernel_path.h"
+#include "maxgrad/core/kernels/lanes.h"
+#include "maxgrad/core/runtime/parallel.h"
+#include "maxgrad/core/reference/reduce.h"
 
 namespace mg::kernels {
 

@@ -4,7 +4,7 @@
 #pragma once
 #include <vector>
 
-#include "core/tensor.h"
+#include "maxgrad/core/tensor.h"
 
 namespace mg::kernels {
 

@@ -1,11 +1,11 @@
-#include "core/kernels/row_scale.h"
+#include "maxgrad/core/kernels/row_scale.h"
 
 #include <algorithm>
 
-#include "core/autograd.h"
-#include "core/kernel_path.h"
-#include "core/kernels/lanes.h"
-#include "core/runtime/parallel.h"
+#include "maxgrad/core/autograd.h"
+#include "maxgrad/core/kernel_path.h"
+#include "maxgrad/core/kernels/lanes.h"
+#include "maxgrad/core/runtime/parallel.h"
 
 namespace mg::kernels {
 

@@ -4,7 +4,7 @@
 #include <optional>
 #include <vector>
 
-#include "core/tensor.h"
+#include "maxgrad/core/tensor.h"
 
 namespace mg::kernels {
 

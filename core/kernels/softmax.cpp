@@ -1,12 +1,12 @@
-#include "core/kernels/softmax.h"
+#include "maxgrad/core/kernels/softmax.h"
 
 #include <algorithm>
 #include <cmath>
 
-#include "core/kernel_path.h"
-#include "core/kernels/fast_math.h"
-#include "core/runtime/parallel.h"
-#include "core/reference/softmax.h"
+#include "maxgrad/core/kernel_path.h"
+#include "maxgrad/core/kernels/fast_math.h"
+#include "maxgrad/core/runtime/parallel.h"
+#include "maxgrad/core/reference/softmax.h"
 
 namespace mg::kernels {
 

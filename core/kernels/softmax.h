@@ -2,7 +2,7 @@
 // the fast one (core/kernels/fast_math.h) for float. The plain loops of core/reference/softmax.h,
 // with std::exp, on the reference path.
 #pragma once
-#include "core/tensor.h"
+#include "maxgrad/core/tensor.h"
 
 namespace mg::kernels {
 

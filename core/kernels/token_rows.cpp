@@ -1,11 +1,11 @@
-#include "core/kernels/token_rows.h"
+#include "maxgrad/core/kernels/token_rows.h"
 
 #include <algorithm>
 
-#include "core/kernel_path.h"
-#include "core/kernels/simd.h"
-#include "core/runtime/parallel.h"
-#include "core/reference/token_rows.h"
+#include "maxgrad/core/kernel_path.h"
+#include "maxgrad/core/kernels/simd.h"
+#include "maxgrad/core/runtime/parallel.h"
+#include "maxgrad/core/reference/token_rows.h"
 
 namespace mg::kernels {
 

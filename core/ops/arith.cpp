@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <utility>
 
-#include "core/autograd.h"
-#include "core/kernels/elementwise.h"
-#include "core/kernels/row_scale.h"
-#include "core/ops.h"
+#include "maxgrad/core/autograd.h"
+#include "maxgrad/core/kernels/elementwise.h"
+#include "maxgrad/core/kernels/row_scale.h"
+#include "maxgrad/core/ops.h"
 
 namespace mg {
 

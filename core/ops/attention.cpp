@@ -7,12 +7,12 @@
 // zero-filled (..., n, 3C) gradient for each of the three chunks; fused, q, k and v are read in
 // place from qkv's rows, the output is written in place, and the backward writes one dqkv. Only P
 // is kept for the backward. The loops are in core/kernels/attention.cpp (groups in parallel).
-#include "core/kernels/attention.h"
+#include "maxgrad/core/kernels/attention.h"
 
 #include <vector>
 
-#include "core/autograd.h"
-#include "core/ops.h"
+#include "maxgrad/core/autograd.h"
+#include "maxgrad/core/ops.h"
 
 namespace mg {
 

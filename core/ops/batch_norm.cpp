@@ -9,14 +9,14 @@
 //   training: dx = w * rstd * (g - mean(g) - xhat * mean(g * xhat))   (mean and var depend on x)
 //   eval:     dx = w * rstd * g                                        (running stats are constants)
 //   dw = sum(g * xhat),  db = sum(g)
-#include "core/kernels/batch_norm.h"
+#include "maxgrad/core/kernels/batch_norm.h"
 
 #include <vector>
 
-#include "core/autograd.h"
-#include "core/kernels/grad_in_place.h"
-#include "core/ops.h"
-#include "core/runtime/profiler.h"
+#include "maxgrad/core/autograd.h"
+#include "maxgrad/core/kernels/grad_in_place.h"
+#include "maxgrad/core/ops.h"
+#include "maxgrad/core/runtime/profiler.h"
 
 namespace mg {
 

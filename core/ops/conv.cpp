@@ -1,9 +1,9 @@
 // conv2d: the cross-correlation of PyTorch's Conv2d, with groups. The loops (four fast paths chosen
 // by shape, and the plain reference loops) are behind the two calls of core/kernels/conv2d.h.
-#include "core/autograd.h"
-#include "core/factory.h"
-#include "core/kernels/conv2d.h"
-#include "core/ops.h"
+#include "maxgrad/core/autograd.h"
+#include "maxgrad/core/factory.h"
+#include "maxgrad/core/kernels/conv2d.h"
+#include "maxgrad/core/ops.h"
 
 namespace mg {
 

@@ -1,11 +1,11 @@
 // Dropout and drop-path (stochastic depth). Both multiply by a random mask scaled by 1/(1-p), so
 // the expected value is unchanged, and backward multiplies the gradient by the same mask.
 // Masks are drawn sequentially from the caller's Generator: same seed, same mask, any thread count.
-#include "core/kernels/dropout.h"
+#include "maxgrad/core/kernels/dropout.h"
 
-#include "core/autograd.h"
-#include "core/generator.h"
-#include "core/ops.h"
+#include "maxgrad/core/autograd.h"
+#include "maxgrad/core/generator.h"
+#include "maxgrad/core/ops.h"
 
 namespace mg {
 

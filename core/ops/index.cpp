@@ -1,9 +1,9 @@
 // Indexing by int64 tensors. index_select picks whole slices along a dim (the relative position
 // bias table lookup); gather picks one element per output position. Both scatter-add in backward,
 // since an index may repeat.
-#include "core/autograd.h"
-#include "core/factory.h"
-#include "core/ops.h"
+#include "maxgrad/core/autograd.h"
+#include "maxgrad/core/factory.h"
+#include "maxgrad/core/ops.h"
 
 namespace mg {
 

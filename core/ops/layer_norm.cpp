@@ -3,13 +3,13 @@
 //   dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)),  dxhat = g * w
 //   dw = sum over rows of g * xhat,  db = sum over rows of g
 // The loops are in core/kernels/layer_norm.cpp (vectorised row sums; dw, db in fixed blocks of rows).
-#include "core/kernels/layer_norm.h"
+#include "maxgrad/core/kernels/layer_norm.h"
 
 #include <vector>
 
-#include "core/autograd.h"
-#include "core/kernels/grad_in_place.h"
-#include "core/ops.h"
+#include "maxgrad/core/autograd.h"
+#include "maxgrad/core/kernels/grad_in_place.h"
+#include "maxgrad/core/ops.h"
 
 namespace mg {
 

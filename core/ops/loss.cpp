@@ -3,8 +3,8 @@
 // q = (1 - e) onehot(y) + e / K, the loss is -sum_k q_k log p_k, and its gradient is p - q.
 #include <cmath>
 
-#include "core/autograd.h"
-#include "core/ops.h"
+#include "maxgrad/core/autograd.h"
+#include "maxgrad/core/ops.h"
 
 namespace mg {
 

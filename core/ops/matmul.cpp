@@ -1,9 +1,9 @@
 // matmul and linear: one GEMM per matrix (core/kernels/matmul.h), and products again for the
 // gradients.
-#include "core/kernels/matmul.h"
+#include "maxgrad/core/kernels/matmul.h"
 
-#include "core/autograd.h"
-#include "core/ops.h"
+#include "maxgrad/core/autograd.h"
+#include "maxgrad/core/ops.h"
 
 namespace mg {
 

@@ -1,10 +1,10 @@
 // Average pooling. avg_pool2d's backward spreads each output gradient evenly over the window it
 // averaged (the same divisor as the forward: with count_include_pad the padding counts). The loops
 // are behind the two calls of core/kernels/pool.h.
-#include "core/kernels/pool.h"
+#include "maxgrad/core/kernels/pool.h"
 
-#include "core/autograd.h"
-#include "core/ops.h"
+#include "maxgrad/core/autograd.h"
+#include "maxgrad/core/ops.h"
 
 namespace mg {
 

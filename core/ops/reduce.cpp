@@ -1,12 +1,12 @@
 // Reductions. sum is the one kernel (core/kernels/reduce.h: each output summed in double, in a
 // fixed order, so any thread count gives the same bits); mean and var are written with sum and
 // the elementwise ops, so their gradients come from those; max is argmax then gather.
-#include "core/kernels/reduce.h"
+#include "maxgrad/core/kernels/reduce.h"
 
 #include <numeric>
 
-#include "core/autograd.h"
-#include "core/ops.h"
+#include "maxgrad/core/autograd.h"
+#include "maxgrad/core/ops.h"
 
 namespace mg {
 

@@ -1,8 +1,8 @@
 // Joining tensors. cat copies each input into its slice of the output; backward hands each input
 // the matching slice of the gradient (a narrow view).
-#include "core/autograd.h"
-#include "core/ops.h"
-#include "core/runtime/profiler.h"
+#include "maxgrad/core/autograd.h"
+#include "maxgrad/core/ops.h"
+#include "maxgrad/core/runtime/profiler.h"
 
 namespace mg {
 

@@ -1,10 +1,10 @@
 // softmax and log_softmax along one dim, max-subtracted for stability (m = max x over the dim):
 // softmax:              y = e^(x - m) / sum e^(x - m)        dx = y * (g - sum(g * y))
 // log_softmax:          y = x - m - log sum e^(x - m)        dx = g - e^y * sum(g)
-#include "core/kernels/softmax.h"
+#include "maxgrad/core/kernels/softmax.h"
 
-#include "core/autograd.h"
-#include "core/ops.h"
+#include "maxgrad/core/autograd.h"
+#include "maxgrad/core/ops.h"
 
 namespace mg {
 

@@ -6,13 +6,13 @@
 //   from_token_rows: x[s, ch, p] = t[s, rows[p], ch]
 // Each is the other's backward: a permutation's gradient is the inverse permutation of the gradient.
 // The copies are in core/kernels/token_rows.cpp (blocks transposed in registers).
-#include "core/kernels/token_rows.h"
+#include "maxgrad/core/kernels/token_rows.h"
 
 #include <memory>
 #include <vector>
 
-#include "core/autograd.h"
-#include "core/ops.h"
+#include "maxgrad/core/autograd.h"
+#include "maxgrad/core/ops.h"
 
 namespace mg {
 

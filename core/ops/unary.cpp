@@ -4,9 +4,9 @@
 // fast path (kernels::FastMath), the C library's functions on the reference path (reference::Math).
 #include <cmath>
 
-#include "core/autograd.h"
-#include "core/kernels/elementwise.h"
-#include "core/ops.h"
+#include "maxgrad/core/autograd.h"
+#include "maxgrad/core/kernels/elementwise.h"
+#include "maxgrad/core/ops.h"
 
 namespace mg {
 

@@ -4,9 +4,9 @@
 #include <algorithm>
 #include <numeric>
 
-#include "core/autograd.h"
-#include "core/factory.h"
-#include "core/ops.h"
+#include "maxgrad/core/autograd.h"
+#include "maxgrad/core/factory.h"
+#include "maxgrad/core/ops.h"
 
 namespace mg {
 

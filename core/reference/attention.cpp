@@ -1,4 +1,4 @@
-#include "core/reference/attention.h"
+#include "maxgrad/core/reference/attention.h"
 
 #include <algorithm>
 #include <cmath>

@@ -11,7 +11,7 @@
 //   P = softmax(S) by rows          (each row's max subtracted before exp)
 //   O = P v                         (n, hd)
 #pragma once
-#include "core/kernels/attention.h"
+#include "maxgrad/core/kernels/attention.h"
 
 namespace mg::reference {
 

@@ -1,4 +1,4 @@
-#include "core/reference/batch_norm.h"
+#include "maxgrad/core/reference/batch_norm.h"
 
 #include <cmath>
 

@@ -9,7 +9,7 @@
 //   y  = xhat * w + b                      (batch_norm)
 //   y  = gelu(xhat * w + b)                (batch_norm_gelu; gelu(z) = z/2 (1 + erf(z / sqrt 2)))
 #pragma once
-#include "core/kernels/batch_norm.h"
+#include "maxgrad/core/kernels/batch_norm.h"
 
 namespace mg::reference {
 

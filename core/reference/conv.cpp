@@ -1,4 +1,4 @@
-#include "core/reference/conv.h"
+#include "maxgrad/core/reference/conv.h"
 
 namespace mg::reference {
 

@@ -8,7 +8,7 @@
 // o / (o_count / groups) and sees that group's c / groups input channels. Output (oh, ow) under tap
 // (i, j) reads input (oh * stride - pad + i, ow * stride - pad + j); outside the input it reads 0.
 #pragma once
-#include "core/kernels/conv2d.h"
+#include "maxgrad/core/kernels/conv2d.h"
 
 namespace mg::reference {
 

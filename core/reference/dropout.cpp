@@ -1,4 +1,4 @@
-#include "core/reference/dropout.h"
+#include "maxgrad/core/reference/dropout.h"
 
 namespace mg::reference {
 

@@ -1,4 +1,4 @@
-#include "core/reference/elementwise.h"
+#include "maxgrad/core/reference/elementwise.h"
 
 namespace mg::reference {
 

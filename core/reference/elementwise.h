@@ -5,7 +5,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "core/tensor.h"
+#include "maxgrad/core/tensor.h"
 
 namespace mg::reference {
 

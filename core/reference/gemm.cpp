@@ -1,8 +1,8 @@
-#include "core/reference/gemm.h"
+#include "maxgrad/core/reference/gemm.h"
 
 #include <algorithm>
 
-#include "core/reference/elementwise.h"
+#include "maxgrad/core/reference/elementwise.h"
 
 namespace mg::reference {
 

@@ -1,4 +1,4 @@
-#include "core/reference/layer_norm.h"
+#include "maxgrad/core/reference/layer_norm.h"
 
 #include <cmath>
 #include <vector>

@@ -9,7 +9,7 @@
 //   dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)),  dxhat = g * w
 //   dw = sum over rows of g * xhat,  db = sum over rows of g
 #pragma once
-#include "core/kernels/layer_norm.h"
+#include "maxgrad/core/kernels/layer_norm.h"
 
 namespace mg::reference {
 

@@ -1,4 +1,4 @@
-#include "core/reference/pool.h"
+#include "maxgrad/core/reference/pool.h"
 
 #include <algorithm>
 #include <vector>

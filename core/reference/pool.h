@@ -9,7 +9,7 @@
 #pragma once
 #include <cstdint>
 
-#include "core/kernels/pool.h"
+#include "maxgrad/core/kernels/pool.h"
 
 namespace mg::reference {
 

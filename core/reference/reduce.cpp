@@ -1,6 +1,6 @@
-#include "core/reference/reduce.h"
+#include "maxgrad/core/reference/reduce.h"
 
-#include "core/reference/elementwise.h"
+#include "maxgrad/core/reference/elementwise.h"
 
 namespace mg::reference {
 

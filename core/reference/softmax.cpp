@@ -1,4 +1,4 @@
-#include "core/reference/softmax.h"
+#include "maxgrad/core/reference/softmax.h"
 
 #include <cmath>
 

@@ -1,4 +1,4 @@
-#include "core/reference/token_rows.h"
+#include "maxgrad/core/reference/token_rows.h"
 
 namespace mg::reference {
 

@@ -1,4 +1,4 @@
-#include "core/runtime/allocator.h"
+#include "maxgrad/core/runtime/allocator.h"
 
 #include <cstdlib>
 #include <mutex>

@@ -1,4 +1,4 @@
-#include "core/runtime/blas_select.h"
+#include "maxgrad/core/runtime/blas_select.h"
 
 #include <cblas.h>
 #include <unistd.h>

@@ -1,4 +1,4 @@
-#include "core/runtime/crash_point.h"
+#include "maxgrad/core/runtime/crash_point.h"
 
 #include <signal.h>
 #include <unistd.h>

@@ -1,4 +1,4 @@
-#include "core/runtime/parallel.h"
+#include "maxgrad/core/runtime/parallel.h"
 
 #include <cblas.h>
 #include <tbb/blocked_range.h>
@@ -8,7 +8,7 @@
 
 #include <memory>
 
-#include "core/runtime/tbb_for.h"
+#include "maxgrad/core/runtime/tbb_for.h"
 
 namespace mg {
 

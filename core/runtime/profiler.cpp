@@ -1,4 +1,4 @@
-#include "core/runtime/profiler.h"
+#include "maxgrad/core/runtime/profiler.h"
 
 #include <algorithm>
 #include <atomic>
@@ -8,8 +8,8 @@
 #include <mutex>
 #include <utility>
 
-#include "core/autograd.h"
-#include "core/tensor.h"
+#include "maxgrad/core/autograd.h"
+#include "maxgrad/core/tensor.h"
 
 namespace mg::profiler {
 

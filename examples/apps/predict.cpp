@@ -17,11 +17,11 @@
 #include <iostream>
 #include <sstream>
 
-#include "core/runtime/blas_select.h"
-#include "data/image_decode.h"
-#include "data/transforms.h"
+#include "maxgrad/core/runtime/blas_select.h"
+#include "maxgrad/data/image_decode.h"
+#include "maxgrad/data/transforms.h"
 #include "examples/common/train_flags.h"
-#include "nn/serialize/checkpoint.h"
+#include "maxgrad/nn/serialize/checkpoint.h"
 
 using namespace mg;
 

@@ -29,17 +29,17 @@
 #include <sstream>
 #include <thread>
 
-#include "core/runtime/blas_select.h"
-#include "core/runtime/parallel.h"
-#include "data/loader.h"
+#include "maxgrad/core/runtime/blas_select.h"
+#include "maxgrad/core/runtime/parallel.h"
+#include "maxgrad/data/loader.h"
 #include "examples/common/progress.h"
 #include "examples/common/train_data.h"
 #include "examples/common/train_flags.h"
 #include "examples/common/train_report.h"
-#include "nn/serialize/checkpoint.h"
-#include "nn/dist/data_parallel.h"
-#include "nn/serialize/serialize.h"
-#include "nn/dist/sync_batchnorm.h"
+#include "maxgrad/nn/serialize/checkpoint.h"
+#include "maxgrad/nn/dist/data_parallel.h"
+#include "maxgrad/nn/serialize/serialize.h"
+#include "maxgrad/nn/dist/sync_batchnorm.h"
 
 using namespace mg;
 namespace fs = std::filesystem;

@@ -8,7 +8,7 @@
 #include <cstdio>
 #include <map>
 
-#include "core/error.h"
+#include "maxgrad/core/error.h"
 
 // Only the writer of stb is used here; static, so it cannot clash with another copy in the program.
 #define STB_IMAGE_WRITE_STATIC

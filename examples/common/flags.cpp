@@ -6,8 +6,8 @@
 #include <iostream>
 #include <sstream>
 
-#include "core/error.h"
-#include "core/kernel_path.h"
+#include "maxgrad/core/error.h"
+#include "maxgrad/core/kernel_path.h"
 
 namespace mg::cli {
 

@@ -1,6 +1,6 @@
 #include "examples/common/model_flags.h"
 
-#include "core/runtime/parallel.h"
+#include "maxgrad/core/runtime/parallel.h"
 
 namespace mg::cli {
 

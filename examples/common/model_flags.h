@@ -1,7 +1,7 @@
 // The model flags shared by train_cifar, bench, step_dump and predict (shared/spec/cli.md).
 #pragma once
 #include "examples/common/flags.h"
-#include "models/maxvit.h"
+#include "maxgrad/models/maxvit.h"
 
 namespace mg::cli {
 

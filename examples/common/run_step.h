@@ -4,7 +4,7 @@
 #pragma once
 #include <cstdint>
 
-#include "models/maxvit.h"
+#include "maxgrad/models/maxvit.h"
 
 namespace mg::cli {
 

@@ -7,10 +7,10 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include "data/cifar_binary.h"
-#include "data/image_folder.h"
-#include "data/subset.h"
-#include "data/synthetic.h"
+#include "maxgrad/data/cifar_binary.h"
+#include "maxgrad/data/image_folder.h"
+#include "maxgrad/data/subset.h"
+#include "maxgrad/data/synthetic.h"
 
 namespace mg::cli {
 

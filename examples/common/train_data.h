@@ -10,7 +10,7 @@
 #include <ostream>
 #include <string>
 
-#include "data/image_set.h"
+#include "maxgrad/data/image_set.h"
 
 namespace mg::cli {
 

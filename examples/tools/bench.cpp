@@ -9,11 +9,11 @@
 #include <ctime>
 #include <iostream>
 
-#include "core/runtime/blas_select.h"
-#include "core/runtime/parallel.h"
-#include "core/runtime/profiler.h"
+#include "maxgrad/core/runtime/blas_select.h"
+#include "maxgrad/core/runtime/parallel.h"
+#include "maxgrad/core/runtime/profiler.h"
 #include "examples/common/model_flags.h"
-#include "nn/optim/optim.h"
+#include "maxgrad/nn/optim/optim.h"
 
 using namespace mg;
 

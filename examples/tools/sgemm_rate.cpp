@@ -11,10 +11,10 @@
 #include <cstdio>
 #include <vector>
 
-#include "core/runtime/blas_select.h"
-#include "core/generator.h"
-#include "core/kernels/gemm.h"
-#include "core/runtime/parallel.h"
+#include "maxgrad/core/runtime/blas_select.h"
+#include "maxgrad/core/generator.h"
+#include "maxgrad/core/kernels/gemm.h"
+#include "maxgrad/core/runtime/parallel.h"
 #include "examples/common/flags.h"
 
 using namespace mg;

@@ -7,9 +7,9 @@
 // The computation itself is cli::run_step (examples/common/run_step.h), which tests/test_golden.cpp also runs.
 #include <iostream>
 
-#include "core/runtime/blas_select.h"
+#include "maxgrad/core/runtime/blas_select.h"
 #include "examples/common/step_flags.h"
-#include "nn/serialize/serialize.h"
+#include "maxgrad/nn/serialize/serialize.h"
 
 using namespace mg;
 

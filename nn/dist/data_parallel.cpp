@@ -1,4 +1,4 @@
-#include "nn/dist/data_parallel.h"
+#include "maxgrad/nn/dist/data_parallel.h"
 
 #include <algorithm>
 #include <chrono>

@@ -19,9 +19,9 @@
 #include <memory>
 #include <vector>
 
-#include "core/generator.h"
-#include "nn/dist/distributed.h"
-#include "nn/module.h"
+#include "maxgrad/core/generator.h"
+#include "maxgrad/nn/dist/distributed.h"
+#include "maxgrad/nn/module.h"
 
 namespace mg::dist {
 

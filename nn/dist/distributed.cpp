@@ -1,9 +1,9 @@
-#include "nn/dist/distributed.h"
+#include "maxgrad/nn/dist/distributed.h"
 
 #include <cstdlib>
 #include <mutex>
 
-#include "core/error.h"
+#include "maxgrad/core/error.h"
 
 namespace mg::dist {
 

@@ -8,8 +8,8 @@
 #include <cstdlib>
 #include <string>
 
-#include "core/error.h"
-#include "nn/dist/distributed.h"
+#include "maxgrad/core/error.h"
+#include "maxgrad/nn/dist/distributed.h"
 
 namespace mg::dist {
 

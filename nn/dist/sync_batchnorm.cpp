@@ -4,15 +4,15 @@
 //   y  = xhat * w + b
 //   dx = w * rstd * (g - sum(g) / M - xhat * sum(g * xhat) / M)    (sums over every rank's values)
 //   dw = sum(g * xhat), db = sum(g)                                  (this rank's values only)
-#include "nn/dist/sync_batchnorm.h"
+#include "maxgrad/nn/dist/sync_batchnorm.h"
 
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
-#include "core/autograd.h"
-#include "core/kernels/batch_norm.h"
-#include "nn/batchnorm.h"
+#include "maxgrad/core/autograd.h"
+#include "maxgrad/core/kernels/batch_norm.h"
+#include "maxgrad/nn/batchnorm.h"
 
 namespace mg::dist {
 

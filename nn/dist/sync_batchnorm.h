@@ -20,9 +20,9 @@
 #pragma once
 #include <memory>
 
-#include "core/ops.h"
-#include "nn/dist/distributed.h"
-#include "nn/module.h"
+#include "maxgrad/core/ops.h"
+#include "maxgrad/nn/dist/distributed.h"
+#include "maxgrad/nn/module.h"
 
 namespace mg::dist {
 

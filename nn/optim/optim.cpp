@@ -1,9 +1,9 @@
-#include "nn/optim/optim.h"
+#include "maxgrad/nn/optim/optim.h"
 
 #include <cmath>
 
-#include "core/factory.h"
-#include "core/runtime/parallel.h"
+#include "maxgrad/core/factory.h"
+#include "maxgrad/core/runtime/parallel.h"
 
 namespace mg::optim {
 

@@ -5,8 +5,8 @@
 #include <utility>
 #include <vector>
 
-#include "nn/module.h"
-#include "nn/options.h"
+#include "maxgrad/nn/module.h"
+#include "maxgrad/nn/options.h"
 
 namespace mg::optim {
 

@@ -1,4 +1,4 @@
-#include "nn/serialize/checkpoint.h"
+#include "maxgrad/nn/serialize/checkpoint.h"
 
 #include <unistd.h>
 
@@ -8,8 +8,8 @@
 #include <filesystem>
 #include <set>
 
-#include "core/runtime/crash_point.h"
-#include "nn/serialize/serialize.h"
+#include "maxgrad/core/runtime/crash_point.h"
+#include "maxgrad/nn/serialize/serialize.h"
 
 namespace mg::serialize {
 

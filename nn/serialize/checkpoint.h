@@ -22,9 +22,9 @@
 #include <utility>
 #include <vector>
 
-#include "core/generator.h"
-#include "nn/module.h"
-#include "nn/optim/optim.h"
+#include "maxgrad/core/generator.h"
+#include "maxgrad/nn/module.h"
+#include "maxgrad/nn/optim/optim.h"
 
 namespace mg::serialize {
 

@@ -1,7 +1,7 @@
 // safetensors reading and writing; see safetensors.h for the layout. The checks mirror
 // shared/tools/safetensors_io.py (itself mirroring huggingface/safetensors), so a file one accepts
 // the other accepts, and their messages read alike.
-#include "nn/serialize/safetensors.h"
+#include "maxgrad/nn/serialize/safetensors.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,7 +15,7 @@
 #include <set>
 #include <sstream>
 
-#include "core/runtime/crash_point.h"
+#include "maxgrad/core/runtime/crash_point.h"
 
 namespace mg::safetensors {
 namespace {

@@ -1,4 +1,4 @@
-#include "nn/serialize/serialize.h"
+#include "maxgrad/nn/serialize/serialize.h"
 
 #include <cstring>
 

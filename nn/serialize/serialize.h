@@ -3,8 +3,8 @@
 #include <map>
 #include <string>
 
-#include "nn/module.h"
-#include "nn/serialize/safetensors.h"
+#include "maxgrad/nn/module.h"
+#include "maxgrad/nn/serialize/safetensors.h"
 
 namespace mg::serialize {
 

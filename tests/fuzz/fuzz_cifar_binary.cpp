@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "data/cifar_binary.h"
+#include "maxgrad/data/cifar_binary.h"
 #include "fuzz_common.h"
 
 using namespace mg::data;

@@ -5,7 +5,7 @@
 // the same code, and a file claiming more is refused after reading its header, never decoded.
 #include <cstdint>
 
-#include "data/image_decode.h"
+#include "maxgrad/data/image_decode.h"
 #include "fuzz_common.h"
 
 using namespace mg::data;

@@ -3,8 +3,8 @@
 // checkpoint holds (float parameters, BatchNorm buffers, int64 num_batches_tracked and
 // relative_position_index, AdamW moments, a drop-path generator).
 #pragma once
-#include "models/maxvit.h"
-#include "nn/serialize/checkpoint.h"
+#include "maxgrad/models/maxvit.h"
+#include "maxgrad/nn/serialize/checkpoint.h"
 
 namespace mg::fuzz {
 

@@ -4,8 +4,8 @@
 #include <cstdint>
 
 #include "fuzz_common.h"
-#include "nn/serialize/safetensors.h"
-#include "nn/serialize/serialize.h"
+#include "maxgrad/nn/serialize/safetensors.h"
+#include "maxgrad/nn/serialize/serialize.h"
 
 namespace st = mg::safetensors;
 

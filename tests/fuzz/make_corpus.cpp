@@ -11,12 +11,12 @@
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #include <stb/stb_image_write.h>
 
-#include "core/factory.h"
+#include "maxgrad/core/factory.h"
 #include "examples/common/train_flags.h"
 #include "fuzz_model.h"
-#include "nn/serialize/checkpoint.h"
-#include "nn/serialize/safetensors.h"
-#include "nn/serialize/serialize.h"
+#include "maxgrad/nn/serialize/checkpoint.h"
+#include "maxgrad/nn/serialize/safetensors.h"
+#include "maxgrad/nn/serialize/serialize.h"
 
 using namespace mg;
 namespace fs = std::filesystem;
