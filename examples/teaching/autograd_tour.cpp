@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "core/factory.h"
-#include "core/ops.h"
+#include "maxgrad/core/factory.h"
+#include "maxgrad/core/ops.h"
 #include "examples/common/flags.h"
 
 using namespace mg;

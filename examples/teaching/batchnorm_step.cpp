@@ -12,9 +12,9 @@
 #include <cstdio>
 #include <vector>
 
-#include "core/runtime/parallel.h"
+#include "maxgrad/core/runtime/parallel.h"
 #include "examples/common/flags.h"
-#include "nn/batchnorm.h"
+#include "maxgrad/nn/batchnorm.h"
 
 using namespace mg;
 

@@ -26,10 +26,10 @@
 #include <string>
 #include <vector>
 
-#include "core/factory.h"
+#include "maxgrad/core/factory.h"
 #include "examples/common/flags.h"
-#include "models/maxvit.h"
-#include "nn/serialize/serialize.h"
+#include "maxgrad/models/maxvit.h"
+#include "maxgrad/nn/serialize/serialize.h"
 
 using namespace mg;
 

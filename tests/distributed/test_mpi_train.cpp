@@ -22,9 +22,9 @@
 #include <string>
 #include <vector>
 
-#include "nn/dist/distributed.h"
+#include "maxgrad/nn/dist/distributed.h"
 #include "temp_dir.h"
-#include "nn/serialize/serialize.h"
+#include "maxgrad/nn/serialize/serialize.h"
 
 namespace fs = std::filesystem;
 using mg::nn::NamedTensors;
