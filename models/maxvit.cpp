@@ -207,7 +207,7 @@ MBConv::MBConv(int64_t in, int64_t out, int64_t stride, const MaxVitConfig& cfg,
                std::shared_ptr<Generator> drop_gen, Generator& init) {
   if (stride != 1 || in != out) {
     auto p = std::make_shared<Sequential>();
-    if (stride == 2) p->push_back(std::make_shared<AvgPool2d>(3, stride, 1, true));
+    if (stride == 2) p->push_back(std::make_shared<AvgPool2d>(3, stride, 1));
     p->push_back(std::make_shared<Conv2d>(nn::Conv2dOptions(in, out, 1), init));
     proj = register_module("proj", p);
   } else {

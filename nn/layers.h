@@ -92,10 +92,23 @@ class Flatten : public Module {  // torch.nn.Flatten(): dims 1..-1
   Tensor forward(const Tensor& x) override { return x.flatten(1); }
 };
 
+// AvgPool2dOptions(kernel_size).stride(2).padding(1).count_include_pad(false); stride defaults to
+// kernel_size, as torch.nn.AvgPool2d's.
+struct AvgPool2dOptions {
+  explicit AvgPool2dOptions(int64_t kernel_size) : kernel_size_(kernel_size), stride_(kernel_size) {}
+  MG_ARG(int64_t, kernel_size, 0);
+  MG_ARG(int64_t, stride, 0);
+  MG_ARG(int64_t, padding, 0);
+  MG_ARG(bool, count_include_pad, true);
+};
+
 class AvgPool2d : public Module {
  public:
-  AvgPool2d(int64_t kernel, int64_t stride, int64_t padding, bool count_include_pad = true)
-      : kernel(kernel), stride(stride), padding(padding), count_include_pad(count_include_pad) {}
+  explicit AvgPool2d(const AvgPool2dOptions& o)
+      : kernel(o.kernel_size()), stride(o.stride()), padding(o.padding()), count_include_pad(o.count_include_pad()) {}
+  // torch.nn.AvgPool2d(kernel_size, stride, padding)'s order
+  AvgPool2d(int64_t kernel, int64_t stride, int64_t padding = 0)
+      : AvgPool2d(AvgPool2dOptions(kernel).stride(stride).padding(padding)) {}
   Tensor forward(const Tensor& x) override { return avg_pool2d(x, kernel, stride, padding, count_include_pad); }
   int64_t kernel, stride, padding;
   bool count_include_pad;

@@ -92,7 +92,8 @@ TEST_CASE("Flatten keeps dim 0 and joins the rest, as torch.nn.Flatten()") {
 TEST_CASE("AvgPool2d and AdaptiveAvgPool2d are their ops") {
   Generator gen(4);
   Tensor x = randn({2, 3, 6, 6}, gen);
-  check_close(nn::AvgPool2d(3, 2, 1, false).forward(x), avg_pool2d(x, 3, 2, 1, false), 0, 0);
+  check_close(nn::AvgPool2d(nn::AvgPool2dOptions(3).stride(2).padding(1).count_include_pad(false)).forward(x),
+              avg_pool2d(x, 3, 2, 1, false), 0, 0);
   check_close(nn::AvgPool2d(2, 2, 0).forward(x), avg_pool2d(x, 2, 2, 0), 0, 0);
   Tensor g = nn::AdaptiveAvgPool2d(1).forward(x);
   CHECK(g.shape() == Shape{2, 3, 1, 1});

@@ -75,9 +75,9 @@ int main(int argc, char** argv) {
     return std::make_shared<nn::Conv2d>(nn::Conv2dOptions(in, out, 3).padding(1).bias(false), gen);
   };
   nn::Sequential model({conv(3, 16), std::make_shared<nn::BatchNorm2d>(16), std::make_shared<nn::ReLU>(),
-                        std::make_shared<nn::AvgPool2d>(2, 2, 0),  //
+                        std::make_shared<nn::AvgPool2d>(nn::AvgPool2dOptions(2)),  //
                         conv(16, 32), std::make_shared<nn::BatchNorm2d>(32), std::make_shared<nn::ReLU>(),
-                        std::make_shared<nn::AvgPool2d>(2, 2, 0),  //
+                        std::make_shared<nn::AvgPool2d>(nn::AvgPool2dOptions(2)),  //
                         conv(32, 64), std::make_shared<nn::BatchNorm2d>(64), std::make_shared<nn::ReLU>(),
                         std::make_shared<nn::AdaptiveAvgPool2d>(1), std::make_shared<nn::Flatten>(),
                         std::make_shared<nn::Linear>(64, 10, true, gen)});
