@@ -30,5 +30,6 @@
 #include "maxgrad/nn/layers.h"
 #include "maxgrad/nn/module.h"
 #include "maxgrad/nn/optim/optim.h"
+#include "maxgrad/nn/precise_bn.h"
 #include "maxgrad/nn/serialize/checkpoint.h"
 #include "maxgrad/nn/serialize/serialize.h"

@@ -40,6 +40,7 @@ double BatchNorm2d::count_batch(const Tensor& x) {
            ", H, W), got ", x.info());
   double momentum = options.momentum().value_or(0.0);
   if (is_training()) {
+    if (input_observer) input_observer(x);
     NoGradGuard no_grad;
     num_batches_tracked.fill_(num_batches_tracked.item() + 1);
     // Cumulative average: the k-th batch gets weight 1/k.

@@ -9,6 +9,7 @@
 // through the named conversion BatchNormOptions::from_tensorflow_decay, and a PyTorch momentum
 // above 0.5 prints a one-time warning.
 #pragma once
+#include <functional>
 #include <memory>
 #include <optional>
 
@@ -57,6 +58,9 @@ class BatchNorm2d : public Module {
   // Set by convert_sync_batchnorm (nn/dist/sync_batchnorm.h): training statistics over the whole global
   // batch of this group's ranks, PyTorch's SyncBatchNorm. Null (the default): this process's batch.
   std::shared_ptr<dist::ProcessGroup> process_group;
+  // Set by bn_population_stats (nn/precise_bn.h) while it runs: called with every input x of a
+  // training-mode forward, before it is normalised. Empty otherwise.
+  std::function<void(const Tensor& x)> input_observer;
 
  private:
   // Checks x, counts the batch when training, and returns the momentum to use for it.
