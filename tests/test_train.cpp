@@ -88,18 +88,21 @@ struct LogRow {
   double num(size_t i) const { return std::stod(fields.at(i)); }
 };
 
-// log.csv rows after the header: epoch,step,lr,train_loss,train_acc,test_loss,test_acc,seconds
+// log.csv rows after the header: epoch,step,lr,train_loss,train_acc,test_loss,test_acc,seconds,
+// test_loss_precise_bn,test_acc_precise_bn (the last two empty with --precise-bn 0)
 std::vector<LogRow> read_log(const std::string& path) {
   std::ifstream f(path);
   std::vector<LogRow> rows;
   std::string line;
   std::getline(f, line);
-  CHECK(line == "epoch,step,lr,train_loss,train_acc,test_loss,test_acc,seconds");
+  CHECK(line ==
+        "epoch,step,lr,train_loss,train_acc,test_loss,test_acc,seconds,test_loss_precise_bn,test_acc_precise_bn");
   while (std::getline(f, line)) {
     LogRow r;
     std::stringstream ss(line);
     for (std::string x; std::getline(ss, x, ',');) r.fields.push_back(x);
-    REQUIRE(r.fields.size() == 8);
+    if (!line.empty() && line.back() == ',') r.fields.push_back("");
+    REQUIRE(r.fields.size() == 10);
     rows.push_back(r);
   }
   return rows;
@@ -128,7 +131,8 @@ void check_same_run(const fs::path& a_dir, const fs::path& b_dir, size_t epochs,
   for (size_t i = 0; i < a.size(); ++i) {
     REQUIRE(a[i].first == b[i].first);
     if (a[i].first.find("seconds") != std::string::npos) continue;  // wall-clock times differ, by nature
-    CHECK_MESSAGE(mg::serialize::entry_from_tensor("", a[i].second).bytes == mg::serialize::entry_from_tensor("", b[i].second).bytes,
+    CHECK_MESSAGE(mg::serialize::entry_from_tensor("", a[i].second).bytes ==
+                      mg::serialize::entry_from_tensor("", b[i].second).bytes,
                   a[i].first);
     ++compared;
   }
@@ -188,6 +192,11 @@ TEST_CASE("train_cifar learns the synthetic set, says so, and predict uses its c
   CHECK(r.out.find("confusion matrix") != std::string::npos);
   CHECK(r.out.find("triangle") != std::string::npos);  // rows named by class
   check_learned(read_log(dir / "out/log.csv"), 0.30);
+  // both evaluations, every epoch: running statistics and precise ones (the default --precise-bn:
+  // 8192, so all 1000 training images, in 31 whole batches of 32)
+  CHECK(r.out.find("(precise BN ") != std::string::npos);
+  CHECK(r.out.find("(precise statistics, over 992 training images)") != std::string::npos);
+  for (const LogRow& row : read_log(dir / "out/log.csv")) CHECK(!row.fields[9].empty());
   CHECK(is_png(dir / "out/curves.png"));
   CHECK(fs::exists(dir / "out/prev.safetensors"));
 

@@ -15,12 +15,14 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <sstream>
 
+#include "examples/common/train_flags.h"
 #include "maxgrad/core/runtime/blas_select.h"
 #include "maxgrad/data/image_decode.h"
 #include "maxgrad/data/transforms.h"
-#include "examples/common/train_flags.h"
+#include "maxgrad/nn/precise_bn.h"
 #include "maxgrad/nn/serialize/checkpoint.h"
 
 using namespace mg;
@@ -110,6 +112,35 @@ data::Normalization normalization_from(const serialize::Checkpoint& ck) {
 
 }  // namespace
 
+// A train_cifar checkpoint may carry, beside the running BatchNorm statistics of its state_dict,
+// precise ones recomputed for the final weights (extra.precise_bn.LAYER.running_mean/var, see
+// nn/precise_bn.h) and, in "eval_bn", which of the two evaluated better on the test set: those are
+// used, and stderr says which.
+void use_best_bn_stats(const serialize::Checkpoint& ck, models::MaxVit& model) {
+  const auto it = ck.info.metadata.find("eval_bn");
+  if (it == ck.info.metadata.end() || it->second != "precise") {
+    std::cerr << "predict: BatchNorm statistics: the running ones, as trained\n";
+    return;
+  }
+  std::map<std::string, Tensor> extra(ck.info.extra.begin(), ck.info.extra.end());
+  std::vector<std::pair<nn::BatchNorm2d*, std::pair<Tensor, Tensor>>> found;
+  for (auto& [name, bn] : nn::batch_norm_layers(model)) {
+    const auto m = extra.find("precise_bn." + name + ".running_mean"),
+               v = extra.find("precise_bn." + name + ".running_var");
+    MG_CHECK(m != extra.end() && v != extra.end() && m->second.shape() == bn->running_mean.shape() &&
+                 v->second.shape() == bn->running_var.shape(),
+             "checkpoint " + ck.path, "says its precise BatchNorm statistics evaluated better, but those of ", name,
+             " are missing or of the wrong shape");
+    found.push_back({bn, {m->second, v->second}});
+  }
+  NoGradGuard no_grad;
+  for (auto& [bn, mv] : found) bn->running_mean.copy_(mv.first), bn->running_var.copy_(mv.second);
+  const auto images = ck.info.metadata.find("precise_bn_images");
+  std::cerr << "predict: BatchNorm statistics: precise, recomputed for the final weights"
+            << (images != ck.info.metadata.end() ? " over " + images->second + " training images" : std::string())
+            << " (they evaluated better than the running ones)\n";
+}
+
 int main(int argc, char** argv) {
   select_blas_kernels(argc, argv);
   PredictFlags pf;
@@ -145,6 +176,7 @@ int main(int argc, char** argv) {
     models::MaxVit model(cfg, 0);
     model.to(dt);
     serialize::restore_weights(ck, model);
+    use_best_bn_stats(ck, model);
     model.eval();
 
     std::vector<std::string> classes;

@@ -29,17 +29,18 @@
 #include <sstream>
 #include <thread>
 
-#include "maxgrad/core/runtime/blas_select.h"
-#include "maxgrad/core/runtime/parallel.h"
-#include "maxgrad/data/loader.h"
 #include "examples/common/progress.h"
 #include "examples/common/train_data.h"
 #include "examples/common/train_flags.h"
 #include "examples/common/train_report.h"
-#include "maxgrad/nn/serialize/checkpoint.h"
+#include "maxgrad/core/runtime/blas_select.h"
+#include "maxgrad/core/runtime/parallel.h"
+#include "maxgrad/data/loader.h"
 #include "maxgrad/nn/dist/data_parallel.h"
-#include "maxgrad/nn/serialize/serialize.h"
 #include "maxgrad/nn/dist/sync_batchnorm.h"
+#include "maxgrad/nn/precise_bn.h"
+#include "maxgrad/nn/serialize/checkpoint.h"
+#include "maxgrad/nn/serialize/serialize.h"
 
 using namespace mg;
 namespace fs = std::filesystem;
@@ -112,14 +113,66 @@ Evaluation evaluate(models::MaxVit& model, const data::Dataset& test, int64_t ba
   return ev;
 }
 
+// Precise BatchNorm statistics of the current weights (nn/precise_bn.h) over `images` training
+// images, unaugmented, a fixed random sample (the same every epoch); each rank runs its share of
+// every batch, and the statistics pool all ranks' values.
+std::vector<nn::BnPopulation> precise_bn_stats(models::MaxVit& model, const data::Dataset& train, int64_t images,
+                                               int64_t batch, DType dt, uint64_t seed, dist::ProcessGroup& group) {
+  images = std::min(images, train.size());
+  batch = std::min(batch, images);
+  data::LoaderOptions o;
+  o.batch_size = batch, o.shuffle = true, o.drop_last = true, o.augment = false;
+  o.seed = seed ^ 0x9b05688c2b3e6c1fULL;  // not the training order's stream
+  o.num_shards = group.size(), o.shard = group.rank();
+  data::DataLoader loader(train, o);
+  loader.start_epoch(0);
+  data::Batch b;
+  return nn::bn_population_stats(
+      model, images / batch,
+      [&](int64_t i) {
+        MG_CHECK(loader.next(b), "train_cifar", "precise BatchNorm: the loader ended before batch ", i);
+        model(images_of(b, dt));
+      },
+      group.size() > 1 ? g_group : nullptr);
+}
+
+// While alive, every BatchNorm of the model holds the given statistics; the running ones come back
+// after (bitwise: training goes on exactly as without).
+class BnStatsSwap {
+ public:
+  explicit BnStatsSwap(const std::vector<nn::BnPopulation>& pop) {
+    NoGradGuard no_grad;
+    for (const nn::BnPopulation& p : pop) {
+      nn::BatchNorm2d& bn = *p.layer;
+      const int64_t c = static_cast<int64_t>(p.mean.size());
+      saved_.push_back({&bn, bn.running_mean.clone(), bn.running_var.clone()});
+      bn.running_mean.copy_(Tensor::from_vector(p.mean, {c}, bn.running_mean.dtype()));
+      bn.running_var.copy_(Tensor::from_vector(p.var, {c}, bn.running_var.dtype()));
+    }
+  }
+  ~BnStatsSwap() {
+    NoGradGuard no_grad;
+    for (auto& s : saved_) s.bn->running_mean.copy_(s.mean), s.bn->running_var.copy_(s.var);
+  }
+  BnStatsSwap(const BnStatsSwap&) = delete;
+  BnStatsSwap& operator=(const BnStatsSwap&) = delete;
+
+ private:
+  struct Saved {
+    nn::BatchNorm2d* bn;
+    Tensor mean, var;
+  };
+  std::vector<Saved> saved_;
+};
+
 std::string recipe_text(const cli::Recipe& r, const models::MaxVitConfig& c) {
   return cat("AdamW (lr ", r.lr, ", betas 0.9/0.999, eps 1e-8, weight decay ", r.weight_decay,
              " on all parameters), batch ", r.batch, " (last partial batch dropped), linear warm-up ", r.warmup_epochs,
              " epoch(s) from lr/steps_per_epoch then cosine to 0 per step, label smoothing ", r.label_smoothing,
              ", random crop 32 from 4-pixel zero padding + horizontal flip per image, CIFAR-10 "
              "mean/std normalisation, stochastic depth ",
-             c.stochastic_depth, ", BatchNorm eps ", c.bn.eps(), " momentum ", c.bn.momentum().value_or(-1), ", ", r.epochs,
-             " epochs");
+             c.stochastic_depth, ", BatchNorm eps ", c.bn.eps(), " momentum ", c.bn.momentum().value_or(-1), ", ",
+             r.epochs, " epochs");
 }
 
 // Running sums of the epoch in progress: saved mid-epoch so a resumed epoch reports the same numbers.
@@ -240,7 +293,8 @@ int run(int argc, char** argv) {
 
   models::MaxVit model(cfg, static_cast<uint64_t>(r.seed));
   model.to(dt);
-  optim::AdamW opt(model.parameters(), optim::AdamWOptions(r.lr).betas({0.9, 0.999}).eps(1e-8).weight_decay(r.weight_decay));
+  optim::AdamW opt(model.parameters(),
+                   optim::AdamWOptions(r.lr).betas({0.9, 0.999}).eps(1e-8).weight_decay(r.weight_decay));
   const serialize::GeneratorRefs rngs = {{"drop_path", model.drop_gen.get()}};
 
   serialize::CheckpointInfo pos;  // where the run stands; epoch/batch/step as the checkpoint defines them
@@ -277,6 +331,8 @@ int run(int argc, char** argv) {
   dist::DistributedDataParallel ddp(model, g_group);
   if (rank0) fs::create_directories(out);
 
+  std::vector<nn::BnPopulation> precise;  // the last evaluation's precise statistics, if on
+  int64_t precise_images = 0;
   auto save = [&](double epoch_seconds) {
     serialize::CheckpointInfo info = pos;
     info.data_seed = static_cast<uint64_t>(r.seed);
@@ -294,6 +350,17 @@ int run(int argc, char** argv) {
                   {"history_seconds", cli::history_seconds(history)},
                   {"epoch_sums", sums.tensor()},
                   {"epoch_seconds", Tensor::scalar(epoch_seconds, DType::Float64)}};
+    // The last evaluation's precise BatchNorm statistics, and which statistics evaluated better
+    // (predict uses those); the state_dict keeps the running ones, as trained.
+    if (!precise.empty() && !history.empty() && history.back().has_precise()) {
+      for (const nn::BnPopulation& p : precise) {
+        const int64_t c = static_cast<int64_t>(p.mean.size());
+        info.extra.emplace_back("precise_bn." + p.name + ".running_mean", Tensor::from_vector(p.mean, {c}, dt));
+        info.extra.emplace_back("precise_bn." + p.name + ".running_var", Tensor::from_vector(p.var, {c}, dt));
+      }
+      info.metadata["eval_bn"] = history.back().test_acc_precise >= history.back().test_acc ? "precise" : "running";
+      info.metadata["precise_bn_images"] = std::to_string(precise_images);
+    }
     serialize::save_checkpoint(last, model, &opt, rngs, info, prev);
   };
 
@@ -418,7 +485,6 @@ int run(int argc, char** argv) {
     ddp.sync_buffers();  // every rank evaluates with rank 0's running statistics
     last_eval = evaluate(model, data.test, r.batch, dt, r.label_smoothing, group);
     evaluated = true;
-    if (rank0) bar.finish();
     cli::EpochRecord rec{pos.epoch + 1,
                          pos.step,
                          lr,
@@ -426,10 +492,23 @@ int run(int argc, char** argv) {
                          static_cast<double>(sums.correct) / static_cast<double>(sums.seen),
                          last_eval.loss,
                          last_eval.accuracy,
-                         seconds()};
+                         0};
+    if (r.precise_bn > 0) {  // the same test set with BatchNorm statistics of the current weights
+      if (rank0) bar.note("precise BatchNorm statistics, then the test set again ...");
+      precise = precise_bn_stats(model, data.train, r.precise_bn, r.batch, dt, static_cast<uint64_t>(r.seed), group);
+      const int64_t wanted = std::min(r.precise_bn, data.train.size()), pb = std::min(r.batch, wanted);
+      precise_images = wanted / pb * pb;  // whole batches
+      BnStatsSwap swap(precise);
+      const Evaluation pe = evaluate(model, data.test, r.batch, dt, r.label_smoothing, group);
+      rec.test_loss_precise = pe.loss, rec.test_acc_precise = pe.accuracy;
+    }
+    rec.seconds = seconds();
+    if (rank0) bar.finish();
     history.push_back(rec);
     ++pos.epoch, pos.batch = 0, sums = EpochSums{}, epoch_seconds = 0;
     std::cout << cli::summary_line(rec, r.epochs) << tag << "\n" << std::flush;
+    if (const std::string note = cli::bn_gap_note(rec, cfg.bn.momentum().value_or(0)); !note.empty())
+      std::cout << note << "\n";
     if (rank0) {
       cli::write_log_csv((fs::path(out) / "log.csv").string(), history);
       cli::write_curves((fs::path(out) / "curves.png").string(), history);
@@ -441,6 +520,10 @@ int run(int argc, char** argv) {
   if (evaluated) std::cout << "\n" << cli::confusion_table(last_eval.confusion, classes);
   if (!history.empty())
     std::cout << "\ndone: " << history.size() << " epochs, test accuracy " << 100 * history.back().test_acc << "%"
+              << (history.back().has_precise()
+                      ? cat(" (running BatchNorm statistics), ", 100 * history.back().test_acc_precise,
+                            "% (precise statistics, over ", precise_images, " training images)")
+                      : std::string())
               << tag << "\n  checkpoint " << last << "\n  log        " << (fs::path(out) / "log.csv").string()
               << "\n  curves     " << (fs::path(out) / "curves.png").string() << "\n";
   report();

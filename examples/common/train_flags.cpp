@@ -23,6 +23,10 @@ void TrainFlags::add_to(Flags& f) {
   f.add_int("seed", "weight init, data order, augmentation and drop-path draws [0]", &seed, 0, (int64_t{1} << 62));
   f.add_int("subset", "train on the first N images of each class; 0 = all [0]", &subset, 0, 1 << 30);
   f.add_int("eval-subset", "evaluate on the first N test images of each class; 0 = all [0]", &eval_subset, 0, 1 << 30);
+  f.add_int("precise-bn",
+            "also evaluate with BatchNorm statistics recomputed over N training images for the current "
+            "weights (docs/batchnorm.md); 0 = off [8192]",
+            &precise_bn, 0, 1 << 30);
   f.add_string("out", "folder for last.safetensors, prev.safetensors, log.csv, curves.png [runs/cifar]", &out);
   f.add_switch("resume", "continue from OUT/last.safetensors, with its configuration", &resume);
   f.add_int("max-steps", "stop (with a checkpoint) once this many steps are done in all, for tests", &max_steps, 0,
@@ -47,6 +51,7 @@ Recipe TrainFlags::recipe() const {
   r.seed = seed.value_or(r.seed);
   r.subset = subset.value_or(r.subset);
   r.eval_subset = eval_subset.value_or(r.eval_subset);
+  r.precise_bn = precise_bn.value_or(r.precise_bn);
   r.lr = lr.value_or(r.lr);
   r.weight_decay = weight_decay.value_or(r.weight_decay);
   r.label_smoothing = label_smoothing.value_or(r.label_smoothing);
@@ -106,7 +111,8 @@ std::vector<std::string> TrainFlags::canonical_args() const {
       "--warmup-epochs", exact_decimal(r.warmup_epochs),
       "--seed", std::to_string(r.seed),
       "--subset", std::to_string(r.subset),
-      "--eval-subset", std::to_string(r.eval_subset)});
+      "--eval-subset", std::to_string(r.eval_subset),
+      "--precise-bn", std::to_string(r.precise_bn)});
   // clang-format on
   return a;
 }

@@ -18,18 +18,21 @@ struct Recipe {
   int64_t subset = 0, eval_subset = 0;  // images per class; 0: all
   double lr = 2e-3, weight_decay = 0.05, label_smoothing = 0.1, warmup_epochs = 1.0;
   double stochastic_depth = 0.1;  // the model flag's default when training
+  // Training images over which every evaluation also recomputes the BatchNorm statistics for the
+  // current weights (nn/precise_bn.h), beside the running ones; 0: off. pycls uses 8192.
+  int64_t precise_bn = 8192;
 };
 
 struct TrainFlags {
   static constexpr const char* kSynopsis =
       "[model flags] [--data DIR] [--epochs 12] [--batch 128] [--lr 2e-3] [--weight-decay 0.05]\n"
       "       [--label-smoothing 0.1] [--warmup-epochs 1] [--seed 0] [--subset N] [--eval-subset N]\n"
-      "       [--out DIR] [--resume] [--max-steps N] [--sync-bn]\n"
+      "       [--precise-bn 8192] [--out DIR] [--resume] [--max-steps N] [--sync-bn]\n"
       "  several processes: mpirun -np K train_cifar ... (docs/distributed.md)";
 
   ModelFlags model;
   std::optional<std::string> data, out;
-  std::optional<int64_t> epochs, batch, seed, subset, eval_subset, max_steps, nan_at_step;
+  std::optional<int64_t> epochs, batch, seed, subset, eval_subset, precise_bn, max_steps, nan_at_step;
   std::optional<double> lr, weight_decay, label_smoothing, warmup_epochs;
   bool resume = false, synthetic = false;
   // Launch options, like mpirun's -np: not part of the configuration record, given again on --resume.

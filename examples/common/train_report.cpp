@@ -11,14 +11,15 @@
 namespace mg::cli {
 
 namespace {
-constexpr int64_t kColumns = 7;  // epoch, step, lr, train_loss, train_acc, test_loss, test_acc
-}
+constexpr int64_t kColumns = 9;        // epoch, step, lr, train_loss, train_acc, test_loss, test_acc, and precise
+constexpr int64_t kColumnsBefore = 7;  // a checkpoint's history from before --precise-bn
+}  // namespace
 
 Tensor history_tensor(const std::vector<EpochRecord>& records) {
   std::vector<double> v;
   for (const EpochRecord& r : records)
     v.insert(v.end(), {static_cast<double>(r.epoch), static_cast<double>(r.step), r.lr, r.train_loss, r.train_acc,
-                       r.test_loss, r.test_acc});
+                       r.test_loss, r.test_acc, r.test_loss_precise, r.test_acc_precise});
   return Tensor::from_vector(v, {static_cast<int64_t>(records.size()), kColumns}, DType::Float64);
 }
 
@@ -29,16 +30,19 @@ Tensor history_seconds(const std::vector<EpochRecord>& records) {
 }
 
 std::vector<EpochRecord> history_from(const Tensor& history, const Tensor& seconds) {
-  MG_CHECK(
-      history.dim() == 2 && history.size(1) == kColumns && seconds.dim() == 1 && seconds.size(0) == history.size(0),
-      "training history", "expected 'history' (E, ", kColumns, ") and 'history_seconds' (E), got ", history.info(),
-      " and ", seconds.info());
+  MG_CHECK(history.dim() == 2 && (history.size(1) == kColumns || history.size(1) == kColumnsBefore) &&
+               seconds.dim() == 1 && seconds.size(0) == history.size(0),
+           "training history", "expected 'history' (E, ", kColumns, ") and 'history_seconds' (E), got ", history.info(),
+           " and ", seconds.info());
   const std::vector<double> h = history.to_vector(), s = seconds.to_vector();
   std::vector<EpochRecord> out;
   for (size_t i = 0; i < s.size(); ++i) {
-    const double* row = h.data() + i * kColumns;
-    out.push_back(
-        {static_cast<int64_t>(row[0]), static_cast<int64_t>(row[1]), row[2], row[3], row[4], row[5], row[6], s[i]});
+    const int64_t cols = history.size(1);
+    const double* row = h.data() + static_cast<int64_t>(i) * cols;
+    EpochRecord r{
+        static_cast<int64_t>(row[0]), static_cast<int64_t>(row[1]), row[2], row[3], row[4], row[5], row[6], s[i]};
+    if (cols == kColumns) r.test_loss_precise = row[7], r.test_acc_precise = row[8];
+    out.push_back(r);
   }
   return out;
 }
@@ -47,13 +51,20 @@ void write_log_csv(const std::string& path, const std::vector<EpochRecord>& reco
   const std::string tmp = cat(path, ".tmp", getpid());
   {
     std::ofstream f(tmp);
-    f << "epoch,step,lr,train_loss,train_acc,test_loss,test_acc,seconds\n";
+    f << "epoch,step,lr,train_loss,train_acc,test_loss,test_acc,seconds,test_loss_precise_bn,test_acc_precise_bn\n";
     char line[256];
     for (const EpochRecord& r : records) {
-      std::snprintf(line, sizeof line, "%lld,%lld,%.6e,%.6f,%.6f,%.6f,%.6f,%.1f\n", static_cast<long long>(r.epoch),
+      std::snprintf(line, sizeof line, "%lld,%lld,%.6e,%.6f,%.6f,%.6f,%.6f,%.1f,", static_cast<long long>(r.epoch),
                     static_cast<long long>(r.step), r.lr, r.train_loss, r.train_acc, r.test_loss, r.test_acc,
                     r.seconds);
       f << line;
+      if (r.has_precise()) {
+        std::snprintf(line, sizeof line, "%.6f,%.6f", r.test_loss_precise, r.test_acc_precise);
+        f << line;
+      } else {
+        f << ",";
+      }
+      f << "\n";
     }
     MG_CHECK(f.flush().good(), "train_cifar", "cannot write ", tmp);
   }
@@ -61,24 +72,55 @@ void write_log_csv(const std::string& path, const std::vector<EpochRecord>& reco
 }
 
 std::string summary_line(const EpochRecord& r, int64_t epochs) {
-  char buf[256];
+  char buf[320], precise[64] = "";
+  if (r.has_precise())
+    std::snprintf(precise, sizeof precise, " (precise BN %.4f %.2f%%)", r.test_loss_precise, 100 * r.test_acc_precise);
   std::snprintf(buf, sizeof buf,
-                "epoch %lld/%lld  train loss %.4f acc %.2f%%  test loss %.4f acc %.2f%%  lr %.2e  %.1f s",
+                "epoch %lld/%lld  train loss %.4f acc %.2f%%  test loss %.4f acc %.2f%%%s  lr %.2e  %.1f s",
                 static_cast<long long>(r.epoch), static_cast<long long>(epochs), r.train_loss, 100 * r.train_acc,
-                r.test_loss, 100 * r.test_acc, r.lr, r.seconds);
+                r.test_loss, 100 * r.test_acc, precise, r.lr, r.seconds);
+  return buf;
+}
+
+std::string bn_gap_note(const EpochRecord& r, double momentum) {
+  if (!r.has_precise()) return "";
+  const double gap = 100 * (r.test_acc_precise - r.test_acc);
+  if (std::fabs(gap) <= 3) return "";
+  char buf[400];
+  if (gap > 0 && momentum > 0.5)
+    std::snprintf(buf, sizeof buf,
+                  "note: %.1f points better with precise BatchNorm statistics: at momentum %g the running ones follow "
+                  "only the last batches (a TensorFlow decay in PyTorch's convention? docs/batchnorm.md)",
+                  gap, momentum);
+  else if (gap > 0)
+    std::snprintf(buf, sizeof buf,
+                  "note: %.1f points better with precise BatchNorm statistics: the running ones average the last "
+                  "~%.0f steps, taken while the weights were still moving, so they lag the weights "
+                  "(docs/batchnorm.md)",
+                  gap, momentum > 0 ? 1 / momentum : 0.0);
+  else
+    std::snprintf(buf, sizeof buf,
+                  "note: %.1f points worse with precise BatchNorm statistics than with the running ones: more "
+                  "images for --precise-bn would make them less noisy (docs/batchnorm.md)",
+                  -gap);
   return buf;
 }
 
 void write_curves(const std::string& path, const std::vector<EpochRecord>& records) {
   const std::array<unsigned char, 3> blue{31, 119, 180}, orange{255, 127, 14};
-  Series train_loss{"TRAIN", blue, {}}, test_loss{"TEST", orange, {}};
-  Series train_acc{"TRAIN", blue, {}}, test_acc{"TEST", orange, {}};
+  const std::array<unsigned char, 3> green{44, 160, 44};
+  Series train_loss{"TRAIN", blue, {}}, test_loss{"TEST", orange, {}}, precise_loss{"TEST PRECISE BN", green, {}};
+  Series train_acc{"TRAIN", blue, {}}, test_acc{"TEST", orange, {}}, precise_acc{"TEST PRECISE BN", green, {}};
+  bool precise = true;
   for (const EpochRecord& r : records) {
     train_loss.y.push_back(r.train_loss), test_loss.y.push_back(r.test_loss);
     train_acc.y.push_back(100 * r.train_acc), test_acc.y.push_back(100 * r.test_acc);
+    precise_loss.y.push_back(r.test_loss_precise), precise_acc.y.push_back(100 * r.test_acc_precise);
+    precise = precise && r.has_precise();
   }
-  write_curves_png(
-      path, {Panel{"LOSS", {train_loss, test_loss}, true, 0}, Panel{"ACCURACY %", {train_acc, test_acc}, true, 100}});
+  Panel loss{"LOSS", {train_loss, test_loss}, true, 0}, acc{"ACCURACY %", {train_acc, test_acc}, true, 100};
+  if (precise && !records.empty()) loss.series.push_back(precise_loss), acc.series.push_back(precise_acc);
+  write_curves_png(path, {loss, acc});
 }
 
 std::string confusion_table(const std::vector<int64_t>& counts, const std::vector<std::string>& classes) {

@@ -2,6 +2,7 @@
 // run's log and plot cover the whole run), written as out/log.csv, a summary line on stdout, the
 // curves PNG, and the test confusion matrix as a table.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -16,22 +17,33 @@ struct EpochRecord {
   double lr = 0;                                                      // of the epoch's last step
   double train_loss = 0, train_acc = 0, test_loss = 0, test_acc = 0;  // accuracies in [0, 1]
   double seconds = 0;  // wall time of the epoch (training and evaluation)
+  // The same test set with BatchNorm statistics recomputed for the epoch's final weights
+  // (--precise-bn); NaN when off.
+  double test_loss_precise = std::nan(""), test_acc_precise = std::nan("");
+  bool has_precise() const { return !std::isnan(test_acc_precise); }
 };
 
-// The records as float64 tensors for the checkpoint: "history" (E, 7) holds everything but the
+// The records as float64 tensors for the checkpoint: "history" (E, 9) holds everything but the
 // times, which go to "history_seconds" (E): a resumed run must reproduce the first bitwise, and
 // can never reproduce the second.
 Tensor history_tensor(const std::vector<EpochRecord>& records);
 Tensor history_seconds(const std::vector<EpochRecord>& records);
-// The inverse; throws mg::Error for tensors of the wrong shape.
+// The inverse (a history of 7 columns, from before --precise-bn, reads as precise-off); throws
+// mg::Error for tensors of the wrong shape.
 std::vector<EpochRecord> history_from(const Tensor& history, const Tensor& seconds);
 
-// out/log.csv: "epoch,step,lr,train_loss,train_acc,test_loss,test_acc,seconds", rewritten whole
+// out/log.csv: "epoch,step,lr,train_loss,train_acc,test_loss,test_acc,seconds,test_loss_precise_bn,
+// test_acc_precise_bn" (the last two empty when off), rewritten whole
 // (temporary file + rename) after each epoch, so it always matches the checkpoint's history.
 void write_log_csv(const std::string& path, const std::vector<EpochRecord>& records);
 
-// "epoch 3/12  train loss 1.2345 acc 56.78%  test loss 1.1000 acc 60.12%  lr 1.80e-03  612.3 s"
+// "epoch 3/12  train loss 1.2345 acc 56.78%  test loss 1.1000 acc 60.12% (precise BN 1.0500 63.40%)
+//  lr 1.80e-03  612.3 s"
 std::string summary_line(const EpochRecord& r, int64_t epochs);
+
+// One sentence when the two test accuracies differ by more than 3 points, saying why; "" otherwise.
+// momentum: the BatchNorms' (PyTorch convention); a value above 0.5 follows only the last batches.
+std::string bn_gap_note(const EpochRecord& r, double momentum);
 
 // Loss and accuracy per epoch, train and test, side by side.
 void write_curves(const std::string& path, const std::vector<EpochRecord>& records);
