@@ -5,6 +5,11 @@
 namespace mg::cli {
 
 void ModelFlags::add_to(Flags& f) {
+  add_config_to(f);
+  f.add_int("threads", "worker threads for TBB and OpenBLAS together [all cores]", &threads, 1, 1024);
+}
+
+void ModelFlags::add_config_to(Flags& f) {
   f.add_string("preset", "cifar (small MaxViT, 32x32) or maxvit_t (torchvision's, 224x224) [cifar]", &preset,
                {"cifar", "maxvit_t"});
   f.add_string("input-size", "H[,W] input image size [32]", &input_size);
@@ -20,7 +25,6 @@ void ModelFlags::add_to(Flags& f) {
                0.0, 1.0);
   f.add_double("bn-eps", "BatchNorm epsilon [1e-3]", &bn_eps, 1e-12, 1.0);
   f.add_string("dtype", "tensor precision float32|float64 [float32]", &dtype, {"float32", "float64"});
-  f.add_int("threads", "worker threads for TBB and OpenBLAS together [all cores]", &threads, 1, 1024);
 }
 
 models::MaxVitConfig ModelFlags::config(double default_stochastic_depth) const {

@@ -10,7 +10,10 @@ struct ModelFlags {
   std::optional<int64_t> stem_channels, stem_stride, head_dim, partition_size, num_classes, threads;
   std::optional<double> stochastic_depth, bn_momentum, bn_eps;
 
-  void add_to(Flags& f);
+  void add_to(Flags& f);  // add_config_to, then --threads
+  // The flags that describe the model, without --threads (how to run it, not what it is): what a
+  // checkpoint's configuration may hold.
+  void add_config_to(Flags& f);
   // The preset with every given flag applied on top; throws UsageError for a config that does
   // not fit (with the model's own explanation).
   models::MaxVitConfig config(double default_stochastic_depth) const;

@@ -7,26 +7,13 @@
 namespace mg::cli {
 
 void TrainFlags::add_to(Flags& f) {
-  model.add_to(f);
+  add_config_to(f);
+  f.add_int("threads", "worker threads for TBB and OpenBLAS together [all cores]", &model.threads, 1, 1024);
   f.add_string("data",
                "CIFAR-10: binary batches, train/ and test/ folders, or their .tar.gz "
                "[$MAXGRAD_DATA, ./data/cifar10, else synthetic]",
                &data);
   f.add_switch("synthetic", "train on the built-in synthetic 10-class set even when CIFAR-10 is there", &synthetic);
-  f.add_int("epochs", "training epochs [12]", &epochs, 1, 100000);
-  f.add_int("batch", "images per step; the last partial batch is dropped [128]", &batch, 1, 1 << 20);
-  f.add_double("lr", "peak learning rate of AdamW [2e-3]", &lr, 0.0, 10.0);
-  f.add_double("weight-decay", "AdamW's decoupled weight decay, on all parameters [0.05]", &weight_decay, 0.0, 10.0);
-  f.add_double("label-smoothing", "cross-entropy label smoothing [0.1]", &label_smoothing, 0.0, 0.99);
-  f.add_double("warmup-epochs", "linear warm-up from lr/steps to lr, then cosine to 0 per step [1]", &warmup_epochs,
-               0.0, 100000.0);
-  f.add_int("seed", "weight init, data order, augmentation and drop-path draws [0]", &seed, 0, (int64_t{1} << 62));
-  f.add_int("subset", "train on the first N images of each class; 0 = all [0]", &subset, 0, 1 << 30);
-  f.add_int("eval-subset", "evaluate on the first N test images of each class; 0 = all [0]", &eval_subset, 0, 1 << 30);
-  f.add_int("precise-bn",
-            "also evaluate with BatchNorm statistics recomputed over N training images for the current "
-            "weights (docs/batchnorm.md); 0 = off [8192]",
-            &precise_bn, 0, 1 << 30);
   f.add_string("out", "folder for last.safetensors, prev.safetensors, log.csv, curves.png [runs/cifar]", &out);
   f.add_switch("resume", "continue from OUT/last.safetensors, with its configuration", &resume);
   f.add_int("max-steps", "stop (with a checkpoint) once this many steps are done in all, for tests", &max_steps, 0,
@@ -42,6 +29,24 @@ void TrainFlags::add_to(Flags& f) {
                &dump_step);
   f.add_int("nan-at-step", "testing: treat the loss of step N (from 1) as NaN, to exercise the NaN stop", &nan_at_step,
             1, int64_t{1} << 62);
+}
+
+void TrainFlags::add_config_to(Flags& f) {
+  model.add_config_to(f);
+  f.add_int("epochs", "training epochs [12]", &epochs, 1, 100000);
+  f.add_int("batch", "images per step; the last partial batch is dropped [128]", &batch, 1, 1 << 20);
+  f.add_double("lr", "peak learning rate of AdamW [2e-3]", &lr, 0.0, 10.0);
+  f.add_double("weight-decay", "AdamW's decoupled weight decay, on all parameters [0.05]", &weight_decay, 0.0, 10.0);
+  f.add_double("label-smoothing", "cross-entropy label smoothing [0.1]", &label_smoothing, 0.0, 0.99);
+  f.add_double("warmup-epochs", "linear warm-up from lr/steps to lr, then cosine to 0 per step [1]", &warmup_epochs,
+               0.0, 100000.0);
+  f.add_int("seed", "weight init, data order, augmentation and drop-path draws [0]", &seed, 0, (int64_t{1} << 62));
+  f.add_int("subset", "train on the first N images of each class; 0 = all [0]", &subset, 0, 1 << 30);
+  f.add_int("eval-subset", "evaluate on the first N test images of each class; 0 = all [0]", &eval_subset, 0, 1 << 30);
+  f.add_int("precise-bn",
+            "also evaluate with BatchNorm statistics recomputed over N training images for the current "
+            "weights (docs/batchnorm.md); 0 = off [8192]",
+            &precise_bn, 0, 1 << 30);
 }
 
 Recipe TrainFlags::recipe() const {
@@ -123,17 +128,21 @@ TrainFlags merge_for_resume(const std::string& saved_config, const std::vector<s
   std::istringstream in(saved_config);
   for (std::string tok; in >> tok;) saved.push_back(tok);
 
+  // The saved configuration is parsed with the configuration's flags alone: anything else in it
+  // (--out, --dump-step, --data, --threads, ...) is an error, never a setting.
   TrainFlags before;
   Flags fb("train_cifar", "");
-  before.add_to(fb);
+  before.add_config_to(fb);
   TrainFlags merged;
-  Flags fm("train_cifar", "");
+  Flags fc("train_cifar", ""), fm("train_cifar", "");
+  merged.add_config_to(fc);
   merged.add_to(fm);
   try {
     fb.parse(saved);
-    fm.parse(saved);
+    fc.parse(saved);
   } catch (const UsageError& e) {
-    throw UsageError("checkpoint " + checkpoint_path + " has an unreadable 'config' (" + e.what() + ")");
+    throw UsageError("checkpoint " + checkpoint_path + " has an unreadable 'config' (" + e.what() +
+                     "); a checkpoint's configuration holds only model and recipe flags");
   }
   fm.parse(command_line);  // errors here are the command line's own
 

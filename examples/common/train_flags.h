@@ -40,6 +40,11 @@ struct TrainFlags {
   std::optional<std::string> dump_step;
 
   void add_to(Flags& f);
+  // Only the configuration record's flags: the model's (without --threads) and the recipe's. A
+  // checkpoint's saved configuration is parsed with these alone, so a file cannot set where the
+  // run writes (--out, --dump-step), what it reads (--data) or how it runs (--threads, --max-steps,
+  // --sync-bn, --nan-at-step).
+  void add_config_to(Flags& f);
   Recipe recipe() const;
   models::MaxVitConfig model_config() const { return model.config(recipe().stochastic_depth); }
   std::string out_dir() const { return out.value_or("runs/cifar"); }
