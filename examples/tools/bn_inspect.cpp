@@ -5,9 +5,15 @@
 // Evaluation normalises with running_mean and running_var, an exponential average of the batch
 // statistics seen during training (docs/batchnorm.md). This program measures how far they are from
 // what they should be: the population statistics of the training images under the checkpoint's
-// weights (nn::bn_population_stats, over --batches shuffled batches of --batch images, without
-// augmentation, normalised as train_cifar does), and sets that against how far ONE batch's own
-// statistics fall from the same population, the sampling noise a momentum of 1 would leave.
+// weights (nn::bn_population_stats, over --batches shuffled batches of --batch images, normalised as
+// train_cifar does), and sets that against how far ONE batch's own statistics fall from the same
+// population: the sampling noise a momentum of 1 would leave.
+//
+// The inputs are by default what training fed the running statistics: train_cifar's crop + flip and
+// stochastic depth, drawn from a seed of their own. --as-evaluated takes them as evaluation does
+// (neither); then the comparison also holds the shift between training and evaluation inputs (in
+// the late blocks of a model trained with stochastic depth, several times one batch's scatter),
+// which no momentum can fix and recomputing the statistics (nn/precise_bn.h) does.
 //
 // Deviation of statistics (mean m, variance v) from the population (mean mu, unbiased variance s2),
 // per channel c, in what evaluation does with them, (x - m) / sqrt(v + eps):
@@ -21,13 +27,15 @@
 //   ratio     running / median batch
 // Verdict per layer:
 //   healthy   ratio < 0.5: much closer than one batch (a long average; an average over the last
-//             k batches has a ratio of about 1/sqrt(k), and a momentum m one of sqrt(m / (2 - m)),
-//             0.5 at m = 0.4)
-//   lagging   running > 1.5 x the largest batch: further than any single batch is (statistics of
+//             k batches has a ratio of about 1/sqrt(k), a momentum m one of sqrt(m / (2 - m)), 0.5
+//             at m = 0.4). The population is itself known to about 1/sqrt(batches) of a batch's
+//             scatter, so even exact statistics show a ratio near that (0.18 at 32 batches): hence
+//             at least 8 batches.
+//   lagging   running > 2 x the largest batch: further than any single batch is (statistics of
 //             earlier weights, or never updated). The margin keeps a running value that IS one
-//             batch, as at momentum 0.99, from counting as lagging just because that batch
-//             happened to be the most extreme of the batches drawn.
-//   noisy     anything between: about as far as one batch (only the last few batches count)
+//             batch, as at momentum 0.99, from counting as lagging because that batch happened to
+//             be more extreme than all those drawn here (measured: up to 1.06 x the largest).
+//   noisy     anything between: about as far as one batch (only the last few batches count).
 // The model's verdict is its worst layer's (lagging > noisy > healthy, then the highest ratio),
 // named in the JSON object on the last line of stdout.
 //
