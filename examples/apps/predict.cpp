@@ -18,6 +18,7 @@
 #include <map>
 #include <sstream>
 
+#include "examples/common/checkpoint_config.h"
 #include "examples/common/train_flags.h"
 #include "maxgrad/core/runtime/blas_select.h"
 #include "maxgrad/data/image_decode.h"
@@ -51,22 +52,8 @@ std::vector<std::string> split(const std::string& s, char sep) {
 // The model flags: the checkpoint's configuration, then this command line's model flags over it.
 models::MaxVitConfig config_from(const serialize::Checkpoint& ck, const std::vector<std::string>& args,
                                  cli::ModelFlags& model) {
-  cli::TrainFlags saved;
-  cli::Flags from_ck("predict", "");
-  saved.add_to(from_ck);
-  auto it = ck.info.metadata.find("config");
-  if (it != ck.info.metadata.end()) {
-    std::vector<std::string> tokens;
-    std::istringstream in(it->second);
-    for (std::string t; in >> t;) tokens.push_back(t);
-    from_ck.parse(tokens);
-  }
   PredictFlags ignored;
-  cli::Flags over("predict", kSynopsis);
-  saved.model.add_to(over);
-  ignored.add_to(over);
-  over.parse(args);
-  model = saved.model;
+  model = cli::checkpoint_flags(ck, args, "predict", [&](cli::Flags& f) { ignored.add_to(f); }).model;
   return model.config(0.0);  // no stochastic depth at inference
 }
 
@@ -98,16 +85,6 @@ std::vector<uint8_t> resize(const std::vector<uint8_t>& src, int64_t h, int64_t 
       }
     }
   return dst;
-}
-
-data::Normalization normalization_from(const serialize::Checkpoint& ck) {
-  data::Normalization n = data::kCifar10Norm;
-  auto mean = ck.info.metadata.find("normalize_mean"), sd = ck.info.metadata.find("normalize_std");
-  if (mean == ck.info.metadata.end() || sd == ck.info.metadata.end()) return n;
-  const auto m = split(mean->second, ','), s = split(sd->second, ',');
-  MG_CHECK(m.size() == 3 && s.size() == 3, "checkpoint " + ck.path, "normalize_mean/std must list 3 numbers each");
-  for (size_t c = 0; c < 3; ++c) n.mean[c] = std::stof(m[c]), n.stddev[c] = std::stof(s[c]);
-  return n;
 }
 
 }  // namespace
@@ -183,7 +160,7 @@ int main(int argc, char** argv) {
     if (auto it = ck.info.metadata.find("classes"); it != ck.info.metadata.end()) classes = split(it->second, ',');
     for (auto i = static_cast<int64_t>(classes.size()); i < cfg.num_classes; ++i)
       classes.push_back("class " + std::to_string(i));
-    const data::Normalization norm = normalization_from(ck);
+    const data::Normalization norm = cli::checkpoint_normalization(ck);
     const int64_t H = cfg.input_h, W = cfg.input_w, top = std::min(pf.top.value_or(5), cfg.num_classes);
 
     for (const std::string& path : pf.images) {

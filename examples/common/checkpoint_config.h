@@ -1,0 +1,25 @@
+// What a train_cifar checkpoint says about itself, for the programs that read one (predict,
+// bn_inspect): the flags it was trained with (its "config" metadata) and the input normalisation.
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "examples/common/train_flags.h"
+#include "maxgrad/data/transforms.h"
+#include "maxgrad/nn/serialize/checkpoint.h"
+
+namespace mg::cli {
+
+// The checkpoint's train_cifar flags (defaults when it has no "config"), with the model flags of
+// `args` (this program's command line) parsed over them: --threads, --dtype, or a shape that then
+// fails to load. add_own_flags declares the program's other flags, so that parsing `args` accepts
+// them. Throws UsageError for a config or a command line that does not parse.
+TrainFlags checkpoint_flags(const serialize::Checkpoint& ck, const std::vector<std::string>& args,
+                            const std::string& program, const std::function<void(Flags&)>& add_own_flags);
+
+// The normalisation the checkpoint's model was trained with (its normalize_mean/std metadata);
+// CIFAR-10's when it has none. Throws mg::Error naming the file when they are malformed.
+data::Normalization checkpoint_normalization(const serialize::Checkpoint& ck);
+
+}  // namespace mg::cli
