@@ -2,7 +2,7 @@
 # Installs the Debian packages maxgrad builds against, only those that are missing.
 # Usage: scripts/deps.sh [extra packages...]
 set -euo pipefail
-need=(cmake g++ libopenblas-dev libtbb-dev libstb-dev doctest-dev "$@")
+need=(cmake g++ libopenblas-dev libtbb-dev libstb-dev libxxhash-dev doctest-dev "$@")
 # Optional, and on a line of its own: Open MPI, for training over several processes
 # (docs/distributed.md) and its test. Installed when it can be; when it cannot, everything else
 # builds as before and that one test is skipped. MAXGRAD_NO_MPI=1 leaves it out.

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <set>
 
 #include "helpers.h"
 #include "maxgrad/models/maxvit.h"
@@ -151,8 +152,9 @@ TEST_CASE("a bad checkpoint is refused, naming the file, and nothing changes") {
     CHECK(target.model.drop_gen->state() == gen_before);
   };
   auto restore = [&](const std::string& path) {
-    return error_of(
-        [&] { serialize::restore_checkpoint(serialize::read_checkpoint(path), target.model, &target.opt, target.rngs()); });
+    return error_of([&] {
+      serialize::restore_checkpoint(serialize::read_checkpoint(path), target.model, &target.opt, target.rngs());
+    });
   };
   // A copy of the good file with some tensors or metadata changed.
   auto variant = [&](const std::string& name, auto edit) {
@@ -246,4 +248,51 @@ TEST_CASE("saving keeps the previous checkpoint and refuses reserved metadata") 
   const std::string msg = error_of([&] { serialize::save_checkpoint(last, a.model, &a.opt, a.rngs(), info); });
   CHECK(msg.find("'step' is reserved") != std::string::npos);
   CHECK(serialize::read_checkpoint(last).info.step == 2);  // the refused save wrote nothing
+}
+
+TEST_CASE("a flipped bit in a checkpoint's weights, buffers or optimiser state is found and named") {
+  TempDir dir;
+  Run saved;
+  saved.steps(1);
+  const std::string good = dir / "good.safetensors";
+  serialize::save_checkpoint(good, saved.model, &saved.opt, saved.rngs(), some_info());
+  const serialize::Checkpoint ck = serialize::read_checkpoint(good);  // verified: no ChecksumError
+  CHECK(ck.info.metadata == some_info().metadata);                    // the checksum keys are not the caller's
+
+  std::vector<unsigned char> bytes(fs::file_size(good));
+  std::FILE* f = std::fopen(good.c_str(), "rb");
+  REQUIRE(std::fread(bytes.data(), 1, bytes.size(), f) == bytes.size());
+  std::fclose(f);
+  uint64_t header = 0;
+  for (int i = 7; i >= 0; --i) header = (header << 8) | bytes[static_cast<size_t>(i)];
+  const size_t data_start = 8 + header, data_len = bytes.size() - data_start;
+
+  Run target(tiny_config(), 42);
+  const nn::NamedTensors before = snapshot(target.model.state_dict());
+  std::set<std::string> named;
+  const std::string bad = dir / "bad.safetensors";
+  for (size_t k = 0; k < 50; ++k) {
+    std::vector<unsigned char> d = bytes;
+    d[data_start + k * (data_len - 1) / 49] ^= static_cast<unsigned char>(0x80u >> (k % 8));
+    std::FILE* o = std::fopen(bad.c_str(), "wb");
+    std::fwrite(d.data(), 1, d.size(), o);
+    std::fclose(o);
+    try {
+      serialize::read_checkpoint(bad);
+      FAIL_CHECK("flip ", k, " was not detected");
+    } catch (const safetensors::ChecksumError& e) {
+      CHECK(std::string(e.what()).find(bad + ": damaged") != std::string::npos);
+      REQUIRE(e.tensors.size() == 1);
+      named.insert(e.tensors[0]);
+    }
+    if (k % 10 == 0)  // a state_dict load reads (and verifies) the whole file too, and changes nothing
+      CHECK_THROWS_AS(serialize::load_state_dict(target.model, bad, /*strict=*/false), safetensors::ChecksumError);
+  }
+  CHECK(same_state(target.model.state_dict(), before));
+  auto any = [&](const std::string& part) {
+    return std::any_of(named.begin(), named.end(), [&](const std::string& n) { return n.find(part) != n.npos; });
+  };
+  CHECK(any("optimizer.exp_avg"));  // optimiser moments
+  CHECK(any(".weight"));            // weights
+  MESSAGE(named.size(), " distinct tensors named by 50 flips");
 }

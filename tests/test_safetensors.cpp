@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -131,8 +132,122 @@ TEST_CASE("safetensors reads files written by the Python reference") {
 }
 
 TEST_CASE("safetensors serialize matches the Python writer byte for byte") {
-  for (std::vector<unsigned char> ref : {bytes_of(kPythonA, sizeof kPythonA), bytes_of(kPythonB, sizeof kPythonB)})
-    CHECK(st::serialize(st::parse(ref.data(), ref.size(), "ref")) == ref);
+  for (std::vector<unsigned char> ref : {bytes_of(kPythonA, sizeof kPythonA), bytes_of(kPythonB, sizeof kPythonB)}) {
+    st::File f = st::parse(ref.data(), ref.size(), "ref");
+    CHECK(!f.verified);  // the reference writes no checksums: the file loads, unverified
+    CHECK(st::serialize(f, st::Checksums::Omit) == ref);
+  }
+}
+
+namespace {
+
+// A file as maxgrad writes it: weights, a buffer, optimiser state, an int64 step, bools, an empty tensor.
+st::File checksummed_sample() {
+  st::File f;
+  std::vector<float> w(64 * 24), m(64 * 24);
+  for (size_t i = 0; i < w.size(); ++i) w[i] = 0.01f * static_cast<float>(i % 97) - 0.3f, m[i] = 1e-4f * i;
+  f.tensors.push_back({"fc.weight", st::DType::F32, {64, 24}, raw(w)});
+  f.tensors.push_back({"bn.running_var", st::DType::F64, {5}, raw(std::vector<double>{1, 0.5, 2, 1e-3, 7})});
+  f.tensors.push_back({"optimizer.exp_avg.0", st::DType::F32, {64, 24}, raw(m)});
+  f.tensors.push_back({"optimizer.step", st::DType::I64, {}, raw(std::vector<int64_t>{42})});
+  f.tensors.push_back({"mask", st::DType::BOOL, {3}, {1, 0, 1}});
+  f.tensors.push_back({"empty", st::DType::F32, {0, 4}, {}});
+  f.metadata = {{"format", "pt"}, {"step", "42"}};
+  return f;
+}
+
+std::vector<unsigned char> replaced(std::vector<unsigned char> b, const std::string& from, const std::string& to) {
+  REQUIRE(from.size() == to.size());  // the header keeps its length
+  std::string s(b.begin(), b.end());
+  size_t at = s.find(from);
+  REQUIRE(at != std::string::npos);
+  std::copy(to.begin(), to.end(), b.begin() + static_cast<std::ptrdiff_t>(at));
+  return b;
+}
+
+// The ChecksumError parse() throws for b; fails the test if b is accepted or fails otherwise.
+std::vector<std::string> damaged_tensors(const std::vector<unsigned char>& b) {
+  try {
+    st::parse(b.data(), b.size(), "damaged.safetensors");
+  } catch (const st::ChecksumError& e) {
+    CHECK(has(e.what(), "damaged.safetensors: damaged"));
+    return e.tensors;
+  } catch (const st::Error& e) {
+    FAIL_CHECK("not a checksum error: ", e.what());
+    return {};
+  }
+  FAIL_CHECK("a damaged file was accepted");
+  return {};
+}
+
+}  // namespace
+
+TEST_CASE("safetensors files carry checksums that name every damaged tensor") {
+  const st::File f = checksummed_sample();
+  const std::vector<unsigned char> b = st::serialize(f);
+  st::File g = st::parse(b.data(), b.size(), "sample");
+  CHECK(g.verified);
+  CHECK(g.metadata == f.metadata);  // the checksum keys are the reader's, not the caller's
+  std::string header(b.begin() + 8, b.begin() + 8 + static_cast<std::ptrdiff_t>(b[0] | (b[1] << 8)));
+  CHECK(has(header, R"("checksum.xxh3.fc.weight":")"));
+  CHECK(has(header, R"("checksum.header.xxh3":")"));
+
+  SUBCASE("one flipped bit anywhere in the data is found, and the tensor holding it named") {
+    const size_t data_start = 8 + header.size(), data_len = b.size() - data_start;
+    std::vector<std::pair<size_t, std::string>> owner;  // each tensor's first data byte, in file order
+    size_t pos = 0;
+    for (const st::Entry& e : g.tensors)
+      if (!e.bytes.empty()) owner.emplace_back(pos, e.name), pos += e.bytes.size();
+    std::vector<size_t> where;  // 50 positions spread over the data, and each tensor's first and last byte
+    for (size_t k = 0; k < 50; ++k) where.push_back(k * (data_len - 1) / 49);
+    for (size_t i = 0; i < owner.size(); ++i)
+      where.push_back(owner[i].first), where.push_back((i + 1 < owner.size() ? owner[i + 1].first : data_len) - 1);
+    std::set<std::string> seen;
+    for (size_t k = 0; k < where.size(); ++k) {  // a different bit at each position
+      const size_t at = where[k];
+      std::vector<unsigned char> d = b;
+      d[data_start + at] ^= static_cast<unsigned char>(1u << (k % 8));
+      std::string name;
+      for (const auto& [first, n] : owner)
+        if (first <= at) name = n;
+      CHECK(damaged_tensors(d) == std::vector<std::string>{name});
+      seen.insert(name);
+    }
+    CHECK(seen.size() == 5);  // every tensor that has bytes was hit
+  }
+  SUBCASE("edits to the header's metadata, shapes or checksums are found") {
+    CHECK(damaged_tensors(replaced(b, R"("step":"42")", R"("step":"43")")) == std::vector<std::string>{"__header__"});
+    CHECK(damaged_tensors(replaced(b, "[64,24]", "[24,64]")) == std::vector<std::string>{"__header__"});
+    // A tensor's checksum key renamed: the tensor has none, and the file one for a tensor it lacks.
+    CHECK(damaged_tensors(replaced(b, "checksum.xxh3.mask", "checksum.xxh3.mast")) ==
+          std::vector<std::string>{"mask", "mast"});
+    const std::string bad = error_of(replaced(b, "checksum.xxh3.mask", "checksum.sha1.mask"));
+    CHECK(has(bad, "'checksum.sha1.mask' is not a checksum this reader knows"));
+  }
+  SUBCASE("a file without its checksum keys loads, unverified; truncation keeps its error") {
+    st::File plain = st::parse(b.data(), b.size(), "x");
+    std::vector<unsigned char> p = st::serialize(plain, st::Checksums::Omit);
+    CHECK(!has(std::string(p.begin(), p.end()), "checksum"));
+    st::File h = st::parse(p.data(), p.size(), "plain");
+    CHECK(!h.verified);
+    CHECK(h.tensors.size() == f.tensors.size());
+    std::vector<unsigned char> cut(b.begin(), b.end() - 10);
+    CHECK(has(error_of(cut), "beyond the end of the data"));  // the format's own error, as before
+  }
+  SUBCASE("read() names the file; write() replaces stale checksum keys") {
+    TempDir dir;
+    const std::string path = (dir.path / "w.safetensors").string();
+    st::File stale = f;
+    stale.metadata["checksum.xxh3.fc.weight"] = "0000000000000000";
+    st::write(path, stale);
+    CHECK(st::read(path).verified);
+    std::vector<unsigned char> d = b;
+    d[d.size() - 1] ^= 0x10;  // mask's last byte
+    std::ofstream(path, std::ios::binary)
+        .write(reinterpret_cast<const char*>(d.data()), static_cast<std::streamsize>(d.size()));
+    CHECK_THROWS_WITH_AS(st::read(path), doctest::Contains((path + ": damaged").c_str()), st::ChecksumError);
+    CHECK_THROWS_WITH_AS(st::read(path), doctest::Contains("1 of 6 tensors fail: 'mask'"), st::ChecksumError);
+  }
 }
 
 TEST_CASE("safetensors round trip through a file") {

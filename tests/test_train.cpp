@@ -267,6 +267,61 @@ TEST_CASE("a run stopped by --max-steps and resumed ends bitwise where an uninte
   CHECK(r.err.find("--lr: the checkpoint has 0.002, the command line 0.01") != std::string::npos);
 }
 
+namespace {
+// Overwrites 64 bytes in the middle of a file (its data section) with 0xff, as the issue's new user did.
+void damage(const fs::path& path) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(static_cast<std::streamoff>(fs::file_size(path) / 2));
+  f.write(std::string(64, '\xff').data(), 64);
+}
+}  // namespace
+
+TEST_CASE("--resume with a damaged last.safetensors goes on from prev.safetensors and loses nothing") {
+  TempDir dir;
+  const std::vector<std::string> cfg = tiny({"--synthetic", "--subset", "20", "--eval-subset", "5", "--epochs", "2",
+                                             "--batch", "32", "--stochastic-depth", "0.1"});
+  auto with = [&](std::vector<std::string> more) {
+    std::vector<std::string> a = cfg;
+    a.insert(a.end(), more.begin(), more.end());
+    return a;
+  };
+  REQUIRE(run("train_cifar", with({"--out", "straight"}), dir).status == 0);
+  // Saves at steps 6 (the end of epoch 1) and 9: last holds step 9, prev step 6.
+  Result r = run("train_cifar", with({"--out", "out", "--max-steps", "9"}), dir);
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  const fs::path out = dir.path / "out";
+  damage(out / "last.safetensors");
+
+  r = run("predict", {"--checkpoint", (out / "last.safetensors").string(), (out / "log.csv").string()}, dir);
+  CHECK(r.status == 2);  // damaged input file
+  CHECK(r.err.find("last.safetensors: damaged") != std::string::npos);
+
+  r = run("train_cifar", {"--out", "out", "--resume"}, dir);
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(r.err.find("last.safetensors: damaged") != std::string::npos);
+  CHECK(r.err.find("set aside as out/last.safetensors.damaged-1") != std::string::npos);
+  CHECK(r.err.find("going on from out/prev.safetensors instead (epoch 2, step 6)") != std::string::npos);
+  CHECK(r.out.find("resuming at epoch 2 step 6") != std::string::npos);
+  CHECK(fs::exists(out / "last.safetensors.damaged-1"));
+  check_same_run(dir.path / "straight", out, 2);  // the 3 lost steps were redone, bitwise
+  std::map<std::string, std::string> meta;
+  mg::serialize::load_tensors((out / "prev.safetensors").string(), &meta);
+  CHECK(meta.at("step") == "6");  // the next save kept the good prev, not the damaged file
+
+  // Both damaged: a clear error, exit 2, and neither file touched.
+  damage(out / "last.safetensors");
+  damage(out / "prev.safetensors");
+  const std::string last_before = read_text(out / "last.safetensors"),
+                    prev_before = read_text(out / "prev.safetensors");
+  r = run("train_cifar", {"--out", "out", "--resume"}, dir);
+  CHECK(r.status == 2);
+  CHECK(r.err.find("prev.safetensors: damaged") != std::string::npos);
+  CHECK(r.err.find("neither file was changed") != std::string::npos);
+  CHECK(read_text(out / "last.safetensors") == last_before);
+  CHECK(read_text(out / "prev.safetensors") == prev_before);
+  CHECK(!fs::exists(out / "last.safetensors.damaged-2"));
+}
+
 TEST_CASE("the same seed gives bitwise-identical weights, losses and logs with 1 and 2 threads") {
   TempDir dir;
   // 2 epochs of 6 steps, drop-path on: every kernel, the loader's parallel decoding and augmentation,

@@ -25,6 +25,7 @@
 #include "maxgrad/data/transforms.h"
 #include "maxgrad/nn/precise_bn.h"
 #include "maxgrad/nn/serialize/checkpoint.h"
+#include "maxgrad/nn/serialize/safetensors.h"
 
 using namespace mg;
 
@@ -187,6 +188,9 @@ int main(int argc, char** argv) {
         std::cout << line;
       }
     }
+  } catch (const safetensors::ChecksumError& e) {  // a damaged input file (shared/spec/cli.md)
+    std::cerr << "predict: " << e.what() << "\n";
+    return 2;
   } catch (const std::exception& e) {
     std::cerr << "predict: " << e.what() << "\n";
     return 1;

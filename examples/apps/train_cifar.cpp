@@ -15,10 +15,16 @@
 // are averaged over the ranks (nn/dist/data_parallel.h) and only rank 0 prints, logs and saves; --sync-bn
 // makes BatchNorm's statistics those of the global batch (nn/dist/sync_batchnorm.h). docs/distributed.md.
 //
-// Exit status: 0 done (or stopped by --max-steps), 1 an error (data, files), 2 a usage error,
-// 3 the loss became NaN or infinite (the last good checkpoint is kept). Under mpirun an error on
-// any rank ends every rank (MPI_Abort) with its status.
+// --resume goes on from OUT/last.safetensors or, when its checksums show it damaged, from
+// OUT/prev.safetensors, the checkpoint before it; the damaged file is set aside, never deleted.
+//
+// Exit status: 0 done (or stopped by --max-steps), 1 an error (data, files), 2 a usage error or a
+// damaged checkpoint (both last and prev, on --resume), 3 the loss became NaN or infinite (the last good checkpoint is
+// kept). Under mpirun an error on any rank ends every rank (MPI_Abort) with its status.
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -190,6 +196,46 @@ const Tensor* find_extra(const serialize::CheckpointInfo& info, const std::strin
   return nullptr;
 }
 
+// The first free OUT/last.safetensors.damaged-N: a damaged checkpoint is renamed there, never over an
+// earlier one (link() refuses an existing name), so the next save cannot keep it as prev.safetensors.
+std::string set_aside(const std::string& path) {
+  for (int n = 1;; ++n) {
+    const std::string aside = cat(path, ".damaged-", n);
+    if (::link(path.c_str(), aside.c_str()) == 0) {
+      MG_CHECK(std::remove(path.c_str()) == 0, "train_cifar", "cannot remove ", path, " after keeping it as ", aside);
+      return aside;
+    }
+    if (errno == EEXIST) continue;
+    MG_CHECK(!fs::exists(aside) && std::rename(path.c_str(), aside.c_str()) == 0, "train_cifar", "cannot set ", path,
+             " aside as ", aside, ": ", std::strerror(errno));
+    return aside;
+  }
+}
+
+// --resume's checkpoint: `last`, or `prev` when last is damaged (its checksums fail). Only then is last
+// set aside (by rank 0); when prev cannot be read either, both are left as they are and the error
+// names both.
+serialize::Checkpoint read_for_resume(const std::string& last, const std::string& prev, bool rank0) {
+  try {
+    return serialize::read_checkpoint(last);
+  } catch (const safetensors::ChecksumError& damaged) {
+    serialize::Checkpoint ck;
+    try {
+      if (!fs::exists(prev)) throw Error(cat("there is no ", prev, " to go on from instead"));
+      ck = serialize::read_checkpoint(prev);
+    } catch (const std::exception& also) {
+      throw safetensors::ChecksumError(cat("--resume: ", damaged.what(), "\n  and ", also.what(),
+                                           "\n  so there is no checkpoint to resume from; neither file was changed"),
+                                       damaged.tensors);
+    }
+    std::cerr << "train_cifar: --resume: " << damaged.what() << "\n";
+    if (rank0) std::cerr << "train_cifar: --resume: the damaged file is set aside as " << set_aside(last) << "\n";
+    std::cerr << "train_cifar: --resume: going on from " << prev << " instead (epoch " << ck.info.epoch + 1 << ", step "
+              << ck.info.step << ")\n";
+    return ck;
+  }
+}
+
 // Under mpirun every rank runs this program: ranks other than 0 print nothing on stdout, and
 // explain a bad command line (which every rank has, the same) only through rank 0.
 struct QuietRank {
@@ -219,14 +265,16 @@ int run(int argc, char** argv) {
   const std::string last = (fs::path(out) / "last.safetensors").string();
   const std::string prev = (fs::path(out) / "prev.safetensors").string();
   std::unique_ptr<serialize::Checkpoint> ck;
+  std::string resumed;  // the checkpoint --resume read: last, or prev if last was damaged
   models::MaxVitConfig cfg;
   try {
     if (tf.resume) {
       if (!fs::exists(last)) throw cli::UsageError("--resume: there is no checkpoint " + last + " to continue from");
-      ck = std::make_unique<serialize::Checkpoint>(serialize::read_checkpoint(last));
+      ck = std::make_unique<serialize::Checkpoint>(read_for_resume(last, prev, launch.rank == 0));
+      resumed = ck->path;
       auto saved = ck->info.metadata.find("config");
-      MG_CHECK(saved != ck->info.metadata.end(), "checkpoint " + last, "has no 'config' metadata");
-      tf = cli::merge_for_resume(saved->second, args, last);
+      MG_CHECK(saved != ck->info.metadata.end(), "checkpoint " + resumed, "has no 'config' metadata");
+      tf = cli::merge_for_resume(saved->second, args, resumed);
       // The data comes from where it came from before, unless the command line says otherwise.
       auto source = ck->info.metadata.find("data_dir");
       if (!tf.data && !tf.synthetic && source != ck->info.metadata.end()) {
@@ -281,7 +329,7 @@ int run(int argc, char** argv) {
     auto size = m.find("train_size");
     if (kind == m.end() || kind->second != data_kind || size == m.end() ||
         size->second != std::to_string(data.train.size())) {
-      std::cerr << "train_cifar: --resume: " << last << " was trained on " << (kind == m.end() ? "?" : kind->second)
+      std::cerr << "train_cifar: --resume: " << resumed << " was trained on " << (kind == m.end() ? "?" : kind->second)
                 << " data of " << (size == m.end() ? "?" : size->second) << " images, but this run found "
                 << data.description << " with " << data.train.size() << " training images\n";
       return kExitUsage;
@@ -302,7 +350,7 @@ int run(int argc, char** argv) {
   std::vector<cli::EpochRecord> history;
   if (ck) {
     // The run's own parts of the checkpoint are checked before restore_checkpoint changes anything.
-    const std::string who = "checkpoint " + last;
+    const std::string who = "checkpoint " + resumed;
     pos = ck->info;
     const Tensor *h = find_extra(pos, "history"), *hs = find_extra(pos, "history_seconds"),
                  *s = find_extra(pos, "epoch_sums");
@@ -320,7 +368,7 @@ int run(int argc, char** argv) {
     const auto was_ranks = m.find("ranks"), was_sync = m.find("sync_bn");
     if (was_ranks != m.end() && was_sync != m.end() &&
         (was_ranks->second != std::to_string(ranks) || (was_sync->second == "1") != tf.sync_bn))
-      std::cout << "note: " << last << " was trained with " << was_ranks->second << " rank(s)"
+      std::cout << "note: " << resumed << " was trained with " << was_ranks->second << " rank(s)"
                 << (was_sync->second == "1" ? " and --sync-bn" : "") << "; this run goes on with " << ranks
                 << " rank(s)" << (tf.sync_bn ? " and --sync-bn" : "") << "\n";
     ck.reset();
@@ -537,6 +585,9 @@ int main(int argc, char** argv) {
   int status = kExitError;
   try {
     status = run(argc, argv);
+  } catch (const safetensors::ChecksumError& e) {  // a damaged input file (shared/spec/cli.md)
+    status = kExitUsage;
+    std::cerr << cat("train_cifar: ", e.what(), "\n");
   } catch (const std::exception& e) {
     const std::string who = g_group && g_group->size() > 1 ? cat(" [rank ", g_group->rank(), "]") : "";
     std::cerr << cat("train_cifar", who, ": ", e.what(), "\n");  // one write: ranks share the terminal

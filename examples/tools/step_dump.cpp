@@ -7,8 +7,8 @@
 // The computation itself is cli::run_step (examples/common/run_step.h), which tests/test_golden.cpp also runs.
 #include <iostream>
 
-#include "maxgrad/core/runtime/blas_select.h"
 #include "examples/common/step_flags.h"
+#include "maxgrad/core/runtime/blas_select.h"
 #include "maxgrad/nn/serialize/serialize.h"
 
 using namespace mg;
@@ -42,6 +42,9 @@ int main(int argc, char** argv) {
     }
     MG_CHECK(x.defined() && y.defined(), "step_dump", "batch file ", *sf.batch, " must hold tensors 'x' and 'y'");
     serialize::save_tensors(*sf.out, cli::run_step(model, dt, x, y, sf.options()));
+  } catch (const safetensors::ChecksumError& e) {  // a damaged input file (shared/spec/cli.md)
+    std::cerr << "step_dump: " << e.what() << "\n";
+    return 2;
   } catch (const std::exception& e) {
     std::cerr << "step_dump: " << e.what() << "\n";
     return 1;

@@ -108,6 +108,8 @@ Checkpoint read_checkpoint(const std::string& path) {
   NamedTensors tensors;
   try {
     tensors = load_tensors(path, &meta);
+  } catch (const safetensors::ChecksumError&) {  // damaged: its own type, so a caller can fall back
+    throw;
   } catch (const std::exception& e) {  // safetensors' own errors name the file already
     throw Error(cat("checkpoint: ", e.what()));
   }

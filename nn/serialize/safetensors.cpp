@@ -12,10 +12,16 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <sstream>
 
 #include "maxgrad/core/runtime/crash_point.h"
+
+// xxHash (Debian's libxxhash-dev) compiled into this file from its header, as its README allows: no
+// library for maxgrad or its users to link, and the hash inlined into the loop that reads.
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 namespace mg::safetensors {
 namespace {
@@ -264,6 +270,93 @@ class JsonParser {
   size_t i_ = 0;
 };
 
+// ---- integrity: see safetensors.h ----
+const std::string kTensorKey = "checksum.xxh3.", kHeaderKey = "checksum.header.xxh3";
+
+bool is_checksum_key(const std::string& k) { return k.compare(0, std::strlen(kChecksumPrefix), kChecksumPrefix) == 0; }
+
+std::string hex64(uint64_t v) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+std::string tensor_digest(const Entry& e) {
+  return hex64(e.bytes.empty() ? XXH3_64bits(nullptr, 0) : XXH3_64bits(e.bytes.data(), e.bytes.size()));
+}
+
+// What the tensor checksums do not cover: the metadata (checksum keys aside) and each tensor's name,
+// dtype and shape, in name order, every string length-prefixed so no two headers give the same text.
+// The data offsets are left out: a wrong one moves bytes, which the tensor checksums see.
+std::string header_digest(const std::map<std::string, std::string>& metadata, const std::vector<const Entry*>& order) {
+  std::string text;
+  auto put = [&text](const std::string& s) { text += cat(s.size(), ":", s, ";"); };
+  for (const auto& [k, v] : metadata)
+    if (!is_checksum_key(k)) put(k), put(v);
+  std::vector<const Entry*> by_name = order;
+  std::sort(by_name.begin(), by_name.end(), [](const Entry* a, const Entry* b) { return a->name < b->name; });
+  for (const Entry* e : by_name) put(e->name), put(name(e->dtype)), put(shape_str(e->shape));
+  return hex64(XXH3_64bits(text.data(), text.size()));
+}
+
+// Takes the checksum keys out of f.metadata and checks f against them.
+void verify(File& f, const std::string& what) {
+  std::map<std::string, std::string> sums;
+  for (auto it = f.metadata.begin(); it != f.metadata.end();)
+    if (is_checksum_key(it->first)) {
+      sums.insert(*it);
+      it = f.metadata.erase(it);
+    } else {
+      ++it;
+    }
+  f.verified = false;
+  if (sums.empty()) return;
+  std::vector<const Entry*> entries;
+  std::set<std::string> names;
+  for (const Entry& e : f.tensors) entries.push_back(&e), names.insert(e.name);
+  std::vector<std::string> bad, absent;  // failing tensors; checksums of tensors the file does not hold
+  for (const auto& [k, v] : sums) {
+    if (k == kHeaderKey) continue;
+    if (k.compare(0, kTensorKey.size(), kTensorKey) != 0)
+      throw Error(cat(what, ": __metadata__ key ", quote(k), " is not a checksum this reader knows (", kTensorKey,
+                      "NAME for each tensor, ", kHeaderKey, ")"));
+    if (!names.count(k.substr(kTensorKey.size()))) absent.push_back(k.substr(kTensorKey.size()));
+  }
+  size_t failed = 0;
+  for (const Entry* e : entries) {
+    auto it = sums.find(kTensorKey + e->name);
+    if (it == sums.end() || it->second != tensor_digest(*e)) bad.push_back(e->name), ++failed;
+  }
+  auto h = sums.find(kHeaderKey);
+  const bool header_bad = h == sums.end() || h->second != header_digest(f.metadata, entries);
+  if (bad.empty() && absent.empty() && !header_bad) {
+    f.verified = true;
+    return;
+  }
+  std::string msg = cat(what, ": damaged: its content does not match the checksums written with it");
+  if (!bad.empty()) {
+    msg += cat("; ", failed, " of ", entries.size(), " tensors fail: ");
+    for (size_t i = 0; i < bad.size() && i < 20; ++i) msg += (i ? ", " : "") + quote(bad[i]);
+    if (bad.size() > 20) msg += cat(" and ", bad.size() - 20, " more");
+  }
+  if (!absent.empty())
+    msg += cat("; it has checksums of ", absent.size(), " tensor(s) it does not hold, such as ", quote(absent[0]));
+  if (header_bad) msg += "; the header (tensor names, dtypes, shapes, metadata) does not match its checksum";
+  msg += " (a file without any checksum key loads, unverified)";
+  if (header_bad) bad.push_back("__header__");
+  bad.insert(bad.end(), absent.begin(), absent.end());
+  throw ChecksumError(msg, std::move(bad));
+}
+
+void note_unverified(const std::string& path) {  // once per file and process
+  static std::mutex mutex;
+  static std::set<std::string> noted;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (noted.insert(path).second)
+    std::fprintf(stderr, "note: %s has no checksums (written by PyTorch or an older maxgrad): loaded unverified\n",
+                 path.c_str());
+}
+
 uint64_t check_prefix(const unsigned char* p, size_t got, uint64_t size, const std::string& what) {
   if (got < 8) throw Error(cat(what, ": file is ", size, " bytes, too short for the 8-byte header length"));
   uint64_t n = load_le(p, 8);
@@ -397,7 +490,7 @@ void put_string(std::string& out, const std::string& s, const std::string& what,
 }
 
 // Checks f, orders the entries for writing and returns the header with its length prefix.
-std::string make_header(const File& f, const std::string& what, std::vector<const Entry*>& order) {
+std::string make_header(const File& f, const std::string& what, std::vector<const Entry*>& order, Checksums sums) {
   for (const Entry& e : f.tensors) {
     if (e.name.empty() || e.name == "__metadata__")
       throw Error(cat(what, ": ", quote(e.name), " cannot be a tensor name"));
@@ -411,10 +504,17 @@ std::string make_header(const File& f, const std::string& what, std::vector<cons
   });
   for (size_t i = 1; i < order.size(); ++i)
     if (order[i]->name == order[i - 1]->name) throw Error(cat(what, ": duplicate tensor name ", quote(order[i]->name)));
+  std::map<std::string, std::string> metadata;  // the caller's checksum keys are replaced by fresh ones
+  for (const auto& [k, v] : f.metadata)
+    if (!is_checksum_key(k)) metadata.emplace(k, v);
+  if (sums == Checksums::Write) {
+    for (const Entry* e : order) metadata[kTensorKey + e->name] = tensor_digest(*e);
+    metadata[kHeaderKey] = header_digest(metadata, order);
+  }
   std::string h = "{";
-  if (!f.metadata.empty()) {
+  if (!metadata.empty()) {
     h += "\"__metadata__\":{";
-    for (const auto& [k, v] : f.metadata) {
+    for (const auto& [k, v] : metadata) {
       if (h.back() != '{') h += ',';
       put_string(h, k, what, "metadata key");
       h += ':';
@@ -479,6 +579,7 @@ File parse(const unsigned char* data, size_t size, const std::string& what) {
   const unsigned char* base = data + 8 + n;
   for (size_t i = 0; i < lay.file.tensors.size(); ++i)
     lay.file.tensors[i].bytes.assign(base + lay.begin[i], base + lay.end[i]);
+  verify(lay.file, what);
   return std::move(lay.file);
 }
 
@@ -503,12 +604,14 @@ File read(const std::string& path) {
     bytes.resize(lay.end[i] - lay.begin[i]);
     read_exact(bytes.data(), bytes.size());
   }
+  verify(lay.file, path);  // every tensor, also those the caller will not use
+  if (!lay.file.verified) note_unverified(path);
   return std::move(lay.file);
 }
 
-std::vector<unsigned char> serialize(const File& f) {
+std::vector<unsigned char> serialize(const File& f, Checksums sums) {
   std::vector<const Entry*> order;
-  std::string h = make_header(f, "safetensors::serialize", order);
+  std::string h = make_header(f, "safetensors::serialize", order, sums);
   std::vector<unsigned char> out(h.begin(), h.end());
   for (const Entry* e : order) out.insert(out.end(), e->bytes.begin(), e->bytes.end());
   return out;
@@ -516,7 +619,7 @@ std::vector<unsigned char> serialize(const File& f) {
 
 void write(const std::string& path, const File& f) {
   std::vector<const Entry*> order;
-  std::string h = make_header(f, path, order);
+  std::string h = make_header(f, path, order, Checksums::Write);
   std::string tmp = cat(path, ".tmp", getpid());  // same directory, so rename() cannot cross filesystems
   FILE* fp = std::fopen(tmp.c_str(), "wb");
   if (!fp) throw Error(cat(path, ": cannot create ", tmp, ": ", std::strerror(errno)));

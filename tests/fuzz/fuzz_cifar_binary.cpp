@@ -6,8 +6,8 @@
 #include <cstdint>
 #include <cstring>
 
-#include "maxgrad/data/cifar_binary.h"
 #include "fuzz_common.h"
+#include "maxgrad/data/cifar_binary.h"
 
 using namespace mg::data;
 

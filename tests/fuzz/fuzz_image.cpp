@@ -5,8 +5,8 @@
 // the same code, and a file claiming more is refused after reading its header, never decoded.
 #include <cstdint>
 
-#include "maxgrad/data/image_decode.h"
 #include "fuzz_common.h"
+#include "maxgrad/data/image_decode.h"
 
 using namespace mg::data;
 

@@ -1,6 +1,7 @@
 // Fuzzes the safetensors reader (nn/serialize/safetensors.h) on whole files in memory: mg::safetensors::parse,
 // the same header checks read() makes before it allocates. A file it accepts must also widen to
-// floating point, convert to Tensors (serialize::tensor_from_entry), and survive serialize -> parse unchanged.
+// floating point, convert to Tensors (serialize::tensor_from_entry), and survive serialize -> parse unchanged,
+// its fresh checksums verified.
 #include <cstdint>
 
 #include "fuzz_common.h"
@@ -33,7 +34,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;  // a name the writer refuses (e.g. ""), which the reader tolerates as the reference one does
   }
   const st::File g = st::parse(bytes.data(), bytes.size(), "round trip");  // must not throw
-  MG_FUZZ_CHECK(g.metadata == f.metadata && g.tensors.size() == f.tensors.size());
+  MG_FUZZ_CHECK(g.verified && g.metadata == f.metadata && g.tensors.size() == f.tensors.size());
   for (const st::Entry& e : f.tensors) {
     const st::Entry* r = g.find(e.name);
     MG_FUZZ_CHECK(r && r->dtype == e.dtype && r->shape == e.shape && r->bytes == e.bytes);

@@ -11,9 +11,9 @@
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #include <stb/stb_image_write.h>
 
-#include "maxgrad/core/factory.h"
 #include "examples/common/train_flags.h"
 #include "fuzz_model.h"
+#include "maxgrad/core/factory.h"
 #include "maxgrad/nn/serialize/checkpoint.h"
 #include "maxgrad/nn/serialize/safetensors.h"
 #include "maxgrad/nn/serialize/serialize.h"
@@ -65,7 +65,11 @@ void safetensors_seeds() {
                entry("flag", st::DType::BOOL, {2}, 2),   entry("scalar", st::DType::F32, {}, 1),
                entry("empty", st::DType::F32, {0, 3}, 0)};
   f.metadata = {{"format", "pt"}, {"note", "caf\xc3\xa9"}};
-  put("safetensors", "mixed.safetensors", st::serialize(f));
+  put("safetensors", "mixed.safetensors", st::serialize(f));  // with checksums, as maxgrad writes
+  put("safetensors", "mixed_no_checksums.safetensors", st::serialize(f, st::Checksums::Omit));  // as PyTorch writes
+  std::vector<unsigned char> damaged = st::serialize(f);
+  damaged[damaged.size() - 20] ^= 0x04;  // one bit in a tensor: a ChecksumError naming it
+  put("safetensors", "damaged_tensor.safetensors", damaged);
   put("safetensors", "empty.safetensors", st::serialize(st::File{}));
   // Near misses the reader must refuse: a gap, an overlap, a shape/offset mismatch, a huge header length.
   put("safetensors", "gap.safetensors",
@@ -140,6 +144,9 @@ void checkpoint_seeds() {
   info.metadata["config"] = "--preset cifar --epochs 2";
   serialize::save_checkpoint((dir / "ck.safetensors").string(), run.model, &run.opt, run.rngs(), info);
   put("checkpoint", "valid.safetensors", slurp((dir / "ck.safetensors").string()));
+  std::vector<unsigned char> damaged = slurp((dir / "ck.safetensors").string());
+  damaged[damaged.size() / 2 + damaged.size() / 4] ^= 0x01;  // one bit in the data section
+  put("checkpoint", "damaged_bit.safetensors", damaged);
   serialize::save_checkpoint((dir / "ck.safetensors").string(), run.model, nullptr, run.rngs(), info);
   put("checkpoint", "no_optimizer.safetensors", slurp((dir / "ck.safetensors").string()));
   serialize::save_state_dict(run.model, (dir / "ck.safetensors").string());
