@@ -17,11 +17,7 @@
 #include <sstream>
 
 #include "maxgrad/core/runtime/crash_point.h"
-
-// xxHash (Debian's libxxhash-dev) compiled into this file from its header, as its README allows: no
-// library for maxgrad or its users to link, and the hash inlined into the loop that reads.
-#define XXH_INLINE_ALL
-#include <xxhash.h>
+#include "maxgrad/nn/serialize/xxh3.h"
 
 namespace mg::safetensors {
 namespace {
@@ -282,7 +278,7 @@ std::string hex64(uint64_t v) {
 }
 
 std::string tensor_digest(const Entry& e) {
-  return hex64(e.bytes.empty() ? XXH3_64bits(nullptr, 0) : XXH3_64bits(e.bytes.data(), e.bytes.size()));
+  return hex64(e.bytes.empty() ? xxh3_64(nullptr, 0) : xxh3_64(e.bytes.data(), e.bytes.size()));
 }
 
 // What the tensor checksums do not cover: the metadata (checksum keys aside) and each tensor's name,
@@ -296,7 +292,7 @@ std::string header_digest(const std::map<std::string, std::string>& metadata, co
   std::vector<const Entry*> by_name = order;
   std::sort(by_name.begin(), by_name.end(), [](const Entry* a, const Entry* b) { return a->name < b->name; });
   for (const Entry* e : by_name) put(e->name), put(name(e->dtype)), put(shape_str(e->shape));
-  return hex64(XXH3_64bits(text.data(), text.size()));
+  return hex64(xxh3_64(text.data(), text.size()));
 }
 
 // Takes the checksum keys out of f.metadata and checks f against them.
