@@ -176,6 +176,14 @@ TEST_CASE("bn_inspect: bad inputs exit 2 with a message naming the problem, writ
     }
   fs::create_directories(dir / "empty");
   std::ofstream(dir / "damaged.safetensors") << "not a safetensors file";
+  // A real checkpoint with 64 bytes overwritten in the middle: its checksums name the damage.
+  fs::copy_file(ck, dir / "flipped.safetensors");
+  {
+    std::fstream f(dir / "flipped.safetensors", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(fs::file_size(dir / "flipped.safetensors") / 2));
+    const std::string ff(64, '\xff');
+    f.write(ff.data(), 64);
+  }
 
   struct Case {
     std::vector<std::string> args;
@@ -188,6 +196,7 @@ TEST_CASE("bn_inspect: bad inputs exit 2 with a message naming the problem, writ
       {{"--checkpoint", ck, "--data", dir / "small"}, "16x16"},
       {{"--checkpoint", ck, "--data", dir / "empty"}, "no CIFAR-10 there"},
       {{"--checkpoint", dir / "damaged.safetensors", "--synthetic"}, "damaged.safetensors"},
+      {{"--checkpoint", dir / "flipped.safetensors", "--synthetic"}, "does not match the checksums"},
       {{"--checkpoint", dir / "missing.safetensors", "--synthetic"}, "missing.safetensors"},
       {{"--synthetic"}, "--checkpoint is required"},
   };

@@ -55,6 +55,7 @@
 #include "maxgrad/data/loader.h"
 #include "maxgrad/nn/layers.h"
 #include "maxgrad/nn/precise_bn.h"
+#include "maxgrad/nn/serialize/safetensors.h"
 
 using namespace mg;
 
@@ -227,6 +228,9 @@ int run(int argc, char** argv) {
     std::cerr << "bn_inspect: " << e.what() << "\n";
     return kExitUsage;
   } catch (const Error& e) {  // the checkpoint file: unreadable, malformed, damaged
+    std::cerr << "bn_inspect: " << e.what() << "\n";
+    return kExitUsage;
+  } catch (const safetensors::Error& e) {  // its bytes: malformed, or not what its checksums say
     std::cerr << "bn_inspect: " << e.what() << "\n";
     return kExitUsage;
   }
