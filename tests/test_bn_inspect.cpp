@@ -26,6 +26,7 @@
 #include "maxgrad/models/maxvit.h"
 #include "maxgrad/nn/layers.h"
 #include "maxgrad/nn/serialize/checkpoint.h"
+#include "run_program.h"
 #include "temp_dir.h"
 
 namespace fs = std::filesystem;
@@ -33,41 +34,13 @@ using mg::testing::TempDir;
 
 namespace {
 
-std::string bin(const std::string& program) {
-  const char* dir = std::getenv("MAXGRAD_BIN");
-  REQUIRE_MESSAGE(dir != nullptr, "MAXGRAD_BIN (the build folder holding bn_inspect) is not set; run through ctest");
-  return (fs::path(dir) / program).string();
-}
+using mg::testing::read_text;
+using mg::testing::Result;
 
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-struct Result {
-  int status = -1;
-  std::string out, err;
-};
-
-// Runs a program of the build in `cwd` with MAXGRAD_DATA unset; its output goes to files outside cwd,
-// so that cwd shows whatever the program itself wrote.
+// Runs a program of the build in `cwd` (see tests/run_program.h); its output goes to files in `logs`,
+// outside cwd, so that cwd shows whatever the program itself wrote.
 Result run(const std::string& program, const std::vector<std::string>& args, const TempDir& cwd, const TempDir& logs) {
-  std::string cmd = "cd " + quote(cwd.path.string()) + " && env -u MAXGRAD_DATA " + quote(bin(program));
-  for (const auto& a : args) cmd += " " + quote(a);
-  const std::string out = logs / "stdout", err = logs / "stderr";
-  const int raw = std::system((cmd + " >" + quote(out) + " 2>" + quote(err)).c_str());
-  Result r;
-  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : WIFSIGNALED(raw) ? 128 + WTERMSIG(raw) : -1;
-  r.out = read_text(out), r.err = read_text(err);
-  return r;
+  return mg::testing::run_command(mg::testing::program_command(program, args), cwd.path.string(), logs / "run");
 }
 
 const std::vector<std::string> kTinyModel = {"--block-channels", "16,32,64", "--block-layers",   "1,1,1",

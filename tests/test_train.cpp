@@ -27,6 +27,7 @@
 #include "maxgrad/data/cifar_binary.h"
 #include "maxgrad/data/synthetic.h"
 #include "maxgrad/nn/serialize/serialize.h"
+#include "run_program.h"
 #include "temp_dir.h"
 
 namespace fs = std::filesystem;
@@ -34,43 +35,15 @@ using mg::testing::TempDir;
 
 namespace {
 
-std::string bin(const std::string& program) {
-  const char* dir = std::getenv("MAXGRAD_BIN");
-  REQUIRE_MESSAGE(dir != nullptr, "MAXGRAD_BIN (the build folder holding train_cifar) is not set; run through ctest");
-  return (fs::path(dir) / program).string();
-}
+using mg::testing::quote;
+using mg::testing::read_text;
+using mg::testing::Result;
 
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-struct Result {
-  int status = -1;
-  std::string out, err;
-};
-
-// Runs a program of the build in `cwd` with MAXGRAD_DATA unset (so no CIFAR-10 is found by
-// accident) and `env` ("NAME=value ...", quoted) set, capturing its exit status, stdout and stderr.
-// A program killed by a signal reports 128 + the signal, as the shell does.
+// Runs a program of the build in `cwd` (see tests/run_program.h), its output captured in cwd/.stdout
+// and cwd/.stderr.
 Result run(const std::string& program, const std::vector<std::string>& args, const TempDir& cwd,
            const std::string& env = "") {
-  std::string cmd = "cd " + quote(cwd.path.string()) + " && env -u MAXGRAD_DATA " + env + " " + quote(bin(program));
-  for (const auto& a : args) cmd += " " + quote(a);
-  const std::string out = cwd / ".stdout", err = cwd / ".stderr";
-  const int raw = std::system((cmd + " >" + quote(out) + " 2>" + quote(err)).c_str());
-  Result r;
-  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : WIFSIGNALED(raw) ? 128 + WTERMSIG(raw) : -1;
-  r.out = read_text(out), r.err = read_text(err);
-  return r;
+  return mg::testing::run_command(mg::testing::program_command(program, args), cwd.path.string(), cwd / "", env);
 }
 
 const std::vector<std::string> kTinyModel = {

@@ -23,8 +23,9 @@
 #include <vector>
 
 #include "maxgrad/nn/dist/distributed.h"
-#include "temp_dir.h"
 #include "maxgrad/nn/serialize/serialize.h"
+#include "run_program.h"
+#include "temp_dir.h"
 
 namespace fs = std::filesystem;
 using mg::nn::NamedTensors;
@@ -36,25 +37,10 @@ std::string env(const char* name) {
   return v ? v : "";
 }
 
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
+using mg::testing::quote;
+using mg::testing::read_text;
+using mg::testing::Result;
 using mg::testing::TempDir;
-
-struct Result {
-  int status = -1;
-  std::string out, err;
-};
 
 // The tiny model of tests/test_train.cpp, no drop-path (its masks are drawn per rank), one thread per
 // process (2 ranks on 2 cores), 300 synthetic images: 2 steps of 128 per epoch.
@@ -298,7 +284,8 @@ TEST_CASE("a 2-rank run stopped and resumed on 2 ranks ends bitwise where an uni
   for (size_t i = 0; i < a.size(); ++i) {
     REQUIRE(a[i].first == b[i].first);
     if (a[i].first.find("seconds") != std::string::npos) continue;
-    CHECK_MESSAGE(mg::serialize::entry_from_tensor("", a[i].second).bytes == mg::serialize::entry_from_tensor("", b[i].second).bytes,
+    CHECK_MESSAGE(mg::serialize::entry_from_tensor("", a[i].second).bytes ==
+                      mg::serialize::entry_from_tensor("", b[i].second).bytes,
                   a[i].first);
     ++compared;
   }
