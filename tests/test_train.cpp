@@ -211,16 +211,19 @@ TEST_CASE("train_cifar learns the synthetic set, says so, and predict uses its c
   MESSAGE("predict: ", top1_right, " of 10 right");
 }
 
+namespace {
+// The resume tests' run: 200 synthetic images, batch 32: 6 steps per epoch, 12 in all; drop-path (0.1)
+// on, so its generator matters. `more` is appended.
+std::vector<std::string> with(std::vector<std::string> more) {
+  std::vector<std::string> a = tiny({"--synthetic", "--subset", "20", "--eval-subset", "5", "--epochs", "2", "--batch",
+                                     "32", "--stochastic-depth", "0.1"});
+  a.insert(a.end(), more.begin(), more.end());
+  return a;
+}
+}  // namespace
+
 TEST_CASE("a run stopped by --max-steps and resumed ends bitwise where an uninterrupted run does") {
   TempDir dir;
-  // 200 images, batch 32: 6 steps per epoch, 12 in all; drop-path (0.1) on, so its generator matters.
-  const std::vector<std::string> cfg = tiny({"--synthetic", "--subset", "20", "--eval-subset", "5", "--epochs", "2",
-                                             "--batch", "32", "--stochastic-depth", "0.1"});
-  auto with = [&](std::vector<std::string> more) {
-    std::vector<std::string> a = cfg;
-    a.insert(a.end(), more.begin(), more.end());
-    return a;
-  };
   REQUIRE(run("train_cifar", with({"--out", "straight"}), dir).status == 0);
   // Stopped mid-epoch 1, then mid-epoch 2, then to the end; the resumed runs repeat no flags.
   Result r = run("train_cifar", with({"--out", "resumed", "--max-steps", "4"}), dir);
@@ -251,13 +254,6 @@ void damage(const fs::path& path) {
 
 TEST_CASE("--resume with a damaged last.safetensors goes on from prev.safetensors and loses nothing") {
   TempDir dir;
-  const std::vector<std::string> cfg = tiny({"--synthetic", "--subset", "20", "--eval-subset", "5", "--epochs", "2",
-                                             "--batch", "32", "--stochastic-depth", "0.1"});
-  auto with = [&](std::vector<std::string> more) {
-    std::vector<std::string> a = cfg;
-    a.insert(a.end(), more.begin(), more.end());
-    return a;
-  };
   REQUIRE(run("train_cifar", with({"--out", "straight"}), dir).status == 0);
   // Saves at steps 6 (the end of epoch 1) and 9: last holds step 9, prev step 6.
   Result r = run("train_cifar", with({"--out", "out", "--max-steps", "9"}), dir);
