@@ -7,7 +7,7 @@
 # For every configuration (mode, threads, batch, image size) it runs maxgrad's bench and then
 # scripts/torch_bench.py (torchvision's MaxVit, same widths, same step), --rounds times, alternating
 # A B A B so that a background load slows both alike; each run is under /usr/bin/time -v for its peak
-# RSS. The machine's sgemm rate (examples/sgemm_rate, n = 2048, the same OpenBLAS kernels) is measured
+# RSS. The machine's sgemm rate (examples/tools/sgemm_rate.cpp, n = 2048, the same OpenBLAS kernels) is measured
 # between the rounds too. Every run is one JSON line in --out (default bench_compare.jsonl); the
 # summary printed at the end takes medians over the rounds:
 #   img/s of each (PyTorch: the faster of its two OpenMP wait policies), the ratio, GFLOP/s = passes x forward GFLOP/img x img/s (passes 3 for a train step:
