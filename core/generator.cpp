@@ -55,6 +55,9 @@ std::vector<uint64_t> Generator::state() const { return {s_.begin(), s_.end()}; 
 
 void Generator::set_state(const std::vector<uint64_t>& s) {
   if (s.size() != 4) throw Error("Generator::set_state: expected 4 words of state");
+  // xoshiro256**'s one forbidden state: from all zeros it draws zeros forever (every mask the same)
+  if (s[0] == 0 && s[1] == 0 && s[2] == 0 && s[3] == 0)
+    throw Error("Generator::set_state: an all-zero state is not a state of this generator (it would draw only zeros)");
   for (int i = 0; i < 4; ++i) s_[i] = s[i];
 }
 

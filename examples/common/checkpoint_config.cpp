@@ -1,5 +1,7 @@
 #include "examples/common/checkpoint_config.h"
 
+#include <cmath>
+#include <cstdlib>
 #include <sstream>
 
 namespace mg::cli {
@@ -19,7 +21,7 @@ TrainFlags checkpoint_flags(const serialize::Checkpoint& ck, const std::vector<s
                             const std::string& program, const std::function<void(Flags&)>& add_own_flags) {
   TrainFlags saved;
   Flags from_ck(program, "");
-  saved.add_to(from_ck);
+  saved.add_config_to(from_ck);  // a file may set the model and the recipe, nothing else
   if (auto it = ck.info.metadata.find("config"); it != ck.info.metadata.end()) {
     std::vector<std::string> tokens;
     std::istringstream in(it->second);
@@ -39,7 +41,15 @@ data::Normalization checkpoint_normalization(const serialize::Checkpoint& ck) {
   if (mean == ck.info.metadata.end() || sd == ck.info.metadata.end()) return n;
   const auto m = split(mean->second, ','), s = split(sd->second, ',');
   MG_CHECK(m.size() == 3 && s.size() == 3, "checkpoint " + ck.path, "normalize_mean/std must list 3 numbers each");
-  for (size_t c = 0; c < 3; ++c) n.mean[c] = std::stof(m[c]), n.stddev[c] = std::stof(s[c]);
+  // Each a whole finite number (no "0.5abc"); a standard deviation above 0 (it divides every pixel).
+  auto number = [&](const std::string& text, bool positive) {
+    char* end = nullptr;
+    const float v = std::strtof(text.c_str(), &end);
+    MG_CHECK(!text.empty() && *end == '\0' && std::isfinite(v) && (!positive || v > 0), "checkpoint " + ck.path,
+             "normalize_mean/std: '", text, "' is not a ", positive ? "positive " : "", "finite number");
+    return v;
+  };
+  for (size_t c = 0; c < 3; ++c) n.mean[c] = number(m[c], false), n.stddev[c] = number(s[c], true);
   return n;
 }
 

@@ -140,6 +140,9 @@ std::vector<int64_t> parse_int_list(const std::string& flag, const std::string& 
   std::vector<int64_t> out;
   std::stringstream ss(value);
   std::string item;
+  // "1,2," and ",1" name an empty item: refused like any other malformed one
+  if (!value.empty() && (value.front() == ',' || value.back() == ','))
+    throw UsageError("--" + flag + ": '" + value + "' must be a comma-separated list of positive whole numbers");
   while (std::getline(ss, item, ',')) {
     char* end = nullptr;
     long long x = std::strtoll(item.c_str(), &end, 10);

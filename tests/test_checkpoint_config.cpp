@@ -1,0 +1,82 @@
+// What a checkpoint says about its run is somebody else's file (issue 27, docs/reliability.md):
+// - its saved configuration ("config", read back by train_cifar --resume, predict and bn_inspect)
+//   may set the model and the recipe, and nothing else: a config that names where the run writes
+//   (--out, --dump-step), what it reads (--data) or how it runs (--threads, --max-steps, --sync-bn,
+//   --nan-at-step, --resume) is refused with an error naming the checkpoint, before anything is done;
+// - list flags with an empty item, normalisation numbers that are not whole finite numbers (or a
+//   std of 0), and a generator state of all zeros are refused too.
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+#include "examples/common/checkpoint_config.h"
+#include "examples/common/train_flags.h"
+#include "maxgrad/core/error.h"
+#include "maxgrad/core/generator.h"
+
+using namespace mg;
+
+namespace {
+std::string refusal(const std::string& saved) {
+  try {
+    cli::merge_for_resume(saved, {"--resume"}, "runs/x/last.safetensors");
+  } catch (const cli::UsageError& e) {
+    return e.what();
+  }
+  return "";
+}
+}  // namespace
+
+TEST_CASE("a checkpoint's config may set the model and the recipe") {
+  const cli::TrainFlags tf = cli::merge_for_resume(
+      "--preset cifar --block-layers 1,1,1 --epochs 3 --lr 0.001 "
+      "--batch 64 --bn-momentum 0.1 --precise-bn 0",
+      {"--resume", "--out", "runs/x"}, "runs/x/last.safetensors");
+  CHECK(tf.recipe().epochs == 3);
+  CHECK(tf.recipe().batch == 64);
+  CHECK(tf.recipe().precise_bn == 0);
+  CHECK(tf.out_dir() == "runs/x");  // from the command line
+  CHECK(*tf.model_config().bn.momentum() == 0.1);
+}
+
+TEST_CASE("a checkpoint's config cannot set where the run writes or reads, or how it runs") {
+  for (const char* flag :
+       {"--dump-step /home/user/.ssh/authorized_keys", "--out /etc", "--data /dev/zero", "--threads 1024",
+        "--max-steps 1", "--sync-bn", "--nan-at-step 1", "--resume", "--synthetic"}) {
+    INFO(flag);
+    const std::string msg = refusal(std::string("--preset cifar --epochs 2 ") + flag);
+    CHECK(msg.find("runs/x/last.safetensors") != std::string::npos);
+    CHECK(msg.find("only model and recipe flags") != std::string::npos);
+  }
+}
+
+TEST_CASE("a list flag with an empty item is malformed, in a checkpoint's config as on a command line") {
+  for (const char* bad : {"--block-layers 1,1,", "--block-layers ,1,1", "--block-channels 16,,32"}) {
+    INFO(bad);
+    CHECK(refusal(std::string("--preset cifar ") + bad).find("comma-separated list") != std::string::npos);
+  }
+  CHECK_THROWS_AS(cli::parse_int_list("block-layers", "2,2,"), cli::UsageError);
+  CHECK(cli::parse_int_list("block-layers", "2,2,2") == std::vector<int64_t>{2, 2, 2});
+}
+
+TEST_CASE("a generator state of all zeros, which would draw only zeros, is refused") {
+  Generator g(1);
+  CHECK_THROWS_AS(g.set_state({0, 0, 0, 0}), Error);
+  const std::vector<uint64_t> s = g.state();
+  g.set_state(s);
+  CHECK(g.state() == s);
+}
+
+TEST_CASE("a checkpoint's normalisation numbers are whole, finite numbers, each std above 0") {
+  serialize::Checkpoint ck;
+  ck.path = "runs/x/last.safetensors";
+  ck.info.metadata["normalize_mean"] = "0.4914,0.4822,0.4465";
+  ck.info.metadata["normalize_std"] = "0.2470,0.2435,0.2616";
+  CHECK(cli::checkpoint_normalization(ck).stddev[2] == doctest::Approx(0.2616));
+  for (const char* bad : {"0.5abc,0.2,0.2", "0,0.2,0.2", "nan,0.2,0.2", "-1,0.2,0.2", ",0.2,0.2"}) {
+    INFO(bad);
+    ck.info.metadata["normalize_std"] = bad;
+    CHECK_THROWS_AS(cli::checkpoint_normalization(ck), Error);
+  }
+}
