@@ -6,6 +6,7 @@
 //   exercises bn-two-steps     a BatchNorm2d's running statistics after two training batches
 #include <maxgrad/maxgrad.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -63,14 +64,20 @@ int main(int argc, char** argv) {
   flags.add_positional("EXERCISE", "x2-plus-x X, no-sum-to or bn-two-steps", &what);
   flags.parse_or_exit(argc, argv);
   char* end = nullptr;
-  if (what.size() == 2 && what[0] == "x2-plus-x" && (std::strtod(what[1].c_str(), &end), *end == '\0'))
+  if (what.size() == 2 && what[0] == "x2-plus-x" && (std::strtod(what[1].c_str(), &end), *end == '\0')) {
     x2_plus_x(std::strtod(what[1].c_str(), nullptr));
-  else if (what == std::vector<std::string>{"no-sum-to"})
+  } else if (what == std::vector<std::string>{"no-sum-to"}) {
     no_sum_to();
-  else if (what == std::vector<std::string>{"bn-two-steps"})
+  } else if (what == std::vector<std::string>{"bn-two-steps"}) {
     bn_two_steps();
-  else {
-    std::fprintf(stderr, "exercises: unknown exercise\n\n%s", flags.usage().c_str());
+  } else {
+    // what does not fit: no exercise, an unknown one, X missing or malformed, one word too many
+    std::string why = "an exercise is required";
+    if (!what.empty() && what[0] != "x2-plus-x") why = "unexpected argument '" + what[0] + "'";
+    if (!what.empty() && what[0] == "x2-plus-x")
+      why = what.size() == 1 ? "x2-plus-x needs a number X"
+                             : "unexpected argument '" + what[std::min<size_t>(what.size() - 1, 2)] + "'";
+    std::fprintf(stderr, "exercises: %s\n\n%s", why.c_str(), flags.usage().c_str());
     return 2;
   }
   return 0;
