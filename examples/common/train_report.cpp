@@ -100,8 +100,10 @@ std::string bn_gap_note(const EpochRecord& r, double momentum) {
                   gap, momentum > 0 ? 1 / momentum : 0.0);
   else
     std::snprintf(buf, sizeof buf,
-                  "note: %.1f points worse with precise BatchNorm statistics than with the running ones: more "
-                  "images for --precise-bn would make them less noisy (docs/batchnorm.md)",
+                  "note: %.1f points worse with precise BatchNorm statistics than with the running ones: the "
+                  "running ones were gathered as the weights were trained (augmented images, stochastic depth "
+                  "on), the precise ones as evaluation runs, and late in training the weights fit the former "
+                  "(docs/batchnorm.md)",
                   -gap);
   return buf;
 }
