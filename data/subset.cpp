@@ -30,4 +30,22 @@ Subset first_per_class(const Dataset& base, int64_t per_class) {
   return Subset(base, std::move(indices));
 }
 
+HeldOutSplit hold_out_last_per_class(const Dataset& base, int64_t per_class) {
+  if (per_class < 0) throw std::invalid_argument("hold_out_last_per_class: per_class must be >= 0");
+  std::vector<int64_t> count(base.classes().size(), 0);
+  for (int64_t i = 0; i < base.size(); ++i) ++count[static_cast<size_t>(base.label(i))];
+  for (size_t c = 0; c < count.size(); ++c)
+    if (per_class > 0 && count[c] <= per_class)
+      throw DataError("a validation split of " + std::to_string(per_class) + " images per class leaves nothing of class '" +
+                      base.classes()[c] + "' (" + std::to_string(count[c]) + " images) to train on");
+  // Walking forward, image i of class c is held out once the images of c still to come number
+  // fewer than per_class.
+  std::vector<int64_t> seen(count.size(), 0), rest, held_out;
+  for (int64_t i = 0; i < base.size(); ++i) {
+    const auto c = static_cast<size_t>(base.label(i));
+    (count[c] - seen[c]++ <= per_class ? held_out : rest).push_back(i);
+  }
+  return {Subset(base, std::move(rest)), Subset(base, std::move(held_out))};
+}
+
 }  // namespace mg::data

@@ -28,4 +28,12 @@ class Subset final : public Dataset {
 // The first `per_class` images of every class, in base order (fewer for a class that has fewer).
 Subset first_per_class(const Dataset& base, int64_t per_class);
 
+// A validation split held out of a training set: `held_out` holds the last `per_class` images of
+// every class, `rest` everything else, both in base order. A class with no more than `per_class`
+// images is refused (it would leave nothing of that class to train on).
+struct HeldOutSplit {
+  Subset rest, held_out;
+};
+HeldOutSplit hold_out_last_per_class(const Dataset& base, int64_t per_class);
+
 }  // namespace mg::data

@@ -62,20 +62,24 @@ struct LogRow {
 };
 
 // log.csv rows after the header: epoch,step,lr,train_loss,train_acc,test_loss,test_acc,seconds,
-// test_loss_precise_bn,test_acc_precise_bn (the last two empty with --precise-bn 0)
+// test_loss_precise_bn,test_acc_precise_bn (empty with --precise-bn 0), then the held-out split's
+// and the averaged weights' and test-time augmentation's columns (empty when off).
+constexpr size_t kTestAcc = 6, kTestAccPrecise = 9, kValAcc = 11, kValAccPrecise = 13, kTestAccTta = 16,
+                 kValAccTta = 17;
 std::vector<LogRow> read_log(const std::string& path) {
   std::ifstream f(path);
   std::vector<LogRow> rows;
   std::string line;
   std::getline(f, line);
   CHECK(line ==
-        "epoch,step,lr,train_loss,train_acc,test_loss,test_acc,seconds,test_loss_precise_bn,test_acc_precise_bn");
+        "epoch,step,lr,train_loss,train_acc,test_loss,test_acc,seconds,test_loss_precise_bn,test_acc_precise_bn,"
+        "val_loss,val_acc,val_loss_precise_bn,val_acc_precise_bn,test_acc_ema,val_acc_ema,test_acc_tta,val_acc_tta");
   while (std::getline(f, line)) {
     LogRow r;
     std::stringstream ss(line);
     for (std::string x; std::getline(ss, x, ',');) r.fields.push_back(x);
     if (!line.empty() && line.back() == ',') r.fields.push_back("");
-    REQUIRE(r.fields.size() == 10);
+    REQUIRE(r.fields.size() == 18);
     rows.push_back(r);
   }
   return rows;
@@ -408,4 +412,47 @@ TEST_CASE("train_cifar learns from a slice of the real CIFAR-10 (archives, as in
   // Chance is 10%; on 500 test images 17% is more than five standard deviations above it. This tiny
   // model reaches about 21% here; the full recipe's numbers are in shared/refs.md.
   check_learned(read_log(dir / "out/log.csv"), 0.17);
+}
+
+TEST_CASE("--val-split: every epoch on the held-out images, the test set once at the end") {
+  TempDir dir;
+  const Result r = run("train_cifar",
+                       tiny({"--synthetic", "--subset", "20", "--eval-subset", "5", "--val-split", "5", "--epochs", "2",
+                             "--batch", "32", "--precise-bn", "64", "--tta", "flip", "--out", "out"}),
+                       dir);
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(r.out.find("200 training / 50 test images") != std::string::npos);  // the 50 held out are not trained on
+  CHECK(r.out.find("5 images per class held out for validation") != std::string::npos);
+  const std::vector<LogRow> log = read_log(dir / "out/log.csv");
+  REQUIRE(log.size() == 2);
+  for (const LogRow& row : log) {
+    CHECK(!row.fields[kValAcc].empty());
+    CHECK(!row.fields[kValAccPrecise].empty());
+    CHECK(!row.fields[kValAccTta].empty());
+  }
+  CHECK(log[0].fields[kTestAcc].empty());  // the test set is not looked at while training
+  CHECK(log[0].fields[kTestAccTta].empty());
+  CHECK(!log[1].fields[kTestAcc].empty());
+  CHECK(!log[1].fields[kTestAccPrecise].empty());
+  CHECK(!log[1].fields[kTestAccTta].empty());
+  CHECK(r.out.find("val loss") != std::string::npos);
+  CHECK(r.out.find("(with flips)") != std::string::npos);
+}
+
+TEST_CASE("--recipe sets defaults that flags override, and a resumed run keeps them") {
+  TempDir dir;
+  const Result r = run("train_cifar",
+                       tiny({"--synthetic", "--recipe", "fast", "--subset", "10", "--eval-subset", "2", "--epochs", "2",
+                             "--batch", "25", "--precise-bn", "0", "--max-steps", "3", "--out", "out"}),
+                       dir);
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(r.out.find("fast recipe:") != std::string::npos);
+  CHECK(r.out.find("stochastic depth 0,") != std::string::npos);  // the fast recipe's
+  CHECK(r.out.find("test-time augmentation flip") != std::string::npos);
+  CHECK(r.out.find(", 2 epochs") != std::string::npos);  // the flag's, over the recipe's 6
+  const Result again = run("train_cifar", {"--resume", "--out", "out"}, dir);
+  REQUIRE_MESSAGE(again.status == 0, again.err);
+  CHECK(again.out.find("fast recipe:") != std::string::npos);
+  CHECK(again.out.find(", 2 epochs") != std::string::npos);
+  CHECK(run("train_cifar", {"--resume", "--out", "out", "--recipe", "long"}, dir).status == 2);
 }

@@ -43,6 +43,18 @@ data::ImageSet take(const data::Dataset& set, int64_t per_class) {
   return data::to_memory(data::first_per_class(set, per_class));
 }
 
+// The training images: the last `val_split` of each class held out as out.val, then the first
+// `per_class` of each class of the rest.
+void take_train(const data::Dataset& set, int64_t per_class, int64_t val_split, TrainData& out) {
+  if (val_split <= 0) {
+    out.train = take(set, per_class);
+    return;
+  }
+  const data::HeldOutSplit split = data::hold_out_last_per_class(set, val_split);
+  out.train = take(split.rest, per_class);
+  out.val = data::to_memory(split.held_out);
+}
+
 // tar -xzf archive -C dir, run directly (no shell, so no quoting problems with odd paths).
 void untar(const std::string& archive, const std::string& dir) {
   const pid_t pid = fork();
@@ -73,29 +85,30 @@ struct ScratchDir {
   }
 };
 
-void load_folders(const std::string& root, int64_t subset, int64_t eval_subset, TrainData& out) {
-  out.train = take(data::ImageFolder((fs::path(root) / "train").string()), subset);
+void load_folders(const std::string& root, int64_t subset, int64_t eval_subset, int64_t val_split, TrainData& out) {
+  take_train(data::ImageFolder((fs::path(root) / "train").string()), subset, val_split, out);
   out.test = take(data::ImageFolder((fs::path(root) / "test").string()), eval_subset);
 }
 
-void load_cifar(const std::string& dir, DataFormat format, int64_t subset, int64_t eval_subset, TrainData& out) {
+void load_cifar(const std::string& dir, DataFormat format, int64_t subset, int64_t eval_subset, int64_t val_split,
+                TrainData& out) {
   out.dir = fs::absolute(dir).string();  // a resumed run may start from another folder
   switch (format) {
     case DataFormat::binary:
       out.description = "CIFAR-10 binary batches in " + dir;
-      out.train = take(data::load_cifar10_binary(dir, data::CifarSplit::train), subset);
+      take_train(data::load_cifar10_binary(dir, data::CifarSplit::train), subset, val_split, out);
       out.test = take(data::load_cifar10_binary(dir, data::CifarSplit::test), eval_subset);
       return;
     case DataFormat::folders:
       out.description = "CIFAR-10 image folders in " + dir;
-      load_folders(dir, subset, eval_subset, out);
+      load_folders(dir, subset, eval_subset, val_split, out);
       return;
     case DataFormat::tarballs: {
       out.description = "CIFAR-10 image archives in " + dir;
       ScratchDir scratch;
       untar((fs::path(dir) / "train.tar.gz").string(), scratch.path);
       untar((fs::path(dir) / "test.tar.gz").string(), scratch.path);
-      load_folders(scratch.path, subset, eval_subset, out);
+      load_folders(scratch.path, subset, eval_subset, val_split, out);
       return;
     }
     case DataFormat::none: break;
@@ -115,10 +128,10 @@ void load_cifar(const std::string& dir, DataFormat format, int64_t subset, int64
 }  // namespace
 
 TrainData load_train_data(const std::optional<std::string>& dir, bool synthetic, int64_t subset, int64_t eval_subset,
-                          std::ostream& log) {
+                          int64_t val_split, std::ostream& log) {
   TrainData out;
   if (dir && !synthetic) {
-    load_cifar(*dir, detect_data_format(*dir), subset, eval_subset, out);
+    load_cifar(*dir, detect_data_format(*dir), subset, eval_subset, val_split, out);
     return out;
   }
   if (!synthetic) {
@@ -127,7 +140,7 @@ TrainData load_train_data(const std::optional<std::string>& dir, bool synthetic,
     tried.push_back("data/cifar10");
     for (const std::string& d : tried)
       if (const DataFormat f = detect_data_format(d); f != DataFormat::none) {
-        load_cifar(d, f, subset, eval_subset, out);
+        load_cifar(d, f, subset, eval_subset, val_split, out);
         return out;
       }
     log << "No CIFAR-10 found (looked in " << (tried.size() == 2 ? "$MAXGRAD_DATA=" + tried[0] + " and " : "")
@@ -140,7 +153,7 @@ TrainData load_train_data(const std::optional<std::string>& dir, bool synthetic,
   const int64_t n_test = eval_subset > 0 ? std::min<int64_t>(10 * eval_subset, 10000) : 10000;
   out.synthetic = true;
   out.description = "the built-in synthetic set (not CIFAR-10)";
-  out.train = data::make_synthetic(n_train, /*seed=*/1);
+  take_train(data::make_synthetic(n_train + 10 * std::max<int64_t>(val_split, 0), /*seed=*/1), subset, val_split, out);
   out.test = data::make_synthetic(n_test, /*seed=*/2);
   return out;
 }

@@ -33,6 +33,10 @@ void TrainFlags::add_to(Flags& f) {
 
 void TrainFlags::add_config_to(Flags& f) {
   model.add_config_to(f);
+  f.add_string("recipe",
+               "a training recipe's defaults, each flag below given over them (docs/recipes.md): reference "
+               "(PyTorch's reference recipe of shared/refs.md), fast (6 epochs), long (30 epochs) [reference]",
+               &recipe_name, {"reference", "fast", "long"});
   f.add_int("epochs", "training epochs [12]", &epochs, 1, 100000);
   f.add_int("batch", "images per step; the last partial batch is dropped [128]", &batch, 1, 1 << 20);
   f.add_double("lr", "peak learning rate of AdamW [2e-3]", &lr, 0.0, 10.0);
@@ -43,14 +47,57 @@ void TrainFlags::add_config_to(Flags& f) {
   f.add_int("seed", "weight init, data order, augmentation and drop-path draws [0]", &seed, 0, (int64_t{1} << 62));
   f.add_int("subset", "train on the first N images of each class; 0 = all [0]", &subset, 0, 1 << 30);
   f.add_int("eval-subset", "evaluate on the first N test images of each class; 0 = all [0]", &eval_subset, 0, 1 << 30);
+  f.add_int("val-split",
+            "hold out the last N training images of each class, never trained on; every epoch is evaluated on them "
+            "(log.csv's val_* columns) and the test set once, at the end; 0 = no split [0]",
+            &val_split, 0, 1 << 30);
+  f.add_string("norm-bias-decay",
+               "weight decay also on biases, norm weights and relative-position-bias tables (off: timm's exclusion) "
+               "[on]",
+               &norm_bias_decay, {"on", "off"});
+  f.add_string("auto-augment", "per-image augmentation policy: TrivialAugmentWide (ta_wide), RandAugment (ra) [none]",
+               &auto_augment, {"none", "ta_wide", "ra"});
+  f.add_int("ra-magnitude", "RandAugment's magnitude, of 31 bins [9]", &ra_magnitude, 0, 30);
+  f.add_double("random-erase", "probability of RandomErasing an area of each image [0]", &random_erase, 0.0, 1.0);
+  f.add_double("mixup-alpha", "mixup of image pairs, mixing weight ~ Beta(a, a); 0 = off [0]", &mixup_alpha, 0.0,
+               100.0);
+  f.add_double("cutmix-alpha", "CutMix of image pairs, area ~ Beta(a, a); 0 = off (with mixup: either, p 0.5) [0]",
+               &cutmix_alpha, 0.0, 100.0);
+  f.add_double("model-ema-decay", "also keep an exponential moving average of the weights (timm's ModelEma); 0 = off [0]",
+               &model_ema_decay, 0.0, 1.0);
+  f.add_string("model-ema-warmup", "warm the EMA decay up as 1 - (1 + step)^(-2/3), capped at the decay [on]",
+               &model_ema_warmup, {"on", "off"});
+  f.add_string("tta", "test-time augmentation, reported beside the plain accuracy: flip averages the logits of the "
+               "image and its mirror [none]", &tta, {"none", "flip"});
   f.add_int("precise-bn",
             "also evaluate with BatchNorm statistics recomputed over N training images for the current "
             "weights (docs/batchnorm.md); 0 = off [8192]",
             &precise_bn, 0, 1 << 30);
 }
 
+Recipe recipe_defaults(const std::string& name) {
+  Recipe r;  // reference: PyTorch's reference recipe (shared/refs.md), as the struct's initialisers
+  r.name = name;
+  if (name == "reference") return r;
+  if (name == "fast") {
+    r.epochs = 6;
+    r.stochastic_depth = 0;
+    r.tta = "flip";
+    return r;
+  }
+  if (name == "long") {
+    r.epochs = 30;
+    r.warmup_epochs = 2;
+    r.auto_augment = "ta_wide";
+    r.random_erase = 0.25;
+    r.tta = "flip";
+    return r;
+  }
+  throw UsageError("--recipe " + name + ": expected reference, fast or long");
+}
+
 Recipe TrainFlags::recipe() const {
-  Recipe r;
+  Recipe r = recipe_defaults(recipe_name.value_or("reference"));
   r.epochs = epochs.value_or(r.epochs);
   r.batch = batch.value_or(r.batch);
   r.seed = seed.value_or(r.seed);
@@ -61,6 +108,16 @@ Recipe TrainFlags::recipe() const {
   r.weight_decay = weight_decay.value_or(r.weight_decay);
   r.label_smoothing = label_smoothing.value_or(r.label_smoothing);
   r.warmup_epochs = warmup_epochs.value_or(r.warmup_epochs);
+  r.val_split = val_split.value_or(r.val_split);
+  if (norm_bias_decay) r.norm_bias_decay = *norm_bias_decay == "on";
+  r.auto_augment = auto_augment.value_or(r.auto_augment);
+  r.ra_magnitude = ra_magnitude.value_or(r.ra_magnitude);
+  r.random_erase = random_erase.value_or(r.random_erase);
+  r.mixup_alpha = mixup_alpha.value_or(r.mixup_alpha);
+  r.cutmix_alpha = cutmix_alpha.value_or(r.cutmix_alpha);
+  r.model_ema_decay = model_ema_decay.value_or(r.model_ema_decay);
+  if (model_ema_warmup) r.model_ema_warmup = *model_ema_warmup == "on";
+  r.tta = tta.value_or(r.tta);
   return r;
 }
 
@@ -117,7 +174,18 @@ std::vector<std::string> TrainFlags::canonical_args() const {
       "--seed", std::to_string(r.seed),
       "--subset", std::to_string(r.subset),
       "--eval-subset", std::to_string(r.eval_subset),
-      "--precise-bn", std::to_string(r.precise_bn)});
+      "--precise-bn", std::to_string(r.precise_bn),
+      "--recipe", r.name,
+      "--val-split", std::to_string(r.val_split),
+      "--norm-bias-decay", r.norm_bias_decay ? "on" : "off",
+      "--auto-augment", r.auto_augment,
+      "--ra-magnitude", std::to_string(r.ra_magnitude),
+      "--random-erase", exact_decimal(r.random_erase),
+      "--mixup-alpha", exact_decimal(r.mixup_alpha),
+      "--cutmix-alpha", exact_decimal(r.cutmix_alpha),
+      "--model-ema-decay", exact_decimal(r.model_ema_decay),
+      "--model-ema-warmup", r.model_ema_warmup ? "on" : "off",
+      "--tta", r.tta});
   // clang-format on
   return a;
 }

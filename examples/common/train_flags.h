@@ -12,28 +12,47 @@
 
 namespace mg::cli {
 
-// The recipe with every default applied.
+// The recipe with every default applied: a named recipe's values (recipe_defaults), then each
+// flag given on the command line over them.
 struct Recipe {
+  std::string name = "reference";  // reference | fast | long (docs/recipes.md)
   int64_t epochs = 12, batch = 128, seed = 0;
   int64_t subset = 0, eval_subset = 0;  // images per class; 0: all
+  int64_t val_split = 0;                // the last N training images of each class, held out; 0: none
   double lr = 2e-3, weight_decay = 0.05, label_smoothing = 0.1, warmup_epochs = 1.0;
+  bool norm_bias_decay = true;    // weight decay also on biases, norm weights, position-bias tables
   double stochastic_depth = 0.1;  // the model flag's default when training
   // Training images over which every evaluation also recomputes the BatchNorm statistics for the
   // current weights (nn/precise_bn.h), beside the running ones; 0: off. pycls uses 8192.
   int64_t precise_bn = 8192;
+  std::string auto_augment = "none";  // none | ta_wide (TrivialAugmentWide) | ra (RandAugment)
+  int64_t ra_magnitude = 9;
+  double random_erase = 0;                   // probability of RandomErasing per image
+  double mixup_alpha = 0, cutmix_alpha = 0;  // Beta(alpha, alpha); 0: off
+  double model_ema_decay = 0;                // 0: no weight average
+  bool model_ema_warmup = true;              // timm's decay warm-up 1 - (1 + step)^(-2/3)
+  std::string tta = "none";                  // none | flip: test-time augmentation, reported beside
 };
+
+// A named recipe's values; throws UsageError for an unknown name.
+Recipe recipe_defaults(const std::string& name);
 
 struct TrainFlags {
   static constexpr const char* kSynopsis =
-      "[model flags] [--data DIR] [--epochs 12] [--batch 128] [--lr 2e-3] [--weight-decay 0.05]\n"
-      "       [--label-smoothing 0.1] [--warmup-epochs 1] [--seed 0] [--subset N] [--eval-subset N]\n"
-      "       [--precise-bn 8192] [--out DIR] [--resume] [--max-steps N] [--sync-bn]\n"
+      "[model flags] [--data DIR] [--recipe reference|fast|long] [--epochs 12] [--batch 128] [--lr 2e-3]\n"
+      "       [--weight-decay 0.05] [--label-smoothing 0.1] [--warmup-epochs 1] [--seed 0] [--subset N]\n"
+      "       [--eval-subset N] [--val-split N] [--precise-bn 8192] [--auto-augment none|ta_wide|ra]\n"
+      "       [--random-erase P] [--mixup-alpha A] [--cutmix-alpha A] [--model-ema-decay D] [--tta none|flip]\n"
+      "       [--out DIR] [--resume] [--max-steps N] [--sync-bn]\n"
       "  several processes: mpirun -np K train_cifar ... (docs/distributed.md)";
 
   ModelFlags model;
   std::optional<std::string> data, out;
-  std::optional<int64_t> epochs, batch, seed, subset, eval_subset, precise_bn, max_steps, nan_at_step;
+  std::optional<int64_t> epochs, batch, seed, subset, eval_subset, val_split, precise_bn, max_steps, nan_at_step;
   std::optional<double> lr, weight_decay, label_smoothing, warmup_epochs;
+  std::optional<std::string> recipe_name, auto_augment, norm_bias_decay, model_ema_warmup, tta;
+  std::optional<int64_t> ra_magnitude;
+  std::optional<double> random_erase, mixup_alpha, cutmix_alpha, model_ema_decay;
   bool resume = false, synthetic = false;
   // Launch options, like mpirun's -np: not part of the configuration record, given again on --resume.
   bool sync_bn = false;

@@ -20,20 +20,37 @@ struct EpochRecord {
   // The same test set with BatchNorm statistics recomputed for the epoch's final weights
   // (--precise-bn); NaN when off.
   double test_loss_precise = std::nan(""), test_acc_precise = std::nan("");
-  bool has_precise() const { return !std::isnan(test_acc_precise); }
+  // --val-split: the held-out training images, every epoch (NaN without a split). The test fields
+  // are then NaN but in the last epoch, whose end evaluates the test set once.
+  double val_loss = std::nan(""), val_acc = std::nan(""), val_loss_precise = std::nan(""),
+         val_acc_precise = std::nan("");
+  // --model-ema-decay: the averaged weights (with precise BatchNorm statistics of their own when
+  // --precise-bn is on); --tta flip: the final model (averaged weights if any, precise statistics
+  // if on) on each image and its mirror. NaN when off.
+  double test_acc_ema = std::nan(""), val_acc_ema = std::nan(""), test_acc_tta = std::nan(""),
+         val_acc_tta = std::nan("");
+  bool has_precise() const { return !std::isnan(test_acc_precise) || !std::isnan(val_acc_precise); }
+  bool has_val() const { return !std::isnan(val_acc); }
+  bool has_test() const { return !std::isnan(test_acc); }
+  // The accuracy the recipe reports for the epoch's model on the test set (NaN if not evaluated):
+  // with test-time augmentation if on, else the averaged weights if kept, else precise statistics
+  // if on, else the running ones.
+  double final_test_acc() const;
 };
 
-// The records as float64 tensors for the checkpoint: "history" (E, 9) holds everything but the
+// The records as float64 tensors for the checkpoint: "history" (E, 17) holds everything but the
 // times, which go to "history_seconds" (E): a resumed run must reproduce the first bitwise, and
 // can never reproduce the second.
 Tensor history_tensor(const std::vector<EpochRecord>& records);
 Tensor history_seconds(const std::vector<EpochRecord>& records);
-// The inverse (a history of 7 columns, from before --precise-bn, reads as precise-off); throws
+// The inverse (a history of 7 or 9 columns, from before --precise-bn or --val-split, reads as
+// those off); throws
 // mg::Error for tensors of the wrong shape.
 std::vector<EpochRecord> history_from(const Tensor& history, const Tensor& seconds);
 
 // out/log.csv: "epoch,step,lr,train_loss,train_acc,test_loss,test_acc,seconds,test_loss_precise_bn,
-// test_acc_precise_bn" (the last two empty when off), rewritten whole
+// test_acc_precise_bn,val_loss,val_acc,val_loss_precise_bn,val_acc_precise_bn,test_acc_ema,
+// val_acc_ema,test_acc_tta,val_acc_tta" (a value not evaluated is empty), rewritten whole
 // (temporary file + rename) after each epoch, so it always matches the checkpoint's history.
 void write_log_csv(const std::string& path, const std::vector<EpochRecord>& records);
 

@@ -212,7 +212,7 @@ int run(int argc, char** argv) {
     // The first images of each class, enough for the batches if there are 10 classes or more.
     const int64_t per_class = (batches * batch + 9) / 10;
     try {
-      data = cli::load_train_data(dir, synthetic, per_class, 1, std::cerr);
+      data = cli::load_train_data(dir, synthetic, per_class, 1, 0, std::cerr);
     } catch (const data::DataError& e) {
       throw BadInput(e.what());
     }
