@@ -85,7 +85,12 @@ Tensor softmax(const Tensor& x, int64_t dim);
 Tensor log_softmax(const Tensor& x, int64_t dim);
 
 // ---- core/ops/loss.cpp ----
-// logits (N, K), target (N) int64 in [0, K) -> mean loss, shape []
+// torch.nn.functional.cross_entropy (reduction "mean"); the target's dtype says which kind it is:
+//   int64 (N) class indices in [0, K)      logits (N, K) -> mean loss, shape []
+//   float (N, K) class probabilities       (mixup / cutmix targets, data/mixup.h), converted to the
+//                                          logits' dtype; not differentiated (no gradient reaches it)
+// label_smoothing e mixes either target with the uniform distribution: q = (1 - e) target + e / K.
+// A one-hot probability target gives exactly the class-index loss and gradient.
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, double label_smoothing = 0.0);
 
 // ---- core/ops/layer_norm.cpp ----

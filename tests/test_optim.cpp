@@ -164,6 +164,72 @@ TEST_CASE("AdamW matches torch.optim.AdamW") {
   }
 }
 
+TEST_CASE("decay_mask follows timm's param_groups_weight_decay") {
+  auto p = [](const Shape& s) { return zeros(s, DType::Float32); };
+  const nn::NamedTensors named = {
+      {"stem.0.weight", p({8, 3, 3, 3})},                          // conv kernel: decays
+      {"stem.0.bias", p({8})},                                     // 1-D
+      {"stem.1.weight", p({8})},                                   // a norm's weight: 1-D
+      {"blocks.0.attn.relative_position_bias_table", p({49, 2})},  // 2-D, excluded by name
+      {"blocks.0.mlp.0.weight", p({16, 8})},                       // decays
+      {"odd.bias", p({2, 2})},                                     // 2-D, but named a bias
+      {"scale", p({})},                                            // 0-D
+  };
+  CHECK(optim::decay_mask(named) == std::vector<bool>{true, false, false, false, true, false, false});
+  CHECK(optim::decay_mask(named, {}) == std::vector<bool>{true, false, false, true, true, false, false});
+  CHECK(optim::decay_mask(named, {"mlp.0.weight"}) == std::vector<bool>{true, false, false, true, false, false, false});
+}
+
+TEST_CASE("a decay mask gives torch's no-decay parameter group (weight_decay 0) exactly") {
+  // torch.optim.AdamW / SGD with two parameter groups, the second with weight_decay 0.0
+  // (printed by tests/golden/recipe/make_recipe.py)
+  SUBCASE("AdamW lr 0.01, weight decay 0.05 on pa only") {
+    Problem p;
+    optim::AdamW opt(p.params(), optim::AdamWOptions(0.01).weight_decay(0.05), {true, false});
+    p.run(opt, 3);
+    check_values(p.pa,
+                 {0.4692805371908571, -0.9685258434571513, 1.9670219135390294, 0.2196846873963287, -0.7788563798061001,
+                  1.4677759767384713},
+                 kTol, kTol);
+    check_values(p.pb, {0.12998298412581147, -0.18721838596216459, 0.27003063514965825}, kTol, kTol);
+  }
+  SUBCASE("AdamW betas (0.8, 0.95), eps 1e-6, weight decay 0.1 on pb only") {
+    Problem p;
+    optim::AdamW opt(p.params(), optim::AdamWOptions(0.02).betas({0.8, 0.95}).eps(1e-6).weight_decay(0.1),
+                     {false, true});
+    p.run(opt, 3);
+    check_values(p.pa,
+                 {0.44009941065754293, -0.9400639308044728, 1.9400324859489333, 0.190309074287632, -0.8099710302612981,
+                  1.440060854588756},
+                 kTol, kTol);
+    check_values(p.pb, {0.15916771025551602, -0.19585906084258456, 0.23854250769367366}, kTol, kTol);
+  }
+  SUBCASE("SGD momentum 0.9, weight decay 0.01 on pa only") {
+    Problem p;
+    optim::SGD opt(p.params(), optim::SGDOptions(0.1).momentum(0.9).weight_decay(0.01), {true, false});
+    p.run(opt, 3);
+    check_values(
+        p.pa,
+        {0.1379542295, -0.011338188999999986, 1.452484298, -0.09152803025000003, -0.8708717317500001, 0.9274027885},
+        kTol, kTol);
+    check_values(p.pb, {0.3269927, -0.1949971, -0.040025000000000026}, kTol, kTol);
+  }
+  SUBCASE("bit for bit: the masked parameter as with weight decay 0, the other as without a mask") {
+    Problem masked, no_decay, decayed;
+    optim::AdamW a(masked.params(), optim::AdamWOptions(0.01).weight_decay(0.05), {true, false});
+    optim::AdamW b(no_decay.params(), optim::AdamWOptions(0.01).weight_decay(0.0));
+    optim::AdamW c(decayed.params(), optim::AdamWOptions(0.01).weight_decay(0.05));
+    masked.run(a, 3), no_decay.run(b, 3), decayed.run(c, 3);
+    CHECK(mg::testing::bitwise_equal(masked.pb, no_decay.pb));
+    CHECK(mg::testing::bitwise_equal(masked.pa, decayed.pa));
+    CHECK(a.decays(0));
+    CHECK_FALSE(a.decays(1));
+  }
+  Problem p;
+  CHECK_THROWS_MG(optim::AdamW(p.params(), optim::AdamWOptions(), {true}), "optimizer", "decay_mask has 1 entries",
+                  "2 parameters");
+}
+
 TEST_CASE("a parameter without a gradient is left alone, as in PyTorch") {
   Problem p;
   optim::AdamW opt(p.params(), 0.01);

@@ -7,6 +7,25 @@
 
 namespace mg::optim {
 
+Optimizer::Optimizer(std::vector<Tensor> params, double lr, std::vector<bool> decay_mask)
+    : params_(std::move(params)), decay_mask_(std::move(decay_mask)), lr(lr) {
+  MG_CHECK(decay_mask_.empty() || decay_mask_.size() == params_.size(), "optimizer", "decay_mask has ",
+           decay_mask_.size(), " entries for ", params_.size(), " parameters (one per parameter, or none)");
+}
+
+std::vector<bool> decay_mask(const NamedTensors& named_params, const std::vector<std::string>& no_decay_suffixes) {
+  auto ends_with = [](const std::string& s, const std::string& tail) {
+    return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+  };
+  std::vector<bool> mask;
+  for (const auto& [name, p] : named_params) {
+    bool decay = p.dim() > 1 && !ends_with(name, ".bias") && name != "bias";
+    for (const std::string& tail : no_decay_suffixes) decay = decay && !ends_with(name, tail);
+    mask.push_back(decay);
+  }
+  return mask;
+}
+
 void Optimizer::zero_grad() {
   for (Tensor& p : params_) p.zero_grad();
 }
@@ -69,8 +88,8 @@ double scalar_entry(const NamedTensors& s, const std::string& key) {
 
 // ---- SGD ----
 
-SGD::SGD(std::vector<Tensor> params, const SGDOptions& o)
-    : Optimizer(std::move(params), o.lr()),
+SGD::SGD(std::vector<Tensor> params, const SGDOptions& o, std::vector<bool> decay_mask)
+    : Optimizer(std::move(params), o.lr(), std::move(decay_mask)),
       momentum(o.momentum()),
       weight_decay(o.weight_decay()),
       dampening(o.dampening()),
@@ -108,7 +127,7 @@ void SGD::step() {
     const bool first = !buf_[k].defined();
     if (momentum != 0 && first) buf_[k] = zeros(p.shape(), p.dtype());
     Tensor b = buf_[k];
-    const double mu = momentum, wd = weight_decay, damp = dampening, rate = lr;
+    const double mu = momentum, wd = decays(k) ? weight_decay : 0.0, damp = dampening, rate = lr;
     const bool nest = nesterov;
     MG_DISPATCH_FLOAT(p.dtype(), "SGD", [&] {
       using T = scalar_t;
@@ -136,8 +155,10 @@ void SGD::load_state(const NamedTensors& s) {
 
 // ---- AdamW ----
 
-AdamW::AdamW(std::vector<Tensor> params, const AdamWOptions& o)
-    : Optimizer(std::move(params), o.lr()),
+AdamW::AdamW(std::vector<Tensor> params, const AdamWOptions& o) : AdamW(std::move(params), o, {}) {}
+
+AdamW::AdamW(std::vector<Tensor> params, const AdamWOptions& o, std::vector<bool> decay_mask)
+    : Optimizer(std::move(params), o.lr(), std::move(decay_mask)),
       beta1(o.betas().first),
       beta2(o.betas().second),
       eps(o.eps()),
@@ -179,7 +200,7 @@ void AdamW::step() {
       T* m = exp_avg_[k].data<T>();
       T* v = exp_avg_sq_[k].data<T>();
       const T b1 = static_cast<T>(beta1), b2 = static_cast<T>(beta2);
-      const T dec = static_cast<T>(decay), bc = static_cast<T>(bc2_sqrt), ep = static_cast<T>(eps);
+      const T dec = static_cast<T>(decays(k) ? decay : 1.0), bc = static_cast<T>(bc2_sqrt), ep = static_cast<T>(eps);
       const T size = static_cast<T>(step_size);
       for_elements<T>(p, g, [&](T* pp, const T* pg, int64_t i0, int64_t i1) {
         adamw_update(i1 - i0, pp + i0, pg + i0, m + i0, v + i0, dec, b1, b2, bc, ep, size);

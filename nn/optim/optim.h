@@ -1,5 +1,10 @@
 // Optimisers with PyTorch's update formulas (torch.optim.SGD and torch.optim.AdamW), a warm-up +
 // cosine learning-rate schedule, and gradient clipping by global norm.
+//
+// Weight decay can be left out per parameter, as timm's param_groups_weight_decay does with two
+// parameter groups (the second with weight_decay 0):
+//   optim::AdamW opt(model.parameters(), optim::AdamWOptions(1e-3).weight_decay(0.05),
+//                    optim::decay_mask(model.named_parameters()));
 #pragma once
 #include <string>
 #include <utility>
@@ -14,7 +19,8 @@ using nn::NamedTensors;
 
 class Optimizer {
  public:
-  explicit Optimizer(std::vector<Tensor> params, double lr) : params_(std::move(params)), lr(lr) {}
+  // decay_mask: per parameter, whether weight decay applies (empty: to every one).
+  Optimizer(std::vector<Tensor> params, double lr, std::vector<bool> decay_mask = {});
   virtual ~Optimizer() = default;
   virtual void step() = 0;  // parameters without a gradient are skipped, as in PyTorch
   void zero_grad();
@@ -26,9 +32,12 @@ class Optimizer {
   // Strict: a missing, unknown or mis-shaped entry throws naming it, and nothing is changed.
   virtual void load_state(const NamedTensors& s) = 0;
   const std::vector<Tensor>& params() const { return params_; }
+  // Whether parameter k gets weight decay (decay_mask's entry, true without a mask).
+  bool decays(size_t k) const { return decay_mask_.empty() || decay_mask_[k]; }
 
  protected:
   std::vector<Tensor> params_;
+  std::vector<bool> decay_mask_;
 
  public:
   double lr;
@@ -60,7 +69,7 @@ struct AdamWOptions {
 // nesterov: g = g + mu * b, else g = b; p -= lr * g.
 class SGD : public Optimizer {
  public:
-  SGD(std::vector<Tensor> params, const SGDOptions& options);
+  SGD(std::vector<Tensor> params, const SGDOptions& options, std::vector<bool> decay_mask = {});
   SGD(std::vector<Tensor> params, double lr) : SGD(std::move(params), SGDOptions(lr)) {}
   void step() override;
   std::string name() const override { return "SGD"; }
@@ -78,6 +87,8 @@ class SGD : public Optimizer {
 class AdamW : public Optimizer {
  public:
   explicit AdamW(std::vector<Tensor> params, const AdamWOptions& options = AdamWOptions());
+  // Parameter k gets weight decay only where decay_mask[k] (see decay_mask below).
+  AdamW(std::vector<Tensor> params, const AdamWOptions& options, std::vector<bool> decay_mask);
   AdamW(std::vector<Tensor> params, double lr) : AdamW(std::move(params), AdamWOptions(lr)) {}
   void step() override;
   std::string name() const override { return "AdamW"; }
@@ -90,6 +101,13 @@ class AdamW : public Optimizer {
   std::vector<Tensor> exp_avg_, exp_avg_sq_;
   int64_t step_ = 0;
 };
+
+// timm's param_groups_weight_decay rule, one entry per parameter in named_params' order (that of
+// Module::parameters()): false (no weight decay) for a parameter with at most 1 dimension (biases,
+// norm weights), a name ending in ".bias", or a name ending in one of no_decay_suffixes (MaxViT's
+// relative position bias tables by default, which timm's MaxxVit.no_weight_decay also excludes).
+std::vector<bool> decay_mask(const NamedTensors& named_params,
+                             const std::vector<std::string>& no_decay_suffixes = {"relative_position_bias_table"});
 
 // Linear warm-up from base_lr / warmup_steps to base_lr over warmup_steps, then cosine to 0 at
 // total_steps (torch_cifar_ref.py's schedule, per step). step counts from 0.
