@@ -247,6 +247,27 @@ TEST_CASE("a run stopped by --max-steps and resumed ends bitwise where an uninte
   CHECK(r.err.find("--lr: the checkpoint has 0.002, the command line 0.01") != std::string::npos);
 }
 
+TEST_CASE("every recipe ingredient on: a run stopped and resumed ends bitwise where an uninterrupted one does") {
+  TempDir dir;
+  const std::vector<std::string> recipe = {"--val-split",    "5",   "--model-ema-decay", "0.99", "--tta",
+                                           "flip",           "--norm-bias-decay",          "off",  "--precise-bn",
+                                           "64"};
+  auto with_recipe = [&](std::vector<std::string> more) {
+    more.insert(more.begin(), recipe.begin(), recipe.end());
+    return with(more);
+  };
+  Result r = run("train_cifar", with_recipe({"--out", "straight"}), dir);
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(r.out.find("weight average (EMA) decay 0.99 with warm-up") != std::string::npos);
+  CHECK(r.out.find("except on biases, norms and position-bias tables") != std::string::npos);
+  CHECK(r.out.find("% (averaged weights)") != std::string::npos);
+  r = run("train_cifar", with_recipe({"--out", "resumed", "--max-steps", "3"}), dir);
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  r = run("train_cifar", {"--out", "resumed", "--resume"}, dir);
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  check_same_run(dir / "straight", dir / "resumed", 2);
+}
+
 namespace {
 // Overwrites 64 bytes in the middle of a file (its data section) with 0xff, as the issue's new user did.
 void damage(const fs::path& path) {

@@ -44,6 +44,7 @@
 #include "maxgrad/data/loader.h"
 #include "maxgrad/nn/dist/data_parallel.h"
 #include "maxgrad/nn/dist/sync_batchnorm.h"
+#include "maxgrad/nn/ema.h"
 #include "maxgrad/nn/precise_bn.h"
 #include "maxgrad/nn/serialize/checkpoint.h"
 #include "maxgrad/nn/serialize/serialize.h"
@@ -373,8 +374,10 @@ int run(int argc, char** argv) {
 
   models::MaxVit model(cfg, static_cast<uint64_t>(r.seed));
   model.to(dt);
+  // --norm-bias-decay off: timm's exclusion of biases, norm weights and position-bias tables.
   optim::AdamW opt(model.parameters(),
-                   optim::AdamWOptions(r.lr).betas({0.9, 0.999}).eps(1e-8).weight_decay(r.weight_decay));
+                   optim::AdamWOptions(r.lr).betas({0.9, 0.999}).eps(1e-8).weight_decay(r.weight_decay),
+                   r.norm_bias_decay ? std::vector<bool>{} : optim::decay_mask(model.named_parameters()));
   const serialize::GeneratorRefs rngs = {{"drop_path", model.drop_gen.get()}};
 
   serialize::CheckpointInfo pos;  // where the run stands; epoch/batch/step as the checkpoint defines them
@@ -404,6 +407,14 @@ int run(int argc, char** argv) {
                 << (was_sync->second == "1" ? " and --sync-bn" : "") << "; this run goes on with " << ranks
                 << " rank(s)" << (tf.sync_bn ? " and --sync-bn" : "") << "\n";
     ck.reset();
+  }
+  // --model-ema-decay: the averaged weights, warmed up with timm's power 3/4 for runs of thousands
+  // of steps (the decay reaches 0.999 at 10K steps), kept in the checkpoint as extra "ema.*".
+  std::unique_ptr<nn::ModelEma> ema;
+  if (r.model_ema_decay > 0) {
+    ema = std::make_unique<nn::ModelEma>(
+        model, nn::ModelEmaOptions().decay(r.model_ema_decay).use_warmup(r.model_ema_warmup).warmup_power(0.75));
+    if (pos.step > 0) ema->load_state(pos.extra);
   }
   // Every rank starts from rank 0's weights (and, resumed, from the same checkpoint); --sync-bn
   // makes every BatchNorm2d a SyncBatchNorm over the ranks.
@@ -444,6 +455,8 @@ int run(int argc, char** argv) {
           (h.has_val() ? h.val_acc_precise >= h.val_acc : h.test_acc_precise >= h.test_acc) ? "precise" : "running";
       info.metadata["precise_bn_images"] = std::to_string(precise_images);
     }
+    if (ema)
+      for (auto& entry : ema->state()) info.extra.push_back(std::move(entry));
     serialize::save_checkpoint(last, model, &opt, rngs, info, prev);
   };
 
@@ -479,11 +492,25 @@ int run(int argc, char** argv) {
       const Evaluation pe = evaluate(model, set, r.batch, dt, r.label_smoothing, group);
       s.loss_precise = pe.loss, s.acc_precise = pe.accuracy, s.confusion = pe.confusion;
     }
+    if (ema) return s;
     if (r.tta == "flip") {
       const Evaluation te = evaluate(model, set, r.batch, dt, r.label_smoothing, group, /*flip=*/true);
       s.acc_tta = te.accuracy, s.confusion = te.confusion;
     }
     return s;
+  };
+  // The averaged weights, with precise statistics of their own (ema_precise) when on, else their
+  // averaged running statistics; test-time augmentation then applies to them.
+  std::vector<nn::BnPopulation> ema_precise;
+  auto score_ema = [&](const data::Dataset& set, Scores& s) {
+    nn::EmaSwap weights(model, *ema);
+    BnStatsSwap stats(ema_precise);
+    const Evaluation ee = evaluate(model, set, r.batch, dt, r.label_smoothing, group);
+    s.acc_ema = ee.accuracy, s.confusion = ee.confusion;
+    if (r.tta == "flip") {
+      const Evaluation te = evaluate(model, set, r.batch, dt, r.label_smoothing, group, /*flip=*/true);
+      s.acc_tta = te.accuracy, s.confusion = te.confusion;
+    }
   };
   Scores last_eval;
   bool evaluated = false;
@@ -573,6 +600,7 @@ int run(int argc, char** argv) {
         dump_to.reset();
       }
       ++pos.step, ++pos.batch;
+      if (ema) ema->update(model, pos.step);
       unsaved = true;
       sums.loss += loss_value * static_cast<double>(batch_images);
       sums.correct += static_cast<int64_t>(batch_sums[1]);
@@ -591,6 +619,10 @@ int run(int argc, char** argv) {
       precise = precise_bn_stats(model, data.train, r, dt, group);
       const int64_t wanted = std::min(r.precise_bn, data.train.size()), pb = std::min(r.batch, wanted);
       precise_images = wanted / pb * pb;  // whole batches
+      if (ema) {
+        nn::EmaSwap weights(model, *ema);
+        ema_precise = precise_bn_stats(model, data.train, r, dt, group);
+      }
     }
     cli::EpochRecord rec{pos.epoch + 1,
                          pos.step,
@@ -604,13 +636,15 @@ int run(int argc, char** argv) {
     // with --val-split the test set is evaluated once, after the last epoch.
     if (r.val_split > 0) {
       if (rank0) bar.note("evaluating on " + std::to_string(data.val.size()) + " held-out training images ...");
-      const Scores v = score(data.val);
+      Scores v = score(data.val);
+      if (ema) score_ema(data.val, v);
       rec.val_loss = v.loss, rec.val_acc = v.acc, rec.val_loss_precise = v.loss_precise;
       rec.val_acc_precise = v.acc_precise, rec.val_acc_ema = v.acc_ema, rec.val_acc_tta = v.acc_tta;
     }
     if (r.val_split == 0 || pos.epoch + 1 == r.epochs) {
       if (rank0) bar.note("evaluating on " + std::to_string(data.test.size()) + " test images ...");
       last_eval = score(data.test);
+      if (ema) score_ema(data.test, last_eval);
       evaluated = true;
       rec.test_loss = last_eval.loss, rec.test_acc = last_eval.acc, rec.test_loss_precise = last_eval.loss_precise;
       rec.test_acc_precise = last_eval.acc_precise, rec.test_acc_ema = last_eval.acc_ema;
