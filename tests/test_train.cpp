@@ -261,6 +261,16 @@ TEST_CASE("every recipe ingredient on: a run stopped and resumed ends bitwise wh
   CHECK(r.out.find("weight average (EMA) decay 0.99 with warm-up") != std::string::npos);
   CHECK(r.out.find("except on biases, norms and position-bias tables") != std::string::npos);
   CHECK(r.out.find("% (averaged weights)") != std::string::npos);
+  // predict uses the model the run evaluated best: here the averaged weights or the model's own.
+  std::map<std::string, std::string> meta;
+  mg::serialize::load_tensors(dir / "straight/last.safetensors", &meta);
+  REQUIRE(meta.count("eval_weights") == 1);
+  const std::vector<unsigned char> grey(32 * 32 * 3, 128);
+  REQUIRE(stbi_write_png((dir / "grey.png").c_str(), 32, 32, 3, grey.data(), 32 * 3));
+  const Result p = run("predict", {"--checkpoint", "straight/last.safetensors", "grey.png"}, dir);
+  REQUIRE_MESSAGE(p.status == 0, p.err);
+  CHECK((p.err.find("the averaged weights (EMA)") != std::string::npos) == (meta["eval_weights"] == "ema"));
+
   r = run("train_cifar", with_recipe({"--out", "resumed", "--max-steps", "3"}), dir);
   REQUIRE_MESSAGE(r.status == 0, r.err);
   r = run("train_cifar", {"--out", "resumed", "--resume"}, dir);

@@ -90,33 +90,45 @@ std::vector<uint8_t> resize(const std::vector<uint8_t>& src, int64_t h, int64_t 
 
 }  // namespace
 
-// A train_cifar checkpoint may carry, beside the running BatchNorm statistics of its state_dict,
-// precise ones recomputed for the final weights (extra.precise_bn.LAYER.running_mean/var, see
-// nn/precise_bn.h) and, in "eval_bn", which of the two evaluated better on the test set: those are
-// used, and stderr says which.
-void use_best_bn_stats(const serialize::Checkpoint& ck, models::MaxVit& model) {
-  const auto it = ck.info.metadata.find("eval_bn");
-  if (it == ck.info.metadata.end() || it->second != "precise") {
-    std::cerr << "predict: BatchNorm statistics: the running ones, as trained\n";
-    return;
-  }
-  std::map<std::string, Tensor> extra(ck.info.extra.begin(), ck.info.extra.end());
-  std::vector<std::pair<nn::BatchNorm2d*, std::pair<Tensor, Tensor>>> found;
-  for (auto& [name, bn] : nn::batch_norm_layers(model)) {
-    const auto m = extra.find("precise_bn." + name + ".running_mean"),
-               v = extra.find("precise_bn." + name + ".running_var");
-    MG_CHECK(m != extra.end() && v != extra.end() && m->second.shape() == bn->running_mean.shape() &&
-                 v->second.shape() == bn->running_var.shape(),
-             "checkpoint " + ck.path, "says its precise BatchNorm statistics evaluated better, but those of ", name,
-             " are missing or of the wrong shape");
-    found.push_back({bn, {m->second, v->second}});
-  }
+// A train_cifar checkpoint may carry, beside its state_dict, the averaged weights of
+// --model-ema-decay (extra.ema.NAME) and precise BatchNorm statistics recomputed for the final
+// weights (extra.precise_bn.LAYER.running_mean/var, see nn/precise_bn.h) or for the averaged ones
+// (extra.ema_precise_bn.*). Its metadata says which evaluated better ("eval_weights": model or ema;
+// "eval_bn": running or precise; on the held-out images when the run had them): those are used, and
+// stderr says which.
+void use_best_weights(const serialize::Checkpoint& ck, models::MaxVit& model) {
+  auto said = [&](const char* key) {
+    const auto it = ck.info.metadata.find(key);
+    return it == ck.info.metadata.end() ? std::string() : it->second;
+  };
+  const std::map<std::string, Tensor> extra(ck.info.extra.begin(), ck.info.extra.end());
+  auto entry = [&](const std::string& name, const Tensor& like, const char* what) {
+    const auto it = extra.find(name);
+    MG_CHECK(it != extra.end() && it->second.shape() == like.shape() && it->second.dtype() == like.dtype(),
+             "checkpoint " + ck.path, "says its ", what, " evaluated better, but ", name,
+             " is missing or not of shape ", like.info());
+    return it->second;
+  };
+  const bool ema = said("eval_weights") == "ema";
+  std::vector<std::pair<Tensor, Tensor>> copies;  // (model tensor, what it becomes): all checked first
+  if (ema)
+    for (const auto& [name, t] : model.state_dict()) copies.push_back({t, entry("ema." + name, t, "averaged weights")});
+  const bool precise = said("eval_bn") == "precise";
+  const std::string prefix = ema ? "ema_precise_bn." : "precise_bn.";
+  if (precise)
+    for (auto& [name, bn] : nn::batch_norm_layers(model)) {
+      copies.push_back({bn->running_mean, entry(prefix + name + ".running_mean", bn->running_mean, "precise statistics")});
+      copies.push_back({bn->running_var, entry(prefix + name + ".running_var", bn->running_var, "precise statistics")});
+    }
   NoGradGuard no_grad;
-  for (auto& [bn, mv] : found) bn->running_mean.copy_(mv.first), bn->running_var.copy_(mv.second);
-  const auto images = ck.info.metadata.find("precise_bn_images");
-  std::cerr << "predict: BatchNorm statistics: precise, recomputed for the final weights"
-            << (images != ck.info.metadata.end() ? " over " + images->second + " training images" : std::string())
-            << " (they evaluated better than the running ones)\n";
+  for (auto& [to, from] : copies) to.copy_(from);
+  const std::string images = said("precise_bn_images");
+  std::cerr << "predict: " << (ema ? "the averaged weights (EMA), " : "")
+            << "BatchNorm statistics: "
+            << (precise ? "precise, recomputed for the final weights" + (images.empty() ? "" : " over " + images +
+                                                                            " training images")
+                        : std::string("the running ones, as trained"))
+            << (ema || precise ? " (they evaluated better)" : "") << "\n";
 }
 
 int main(int argc, char** argv) {
@@ -154,7 +166,7 @@ int main(int argc, char** argv) {
     models::MaxVit model(cfg, 0);
     model.to(dt);
     serialize::restore_weights(ck, model);
-    use_best_bn_stats(ck, model);
+    use_best_weights(ck, model);
     model.eval();
 
     std::vector<std::string> classes;

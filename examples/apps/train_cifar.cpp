@@ -422,7 +422,8 @@ int run(int argc, char** argv) {
   dist::DistributedDataParallel ddp(model, g_group);
   if (rank0) fs::create_directories(out);
 
-  std::vector<nn::BnPopulation> precise;  // the last evaluation's precise statistics, if on
+  std::vector<nn::BnPopulation> precise;      // the last evaluation's precise statistics, if on
+  std::vector<nn::BnPopulation> ema_precise;  // and the averaged weights' (--model-ema-decay)
   int64_t precise_images = 0;
   auto save = [&](double epoch_seconds) {
     serialize::CheckpointInfo info = pos;
@@ -443,17 +444,30 @@ int run(int argc, char** argv) {
                   {"epoch_seconds", Tensor::scalar(epoch_seconds, DType::Float64)}};
     // The last evaluation's precise BatchNorm statistics, and which statistics evaluated better
     // (predict uses those); the state_dict keeps the running ones, as trained.
-    if (!precise.empty() && !history.empty() && history.back().has_precise()) {
-      for (const nn::BnPopulation& p : precise) {
+    // The final weights' precise statistics (and the averaged weights'), and which of the
+    // evaluated models predict should use: chosen on the held-out images when there are some, as
+    // choosing on the test set would tune on it.
+    auto stats = [&](const std::vector<nn::BnPopulation>& pop, const std::string& prefix) {
+      for (const nn::BnPopulation& p : pop) {
         const int64_t c = static_cast<int64_t>(p.mean.size());
-        info.extra.emplace_back("precise_bn." + p.name + ".running_mean", Tensor::from_vector(p.mean, {c}, dt));
-        info.extra.emplace_back("precise_bn." + p.name + ".running_var", Tensor::from_vector(p.var, {c}, dt));
+        info.extra.emplace_back(prefix + p.name + ".running_mean", Tensor::from_vector(p.mean, {c}, dt));
+        info.extra.emplace_back(prefix + p.name + ".running_var", Tensor::from_vector(p.var, {c}, dt));
       }
-      // Chosen on the held-out images when there are some: choosing on the test set would tune on it.
+    };
+    if (!history.empty()) {
       const cli::EpochRecord& h = history.back();
-      info.metadata["eval_bn"] =
-          (h.has_val() ? h.val_acc_precise >= h.val_acc : h.test_acc_precise >= h.test_acc) ? "precise" : "running";
-      info.metadata["precise_bn_images"] = std::to_string(precise_images);
+      const bool val = h.has_val();
+      const double running = val ? h.val_acc : h.test_acc, precise_acc = val ? h.val_acc_precise : h.test_acc_precise;
+      const double ema_acc = val ? h.val_acc_ema : h.test_acc_ema;
+      const bool use_precise = !precise.empty() && !std::isnan(precise_acc) && precise_acc >= running;
+      const bool use_ema = ema && !std::isnan(ema_acc) && ema_acc >= (use_precise ? precise_acc : running);
+      if (!precise.empty() && !std::isnan(precise_acc)) {
+        stats(precise, "precise_bn.");
+        if (ema) stats(ema_precise, "ema_precise_bn.");
+        info.metadata["precise_bn_images"] = std::to_string(precise_images);
+      }
+      info.metadata["eval_bn"] = (use_ema ? !ema_precise.empty() : use_precise) ? "precise" : "running";
+      if (ema) info.metadata["eval_weights"] = use_ema ? "ema" : "model";
     }
     if (ema)
       for (auto& entry : ema->state()) info.extra.push_back(std::move(entry));
@@ -501,7 +515,6 @@ int run(int argc, char** argv) {
   };
   // The averaged weights, with precise statistics of their own (ema_precise) when on, else their
   // averaged running statistics; test-time augmentation then applies to them.
-  std::vector<nn::BnPopulation> ema_precise;
   auto score_ema = [&](const data::Dataset& set, Scores& s) {
     nn::EmaSwap weights(model, *ema);
     BnStatsSwap stats(ema_precise);
