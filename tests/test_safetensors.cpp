@@ -331,9 +331,16 @@ TEST_CASE("safetensors rejects every class of malformed file, naming the file an
   std::vector<unsigned char> huge = make("{}", 0), past = make("{}", 0);
   huge[3] = 0x10;  // 2^24 * 16 = 256 MiB
   past[0] = 100;
+  std::string zeros = "0";
+  for (int i = 1; i < 600000; ++i) zeros += ",0";
   const Bad cases[] = {
       {"truncated", {1, 2, 3}, {"file is 3 bytes, too short"}},
-      {"header length over the cap", huge, {"header length 268435458 exceeds the 104857600-byte limit"}},
+      {"header length over the cap", huge, {"header length 268435458 exceeds the 16777216-byte limit"}},
+      // 600K values in a 1.2 MB header: parsed, they would take 66 MB (110 bytes each).
+      {"too many values", make(R"({"__metadata__":null,"a":[)" + zeros + "]}", 0),
+       {"more than 524288 values"}},
+      {"too many dimensions", make(R"({"x":{"dtype":"F64","shape":[1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1],"data_offsets":[0,8]}})", 8),
+       {"has 17 dimensions; at most 16"}},
       {"header length past the end", past, {"header length 100 runs past the end of the file (10 bytes)"}},
       {"not JSON", make("{not json", 0), {"header is not well-formed JSON"}},
       {"trailing comma", make(R"({"x":)" + e8 + ",}", 8), {"not well-formed JSON"}},

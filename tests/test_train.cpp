@@ -270,6 +270,9 @@ TEST_CASE("every recipe ingredient on: a run stopped and resumed ends bitwise wh
   const Result p = run("predict", {"--checkpoint", "straight/last.safetensors", "grey.png"}, dir);
   REQUIRE_MESSAGE(p.status == 0, p.err);
   CHECK((p.err.find("the averaged weights (EMA)") != std::string::npos) == (meta["eval_weights"] == "ema"));
+  // A file that is not what the flag says is the input's fault: exit 2 (shared/spec/cli.md).
+  CHECK(run("predict", {"--checkpoint", "straight/log.csv", "grey.png"}, dir).status == 2);
+  CHECK(run("predict", {"--checkpoint", "straight/last.safetensors", "straight/log.csv"}, dir).status == 2);
 
   r = run("train_cifar", with_recipe({"--out", "resumed", "--max-steps", "3"}), dir);
   REQUIRE_MESSAGE(r.status == 0, r.err);

@@ -151,6 +151,9 @@ int main(int argc, char** argv) {
     std::cerr << "predict: --checkpoint and at least one image are required\n\n" << flags.usage();
     return 2;
   }
+  // Until the model is loaded, every failure is the checkpoint's (shared/spec/cli.md: exit 2); after,
+  // an image's decoding errors are DataError (exit 2), anything else a failure of this program.
+  bool loading = true;
   try {
     const serialize::Checkpoint ck = serialize::read_checkpoint(*pf.checkpoint);
     cli::ModelFlags mf;
@@ -168,6 +171,7 @@ int main(int argc, char** argv) {
     serialize::restore_weights(ck, model);
     use_best_weights(ck, model);
     model.eval();
+    loading = false;
 
     std::vector<std::string> classes;
     if (auto it = ck.info.metadata.find("classes"); it != ck.info.metadata.end()) classes = split(it->second, ',');
@@ -200,12 +204,12 @@ int main(int argc, char** argv) {
         std::cout << line;
       }
     }
-  } catch (const safetensors::ChecksumError& e) {  // a damaged input file (shared/spec/cli.md)
+  } catch (const data::DataError& e) {  // an image that is not one
     std::cerr << "predict: " << e.what() << "\n";
     return 2;
   } catch (const std::exception& e) {
-    std::cerr << "predict: " << e.what() << "\n";
-    return 1;
+    std::cerr << "predict: " << e.what() << "\n";  // the errors name the file
+    return loading ? 2 : 1;
   }
   return 0;
 }
