@@ -2,6 +2,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
+
+#include "maxgrad/data/class_name.h"
 
 namespace mg::data {
 
@@ -15,9 +18,15 @@ const std::vector<std::string>& cifar10_classes() {
 
 namespace {
 
-std::vector<uint8_t> read_file(const fs::path& path) {
+// A whole file of at most `cap` bytes; a FIFO or device is refused before it is opened (reading one
+// could block for ever), a larger file before anything is allocated.
+std::vector<uint8_t> read_file(const fs::path& path, uintmax_t cap) {
   std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) throw DataError("CIFAR-10: " + path.string() + " is not a regular file");
   const auto size = fs::file_size(path, ec);
+  if (!ec && size > cap)
+    throw DataError("CIFAR-10: " + path.string() + " has " + std::to_string(size) + " bytes, more than the " +
+                    std::to_string(cap) + " of a CIFAR-10 file");
   std::ifstream in(path, std::ios::binary);
   if (ec || !in) throw DataError("CIFAR-10: cannot open " + path.string());
   std::vector<uint8_t> bytes(size);
@@ -29,12 +38,14 @@ std::vector<uint8_t> read_file(const fs::path& path) {
 // batches.meta.txt has the ten names and may end in blank lines; a file of another length is not CIFAR-10's.
 std::vector<std::string> read_class_names(const fs::path& meta) {
   if (!fs::exists(meta)) return cifar10_classes();
-  std::ifstream in(meta);
+  const std::vector<uint8_t> bytes = read_file(meta, 4096);  // the real one has 61 bytes
+  std::istringstream in(std::string(bytes.begin(), bytes.end()));
   std::vector<std::string> names;
   for (std::string line; std::getline(in, line);) {
     while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
     if (!line.empty()) names.push_back(line);
   }
+  for (const std::string& name : names) check_class_name(name, "CIFAR-10: " + meta.string());
   if (names.size() != 10)
     throw DataError("CIFAR-10: " + meta.string() + " lists " + std::to_string(names.size()) +
                     " class names, expected 10");
@@ -46,7 +57,8 @@ std::vector<std::string> read_class_names(const fs::path& meta) {
 void read_cifar10_batch(const std::string& path, ImageSet& out) {
   if (out.shape().numel() != kCifarRecordBytes - 1)
     throw DataError("CIFAR-10: reading " + path + " into an ImageSet whose images are not 3x32x32");
-  const std::vector<uint8_t> bytes = read_file(path);
+  // The official batches hold 10,000 records each: 30,730,000 bytes.
+  const std::vector<uint8_t> bytes = read_file(path, 10000 * kCifarRecordBytes);
   if (bytes.empty() || bytes.size() % kCifarRecordBytes != 0)
     throw DataError("CIFAR-10: " + path + " has " + std::to_string(bytes.size()) +
                     " bytes, not a positive multiple of the 3073-byte record (truncated or not a CIFAR-10 batch?)");

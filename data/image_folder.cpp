@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "maxgrad/core/runtime/tbb_for.h"  // header-only: tbb::parallel_for that ThreadSanitizer can follow
+#include "maxgrad/data/class_name.h"
 
 namespace mg::data {
 
@@ -43,6 +44,7 @@ ImageFolder::ImageFolder(const std::string& root, ImageFolderOptions options) : 
     if (images.empty())
       throw DataError("ImageFolder: class folder " + class_dir.string() + " has no .jpg/.jpeg/.png/.bmp files");
     const int64_t label = static_cast<int64_t>(classes_.size());
+    check_class_name(class_dir.filename().string(), "ImageFolder: " + root);
     classes_.push_back(class_dir.filename().string());
     for (const fs::path& p : images) files_.push_back({p.string(), label});
   }

@@ -1,0 +1,91 @@
+// Data files from strangers (issue "hostile files"): a CIFAR-10 folder or an ImageFolder whose files
+// could make a reader allocate without bound, block for ever, or carry class names that break the
+// checkpoint written an epoch later is refused at once, with a DataError naming the file.
+#include <doctest/doctest.h>
+#include <sys/stat.h>
+
+#include <fstream>
+#include <functional>
+#include <string>
+
+#include "maxgrad/data/cifar_binary.h"
+#include "maxgrad/data/class_name.h"
+#include "maxgrad/data/image_folder.h"
+#include "temp_dir.h"
+
+namespace fs = std::filesystem;
+using mg::testing::TempDir;
+using namespace mg::data;
+
+namespace {
+
+// A CIFAR-10 folder of one record per batch file.
+void write_cifar(const TempDir& dir) {
+  std::string record(kCifarRecordBytes, '\x40');
+  record[0] = 3;
+  for (const char* f : {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin",
+                        "data_batch_5.bin", "test_batch.bin"})
+    std::ofstream(dir / f, std::ios::binary) << record;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const DataError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("class names: UTF-8 without commas or control characters, at most 128 bytes") {
+  for (const std::string& ok :
+       {std::string("airplane"), std::string("Straße"), std::string("猫"), std::string(128, 'a')})
+    CHECK_NOTHROW(check_class_name(ok, "test"));
+  const std::pair<std::string, std::string> bad[] = {
+      {"cat,dog", "holds a comma"},
+      {"\xff\xfe", "not valid UTF-8"},
+      {"a\x1b[2Jb", "control character"},
+      {"", "is empty"},
+      {std::string(129, 'a'), "longer than 128"},
+      {"\xc0\xaf", "not valid UTF-8"},  // an overlong '/'
+  };
+  for (const auto& [name, why] : bad) {
+    const std::string e = error_of([&] { check_class_name(name, "meta.txt"); });
+    CAPTURE(e);
+    CHECK(e.find(why) != std::string::npos);
+    CHECK(e.find("meta.txt") == 0);
+    CHECK(e.find('\x1b') == std::string::npos);  // shown escaped, never sent to the terminal raw
+  }
+}
+
+TEST_CASE("CIFAR-10 binary: oversized batches, FIFOs and bad class names are refused before reading") {
+  TempDir dir;
+  write_cifar(dir);
+  CHECK(load_cifar10_binary(dir.path.string(), CifarSplit::train).size() == 5);
+
+  // A sparse 1 TB batch file: refused by its size, nothing allocated (before: std::bad_alloc).
+  fs::resize_file(dir / "data_batch_2.bin", uintmax_t{1} << 40);
+  std::string e = error_of([&] { load_cifar10_binary(dir.path.string(), CifarSplit::train); });
+  CHECK(e.find("data_batch_2.bin has 1099511627776 bytes, more than the 30730000") != std::string::npos);
+  write_cifar(dir);
+
+  // A FIFO as batches.meta.txt: reading it would wait for a writer that never comes.
+  REQUIRE(mkfifo((dir / "batches.meta.txt").c_str(), 0600) == 0);
+  e = error_of([&] { load_cifar10_binary(dir.path.string(), CifarSplit::test); });
+  CHECK(e.find("batches.meta.txt is not a regular file") != std::string::npos);
+  fs::remove(dir / "batches.meta.txt");
+
+  std::ofstream(dir / "batches.meta.txt") << "a\nb\nc\nd\ne\nf\ng\nh\ni\nj,k\n";
+  e = error_of([&] { load_cifar10_binary(dir.path.string(), CifarSplit::test); });
+  CHECK(e.find("class name 'j,k' holds a comma") != std::string::npos);
+}
+
+TEST_CASE("ImageFolder: a class folder whose name is not a usable class name is refused") {
+  TempDir dir;
+  fs::create_directories(dir / "root/bad,name");
+  std::ofstream(dir / "root/bad,name/x.png") << "not read";
+  const std::string e = error_of([&] { ImageFolder folder(dir / "root"); });
+  CHECK(e.find("class name 'bad,name' holds a comma") != std::string::npos);
+}
