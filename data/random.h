@@ -44,4 +44,9 @@ inline uint64_t stream_key(uint64_t seed, uint64_t a, uint64_t b = 0) {
   return SplitMix64(k ^ b).next();
 }
 
+// Each transform with random choices of its own draws from its own streams, stream_key(seed ^ salt, epoch,
+// index), never from the crop-and-flip stream: switching one on leaves every other draw as it was. Each salt
+// spells its name in ASCII.
+constexpr uint64_t kAutoAugmentSalt = 0x6175746F61756721ull;  // "autoaug!"
+
 }  // namespace mg::data

@@ -1,0 +1,226 @@
+// Tests of TrivialAugmentWide's and RandAugment's ops against torchvision's outputs (tests/golden/augment,
+// made by gen_augment.py there; no PyTorch needed here), and the statistics of their draws.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "maxgrad/data/auto_augment.h"
+
+namespace fs = std::filesystem;
+using namespace mg::data;
+
+namespace {
+
+fs::path golden_dir() {
+  const char* s = std::getenv("MAXGRAD_SOURCE");
+  REQUIRE_MESSAGE(s != nullptr, "MAXGRAD_SOURCE must point at the project's source folder (CTest sets it)");
+  return fs::path(s) / "tests" / "golden" / "augment";
+}
+
+AugmentOp op_named(const std::string& name) {
+  for (int64_t k = 0; k < kNumAugmentOps; ++k)
+    if (name == op_name(static_cast<AugmentOp>(k))) return static_cast<AugmentOp>(k);
+  FAIL("no op named " << name);
+  return AugmentOp::identity;
+}
+
+struct GoldenImage {
+  int64_t c = 0, h = 0, w = 0;
+  std::vector<uint8_t> pixels;
+};
+struct GoldenCase {
+  std::string image, op;
+  double magnitude = 0;
+  std::vector<uint8_t> expected;
+};
+
+// cases.txt lists the images, then the cases; cases.bin holds their bytes in the same order.
+void read_golden(std::map<std::string, GoldenImage>& images, std::vector<GoldenCase>& cases) {
+  std::ifstream txt(golden_dir() / "cases.txt"), bin(golden_dir() / "cases.bin", std::ios::binary);
+  REQUIRE_MESSAGE(txt, "missing tests/golden/augment/cases.txt (run gen_augment.py there)");
+  REQUIRE(bin);
+  const auto read_bytes = [&](int64_t n) {
+    std::vector<uint8_t> out(static_cast<size_t>(n));
+    bin.read(reinterpret_cast<char*>(out.data()), static_cast<std::streamsize>(n));
+    REQUIRE(bin.gcount() == n);
+    return out;
+  };
+  for (std::string line; std::getline(txt, line);) {
+    std::istringstream in(line);
+    std::string kind;
+    in >> kind;
+    if (kind == "image") {
+      std::string name;
+      GoldenImage img;
+      in >> name >> img.c >> img.h >> img.w;
+      img.pixels = read_bytes(img.c * img.h * img.w);
+      images[name] = img;
+    } else if (kind == "case") {
+      GoldenCase c;
+      std::string magnitude;
+      in >> c.image >> c.op >> magnitude;
+      c.magnitude = std::strtod(magnitude.c_str(), nullptr);  // repr() of a Python float: exact
+      const GoldenImage& img = images.at(c.image);
+      c.expected = read_bytes(img.c * img.h * img.w);
+      cases.push_back(c);
+    }
+  }
+  REQUIRE(bin.peek() == std::char_traits<char>::eof());
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------------------
+TEST_CASE("augment ops: every golden case equals torchvision's output exactly") {
+  std::map<std::string, GoldenImage> images;
+  std::vector<GoldenCase> cases;
+  read_golden(images, cases);
+  REQUIRE(cases.size() >= 40);
+  std::map<std::string, int> per_op;
+  for (const GoldenCase& gc : cases) {
+    const GoldenImage& img = images.at(gc.image);
+    std::vector<uint8_t> out = img.pixels;
+    apply_op(out.data(), img.c, img.h, img.w, op_named(gc.op), gc.magnitude);
+    int64_t differing = 0, worst = 0, first = -1;
+    for (size_t i = 0; i < out.size(); ++i) {
+      const int64_t d = std::abs(int64_t{out[i]} - gc.expected[i]);
+      if (d != 0 && first < 0) first = static_cast<int64_t>(i);
+      differing += d != 0;
+      worst = std::max(worst, d);
+    }
+    CHECK_MESSAGE(differing == 0, gc.op, "(", gc.magnitude, ") on image ", gc.image, ": ", differing,
+                  " values differ, by up to ", worst, "; first at flat index ", first);
+    ++per_op[gc.op];
+  }
+  // Every op is covered, and the case set checks something: a no-op would not match these.
+  for (int64_t k = 1; k < kNumAugmentOps; ++k) CHECK(per_op[op_name(static_cast<AugmentOp>(k))] >= 1);
+  for (const GoldenCase& gc : cases)
+    if (gc.op == "Rotate" || gc.op == "Equalize")
+      CHECK_MESSAGE(gc.expected != images.at(gc.image).pixels, gc.op, " ", gc.magnitude, " on ", gc.image);
+}
+
+TEST_CASE("augment ops: torchvision's op spaces, order, signs and magnitude tables") {
+  std::ifstream txt(golden_dir() / "magnitudes.txt");
+  REQUIRE(txt);
+  int64_t lines = 0, values = 0;
+  std::map<std::string, int64_t> position;
+  for (std::string line; std::getline(txt, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream in(line);
+    std::string space, name;
+    int is_signed = 0;
+    in >> space >> name >> is_signed;
+    const bool wide = space == "wide";
+    const AugmentOp op = static_cast<AugmentOp>(position[space]++);  // the op draw indexes this order
+    CHECK(name == op_name(op));
+    CHECK(is_signed == op_is_signed(op));
+    std::vector<double> table;
+    for (double v; in >> v;) table.push_back(v);
+    CHECK(op_has_magnitude(op) == !table.empty());
+    for (size_t bin = 0; bin < table.size(); ++bin) {
+      const double mine = op_magnitude(op, static_cast<int64_t>(bin), kNumMagnitudeBins, wide, 32, 32);
+      CHECK_MESSAGE(static_cast<float>(mine) == static_cast<float>(table[bin]), space, " ", name, " bin ", bin, ": ",
+                    mine, " vs torch's ", table[bin]);
+      ++values;
+    }
+    ++lines;
+  }
+  CHECK(lines == 2 * kNumAugmentOps);
+  CHECK(values == 22 * kNumMagnitudeBins);
+  // RandAugment's translations scale with the image: 150/331 of the width (x) or height (y).
+  CHECK(op_magnitude(AugmentOp::translate_x, 30, 31, false, 20, 64) == doctest::Approx(150.0 / 331.0 * 64));
+  CHECK(op_magnitude(AugmentOp::translate_y, 30, 31, false, 20, 64) == doctest::Approx(150.0 / 331.0 * 20));
+}
+
+TEST_CASE("augment ops: a few properties by hand") {
+  const std::vector<uint8_t> ramp = [] {
+    std::vector<uint8_t> v(3 * 8 * 8);
+    for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<uint8_t>(i * 5 % 256);
+    return v;
+  }();
+  auto img = ramp;
+  rotate(img.data(), 3, 8, 8, 360);  // a full turn is the identity, pixel for pixel
+  CHECK(img == ramp);
+  img = ramp;
+  affine(img.data(), 3, 8, 8, 0, {2, 0}, 1, {0, 0});  // 2 pixels to the right, zeros come in on the left
+  for (int c = 0; c < 3; ++c)
+    for (int y = 0; y < 8; ++y)
+      for (int x = 0; x < 8; ++x)
+        CHECK(img[static_cast<size_t>((c * 8 + y) * 8 + x)] ==
+              (x < 2 ? 0 : ramp[static_cast<size_t>((c * 8 + y) * 8 + x - 2)]));
+  img = ramp;
+  posterize(img.data(), 3, 8, 8, 3);
+  for (size_t i = 0; i < img.size(); ++i) CHECK(img[i] == (ramp[i] & 0xE0));
+  img = ramp;
+  adjust_brightness(img.data(), 3, 8, 8, 1.0);  // factor 1: img * 1 + 0 exactly
+  CHECK(img == ramp);
+  CHECK_THROWS_WITH_AS(equalize(img.data(), 2, 8, 8),
+                       doctest::Contains("equalize: 2 channels; torchvision defines it for 1 (grey) or 3 (RGB)"),
+                       std::invalid_argument);
+  CHECK_THROWS_AS(posterize(img.data(), 3, 8, 8, 9), std::invalid_argument);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+TEST_CASE("augment draws: TrivialAugmentWide's ops, bins and signs are uniform") {
+  const int n = 140000;
+  std::vector<int> ops(kNumAugmentOps), bins(kNumMagnitudeBins);
+  int with_bin = 0, signed_draws = 0, negative = 0;
+  for (int i = 0; i < n; ++i) {
+    const std::vector<OpDraw> d = draw_auto_augment(AutoAugment::trivial_augment_wide, 5, 0, i, 32, 32);
+    REQUIRE(d.size() == 1);
+    const OpDraw& o = d[0];
+    ++ops[static_cast<size_t>(o.op)];
+    if (op_has_magnitude(o.op)) {
+      ++bins[static_cast<size_t>(o.bin)], ++with_bin;
+      CHECK(std::abs(o.magnitude) == op_magnitude(o.op, o.bin, kNumMagnitudeBins, true, 32, 32));
+    } else {
+      CHECK((o.bin == 0 && o.magnitude == 0));
+    }
+    if (op_is_signed(o.op)) signed_draws += 1, negative += o.negative;
+    CHECK((o.negative ? op_is_signed(o.op) : true));
+    CHECK(o.negative == std::signbit(o.magnitude));  // bin 0 of a signed op gives -0.0
+  }
+  // Each count within 8% of its expectation: 6 standard deviations for the ops, 4.8 for the bins.
+  for (int k = 0; k < kNumAugmentOps; ++k)
+    CHECK_MESSAGE(std::abs(ops[static_cast<size_t>(k)] - n / 14.0) < 0.08 * n / 14.0,
+                  op_name(static_cast<AugmentOp>(k)));
+  for (int b = 0; b < kNumMagnitudeBins; ++b)
+    CHECK_MESSAGE(std::abs(bins[static_cast<size_t>(b)] - with_bin / 31.0) < 0.08 * with_bin / 31.0, "bin ", b);
+  CHECK(std::abs(negative - signed_draws / 2.0) < 0.02 * signed_draws);
+  // The same (seed, epoch, index) draws the same; another epoch draws afresh.
+  int same = 0;
+  for (int i = 0; i < 1000; ++i) {
+    const OpDraw a = draw_auto_augment(AutoAugment::trivial_augment_wide, 5, 0, i, 32, 32)[0];
+    const OpDraw b = draw_auto_augment(AutoAugment::trivial_augment_wide, 5, 0, i, 32, 32)[0];
+    const OpDraw c = draw_auto_augment(AutoAugment::trivial_augment_wide, 5, 1, i, 32, 32)[0];
+    CHECK((a.op == b.op && a.bin == b.bin && a.negative == b.negative));
+    same += a.op == c.op && a.bin == c.bin && a.negative == c.negative;
+  }
+  CHECK(same < 50);
+}
+
+TEST_CASE("augment draws: RandAugment draws num_ops ops at its fixed magnitude") {
+  const int n = 28000;
+  std::vector<int> ops(kNumAugmentOps);
+  for (int i = 0; i < n; ++i) {
+    const std::vector<OpDraw> d = draw_auto_augment(AutoAugment::rand_augment, 9, 2, i, 32, 32, 3, 9);
+    REQUIRE(d.size() == 3);
+    for (const OpDraw& o : d) {
+      ++ops[static_cast<size_t>(o.op)];
+      CHECK(o.bin == (op_has_magnitude(o.op) ? 9 : 0));
+      CHECK(std::abs(o.magnitude) == (op_has_magnitude(o.op) ? op_magnitude(o.op, 9, 31, false, 32, 32) : 0.0));
+    }
+  }
+  for (int k = 0; k < kNumAugmentOps; ++k)
+    CHECK(std::abs(ops[static_cast<size_t>(k)] - 3.0 * n / 14) < 0.08 * 3 * n / 14);
+  CHECK(draw_auto_augment(AutoAugment::none, 9, 2, 0, 32, 32).empty());
+  CHECK(draw_auto_augment(AutoAugment::rand_augment, 9, 2, 0, 32, 32, 0, 9).empty());
+}
