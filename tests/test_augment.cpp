@@ -1,5 +1,5 @@
 // Tests of TrivialAugmentWide's and RandAugment's ops against torchvision's outputs (tests/golden/augment,
-// made by gen_augment.py there; no PyTorch needed here), and the statistics of their draws.
+// made by gen_augment.py there; no PyTorch needed here), the statistics of their draws, and random erasing.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "maxgrad/data/auto_augment.h"
+#include "maxgrad/data/random_erasing.h"
 
 namespace fs = std::filesystem;
 using namespace mg::data;
@@ -223,4 +224,58 @@ TEST_CASE("augment draws: RandAugment draws num_ops ops at its fixed magnitude")
     CHECK(std::abs(ops[static_cast<size_t>(k)] - 3.0 * n / 14) < 0.08 * 3 * n / 14);
   CHECK(draw_auto_augment(AutoAugment::none, 9, 2, 0, 32, 32).empty());
   CHECK(draw_auto_augment(AutoAugment::rand_augment, 9, 2, 0, 32, 32, 0, 9).empty());
+}
+
+// ---------------------------------------------------------------------------------------------------------
+TEST_CASE("random erasing: chosen with probability p, area in [0.02, 0.33] of the image, inside it") {
+  const int n = 20000;
+  const double p = 0.25;
+  int erased = 0, strictly_inside_scale = 0;
+  double area_sum = 0;
+  for (int i = 0; i < n; ++i) {
+    const ErasingBox b = draw_erasing(3, 0, i, p, 32, 32);
+    if (!b.erase) continue;
+    ++erased;
+    CHECK((b.top >= 0 && b.left >= 0 && b.top + b.height <= 32 && b.left + b.width <= 32));
+    CHECK((b.height < 32 && b.width < 32));
+    // h and w are rounded from sqrt(area * ratio) and sqrt(area / ratio), so h * w can miss the drawn area
+    // by up to (h + w + 1) / 2 + 1/4 pixels.
+    const double area = static_cast<double>(b.height * b.width), slack = (b.height + b.width + 1) / 2.0 + 0.25;
+    CHECK(area >= 0.02 * 1024 - slack);
+    CHECK(area <= 0.33 * 1024 + slack);
+    strictly_inside_scale += area >= 0.02 * 1024 && area <= 0.33 * 1024;
+    area_sum += area / 1024;
+  }
+  CHECK(std::abs(erased - p * n) < 4 * std::sqrt(n * p * (1 - p)));
+  CHECK(strictly_inside_scale > 0.97 * erased);
+  MESSAGE("erased ", erased, " of ", n, " (p ", p, "), mean area fraction ", area_sum / erased);
+  CHECK((area_sum / erased > 0.15 && area_sum / erased < 0.19));  // about (0.02 + 0.33) / 2, less the misfits
+  // p = 1 erases unless 10 draws in a row do not fit (a tall or wide box at the largest areas)
+  int always = 0;
+  for (int i = 0; i < 2000; ++i) always += draw_erasing(3, 0, i, 1.0, 32, 32).erase;
+  CHECK(always > 1990);
+  for (int i = 0; i < 2000; ++i) CHECK_FALSE(draw_erasing(3, 0, i, 0.0, 32, 32).erase);
+}
+
+TEST_CASE("random erasing: zeros or standard normal values in the box, nothing outside") {
+  const ErasingBox box{true, 3, 5, 10, 7};
+  std::vector<float> img(3 * 16 * 16, 2.5f);
+  erase(img.data(), 3, 16, 16, box, ErasingValue::zero, 0, 0, 0);
+  for (int c = 0; c < 3; ++c)
+    for (int y = 0; y < 16; ++y)
+      for (int x = 0; x < 16; ++x) {
+        const bool in = y >= 3 && y < 13 && x >= 5 && x < 12;
+        CHECK(img[static_cast<size_t>((c * 16 + y) * 16 + x)] == (in ? 0.f : 2.5f));
+      }
+  const ErasingBox big{true, 0, 0, 100, 100};
+  std::vector<double> noise(3 * 100 * 100, 7.0), again(noise.size(), 7.0);
+  erase(noise.data(), 3, 100, 100, big, ErasingValue::random, 1, 2, 3);
+  erase(again.data(), 3, 100, 100, big, ErasingValue::random, 1, 2, 3);
+  CHECK(noise == again);
+  double sum = 0, sq = 0;
+  for (double v : noise) sum += v, sq += v * v;
+  const double mean = sum / static_cast<double>(noise.size()),
+               var = sq / static_cast<double>(noise.size()) - mean * mean;
+  CHECK(std::abs(mean) < 0.03);  // 30000 values: standard error 0.006
+  CHECK(std::abs(var - 1) < 0.04);
 }
