@@ -1,8 +1,12 @@
-// Tests of TrivialAugmentWide's and RandAugment's ops against torchvision's outputs (tests/golden/augment,
-// made by gen_augment.py there; no PyTorch needed here), the statistics of their draws, and random erasing.
+// Tests of the stronger augmentation: TrivialAugmentWide's and RandAugment's ops against torchvision's
+// outputs (tests/golden/augment, made by gen_augment.py there; no PyTorch needed here), the draws'
+// statistics, random erasing, and the loader: deterministic whatever the thread count, exactly the old
+// batches with the new options off, and no draw moved by switching a transform on.
 #include <doctest/doctest.h>
+#include <tbb/global_control.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -13,7 +17,11 @@
 #include <vector>
 
 #include "maxgrad/data/auto_augment.h"
+#include "maxgrad/data/image_set.h"
+#include "maxgrad/data/loader.h"
 #include "maxgrad/data/random_erasing.h"
+#include "maxgrad/data/synthetic.h"
+#include "maxgrad/data/transforms.h"
 
 namespace fs = std::filesystem;
 using namespace mg::data;
@@ -278,4 +286,175 @@ TEST_CASE("random erasing: zeros or standard normal values in the box, nothing o
                var = sq / static_cast<double>(noise.size()) - mean * mean;
   CHECK(std::abs(mean) < 0.03);  // 30000 values: standard error 0.006
   CHECK(std::abs(var - 1) < 0.04);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+namespace {
+
+std::vector<Batch> whole_epoch(DataLoader& loader, int64_t epoch) {
+  std::vector<Batch> out;
+  loader.start_epoch(epoch);
+  for (Batch b; loader.next(b);) out.push_back(b);
+  return out;
+}
+
+LoaderOptions strong(uint64_t seed) {
+  LoaderOptions o;
+  o.batch_size = 32;
+  o.seed = seed;
+  o.augment = true;
+  o.auto_augment = AutoAugment::trivial_augment_wide;
+  o.erasing_prob = 0.5;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("augment loader: default options give exactly the batches of the crop + flip pipeline") {
+  const ImageSet set = make_synthetic(96, 4);
+  LoaderOptions o;
+  o.batch_size = 32, o.augment = true, o.seed = 21;
+  DataLoader loader(set, o);
+  const std::vector<Batch> batches = whole_epoch(loader, 3);
+  // The old pipeline written out with the functions it has always used: load, crop_flip, normalize.
+  const ImageShape s = set.shape();
+  std::vector<uint8_t> raw(static_cast<size_t>(s.numel())), cropped(raw.size());
+  std::vector<float> want(raw.size());
+  for (const Batch& b : batches)
+    for (int64_t k = 0; k < b.n; ++k) {
+      const int64_t index = b.indices[static_cast<size_t>(k)];
+      set.load(index, raw.data());
+      crop_flip(raw.data(), 3, 32, 32, 4, draw_augment(21, 3, index, 4), cropped.data());
+      normalize(cropped.data(), 3, 32, 32, kCifar10Norm, want.data());
+      CHECK(std::equal(want.begin(), want.end(), b.x.begin() + k * s.numel()));
+    }
+}
+
+TEST_CASE("augment loader: same batches with 1, 2 and 4 threads, for both policies and erasing") {
+  const ImageSet set = make_synthetic(160, 2);
+  for (const AutoAugment policy : {AutoAugment::trivial_augment_wide, AutoAugment::rand_augment}) {
+    LoaderOptions o = strong(17);
+    o.auto_augment = policy;
+    o.erasing_value = policy == AutoAugment::rand_augment ? ErasingValue::random : ErasingValue::zero;
+    std::vector<std::vector<Batch>> runs;
+    for (const int threads : {1, 2, 4}) {
+      tbb::global_control limit(tbb::global_control::max_allowed_parallelism, static_cast<size_t>(threads));
+      DataLoader loader(set, o);
+      runs.push_back(whole_epoch(loader, 1));
+    }
+    for (size_t r = 1; r < runs.size(); ++r) {
+      REQUIRE(runs[r].size() == runs[0].size());
+      for (size_t k = 0; k < runs[0].size(); ++k) CHECK(runs[r][k].x == runs[0][k].x);
+    }
+  }
+}
+
+TEST_CASE("augment loader: switching a transform on moves no other draw") {
+  const ImageSet set = make_synthetic(128, 3);
+  LoaderOptions base = strong(8);
+  base.erasing_prob = 0;
+  LoaderOptions erasing = base;
+  erasing.erasing_prob = 0.5;
+  LoaderOptions crop_only = base;
+  crop_only.auto_augment = AutoAugment::none;
+  DataLoader a(set, base), b(set, erasing), c(set, crop_only);
+  const std::vector<Batch> without = whole_epoch(a, 2), with = whole_epoch(b, 2), plain = whole_epoch(c, 2);
+  const int64_t numel = 3 * 32 * 32;
+  int64_t erased_images = 0, identity_images = 0, changed_images = 0;
+  for (size_t k = 0; k < without.size(); ++k) {
+    CHECK(with[k].indices == without[k].indices);
+    for (int64_t i = 0; i < without[k].n; ++i) {
+      const int64_t index = without[k].indices[static_cast<size_t>(i)];
+      const float* x0 = without[k].x.data() + i * numel;
+      const float* x1 = with[k].x.data() + i * numel;
+      // Erasing on: the same image outside the box (same crop, flip and op), zeros inside.
+      const ErasingBox box = draw_erasing(8, 2, index, 0.5, 32, 32);
+      erased_images += box.erase;
+      bool same = true;
+      for (int64_t ch = 0; ch < 3; ++ch)
+        for (int64_t y = 0; y < 32; ++y)
+          for (int64_t x = 0; x < 32; ++x) {
+            const int64_t at = (ch * 32 + y) * 32 + x;
+            const bool in =
+                box.erase && y >= box.top && y < box.top + box.height && x >= box.left && x < box.left + box.width;
+            same &= x1[at] == (in ? 0.f : x0[at]);
+          }
+      CHECK_MESSAGE(same, "image ", index);
+      // TrivialAugmentWide on: the crop is unchanged, so where it drew Identity the image is the plain one.
+      const float* xp = plain[k].x.data() + i * numel;
+      const bool equal = std::equal(x0, x0 + numel, xp);
+      if (draw_auto_augment(AutoAugment::trivial_augment_wide, 8, 2, index, 32, 32)[0].op == AugmentOp::identity) {
+        ++identity_images;
+        CHECK(equal);
+      } else {
+        changed_images += !equal;
+      }
+    }
+  }
+  CHECK(erased_images > 40);
+  CHECK(identity_images > 2);
+  CHECK(changed_images > 90);  // almost every other op changes the image
+}
+
+TEST_CASE("augment loader: options are checked, with their names and ranges") {
+  const ImageSet set = make_synthetic(10, 0);
+  const auto error_of = [&](LoaderOptions o) -> std::string {
+    try {
+      DataLoader loader(set, o);
+    } catch (const std::invalid_argument& e) {
+      return e.what();
+    }
+    return "";
+  };
+  LoaderOptions o;
+  o.erasing_prob = 1.5;
+  CHECK(error_of(o) == "DataLoader: erasing_prob must be in [0, 1], got 1.500000");
+  o.erasing_prob = std::nan("");
+  CHECK(error_of(o).find("erasing_prob must be in [0, 1]") != std::string::npos);
+  o = LoaderOptions{};
+  o.rand_augment_magnitude = 31;
+  CHECK(error_of(o) == "DataLoader: rand_augment_magnitude must be in [0, 30] (a magnitude bin), got 31");
+  o = LoaderOptions{};
+  o.rand_augment_ops = -1;
+  CHECK(error_of(o) == "DataLoader: rand_augment_ops must be in [0, 16], got -1");
+  ImageSet two(ImageShape{2, 4, 4}, {"a"});
+  o = LoaderOptions{};
+  o.auto_augment = AutoAugment::rand_augment;
+  CHECK_THROWS_WITH_AS(DataLoader(two, o), doctest::Contains("auto_augment needs 1 (grey) or 3 (RGB) channels"),
+                       std::invalid_argument);
+  o.auto_augment = AutoAugment::none;
+  CHECK_NOTHROW(DataLoader(two, o));
+}
+
+// Not run by default (no time limits in tests); run it with
+//   build/release/tests/test_augment -tc='augment throughput*' --no-skip
+TEST_CASE("augment throughput: 50000 images, crop + flip against TrivialAugmentWide + erasing" * doctest::skip()) {
+  const ImageSet set = make_synthetic(5000, 0);
+  const auto images_per_second = [&](LoaderOptions o) {
+    o.batch_size = 250, o.num_prefetch = 0;
+    DataLoader loader(set, o);
+    const auto start = std::chrono::steady_clock::now();
+    int64_t images = 0;
+    for (int64_t epoch = 0; epoch < 10; ++epoch) {
+      loader.start_epoch(epoch);
+      for (Batch b; loader.next(b);) images += b.n;
+    }
+    return static_cast<double>(images) /
+           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+  LoaderOptions plain;
+  plain.augment = true;
+  LoaderOptions trivial = plain;
+  trivial.auto_augment = AutoAugment::trivial_augment_wide;
+  LoaderOptions trivial_erasing = trivial;
+  trivial_erasing.erasing_prob = 0.25;
+  LoaderOptions rand = plain;
+  rand.auto_augment = AutoAugment::rand_augment;
+  rand.erasing_prob = 0.25;
+  for (const int threads : {1, 2}) {
+    tbb::global_control limit(tbb::global_control::max_allowed_parallelism, static_cast<size_t>(threads));
+    MESSAGE(threads, " thread(s), images/s: crop + flip ", images_per_second(plain), "; + TrivialAugmentWide ",
+            images_per_second(trivial), "; + TrivialAugmentWide + erasing 0.25 ", images_per_second(trivial_erasing),
+            "; + RandAugment(2, 9) + erasing 0.25 ", images_per_second(rand));
+  }
 }
