@@ -35,6 +35,26 @@ DataLoader::DataLoader(const Dataset& dataset, LoaderOptions options) : dataset_
   if (dataset_.shape().channels > 3)
     throw std::invalid_argument("DataLoader: normalisation statistics exist for at most 3 channels, dataset has " +
                                 std::to_string(dataset_.shape().channels));
+  const auto policy = static_cast<int>(options_.auto_augment);
+  if (policy < 0 || policy > static_cast<int>(AutoAugment::rand_augment))
+    throw std::invalid_argument("DataLoader: auto_augment " + std::to_string(policy) +
+                                " is none of AutoAugment::none, trivial_augment_wide, rand_augment");
+  if (options_.auto_augment != AutoAugment::none && dataset_.shape().channels == 2)
+    throw std::invalid_argument(
+        "DataLoader: auto_augment needs 1 (grey) or 3 (RGB) channels, as torchvision's ops; "
+        "the dataset has 2");
+  if (options_.rand_augment_ops < 0 || options_.rand_augment_ops > 16)
+    throw std::invalid_argument("DataLoader: rand_augment_ops must be in [0, 16], got " +
+                                std::to_string(options_.rand_augment_ops));
+  if (options_.rand_augment_magnitude < 0 || options_.rand_augment_magnitude >= kNumMagnitudeBins)
+    throw std::invalid_argument("DataLoader: rand_augment_magnitude must be in [0, " +
+                                std::to_string(kNumMagnitudeBins - 1) + "] (a magnitude bin), got " +
+                                std::to_string(options_.rand_augment_magnitude));
+  if (!(options_.erasing_prob >= 0 && options_.erasing_prob <= 1))
+    throw std::invalid_argument("DataLoader: erasing_prob must be in [0, 1], got " +
+                                std::to_string(options_.erasing_prob));
+  if (options_.erasing_value != ErasingValue::zero && options_.erasing_value != ErasingValue::random)
+    throw std::invalid_argument("DataLoader: erasing_value is neither ErasingValue::zero nor ErasingValue::random");
 }
 
 DataLoader::~DataLoader() { stop_worker(); }
@@ -77,19 +97,30 @@ void DataLoader::make_batch(int64_t batch_index, Batch& out) const {
   out.y.resize(static_cast<size_t>(n));
   out.indices.assign(order_.begin() + begin, order_.begin() + begin + n);
   // Each image is independent (its randomness is keyed by its dataset index), so any split over threads
-  // gives the same batch.
+  // gives the same batch. The order is torchvision's: RandomCrop -> RandomHorizontalFlip -> TrivialAugmentWide
+  // or RandAugment (uint8) -> ToTensor + Normalize -> RandomErasing.
+  const LoaderOptions& o = options_;
   mg::tbb_parallel_for(tbb::blocked_range<int64_t>(0, n), [&](const tbb::blocked_range<int64_t>& r) {
     std::vector<uint8_t> raw(static_cast<size_t>(numel)), augmented(static_cast<size_t>(numel));
     for (int64_t i = r.begin(); i < r.end(); ++i) {
       const int64_t index = out.indices[static_cast<size_t>(i)];
       dataset_.load(index, raw.data());
-      const uint8_t* img = raw.data();
-      if (options_.augment) {
-        const AugmentDraw d = draw_augment(options_.seed, epoch_, index, options_.pad);
-        crop_flip(raw.data(), s.channels, s.height, s.width, options_.pad, d, augmented.data());
+      uint8_t* img = raw.data();
+      if (o.augment) {
+        const AugmentDraw d = draw_augment(o.seed, epoch_, index, o.pad);
+        crop_flip(raw.data(), s.channels, s.height, s.width, o.pad, d, augmented.data());
         img = augmented.data();
       }
-      normalize(img, s.channels, s.height, s.width, options_.norm, out.x.data() + i * numel);
+      if (o.auto_augment != AutoAugment::none)
+        apply_ops(img, s.channels, s.height, s.width,
+                  draw_auto_augment(o.auto_augment, o.seed, epoch_, index, s.height, s.width, o.rand_augment_ops,
+                                    o.rand_augment_magnitude));
+      float* x = out.x.data() + i * numel;
+      normalize(img, s.channels, s.height, s.width, o.norm, x);
+      if (o.erasing_prob > 0) {
+        const ErasingBox box = draw_erasing(o.seed, epoch_, index, o.erasing_prob, s.height, s.width);
+        erase(x, s.channels, s.height, s.width, box, o.erasing_value, o.seed, epoch_, index);
+      }
       out.y[static_cast<size_t>(i)] = dataset_.label(index);
     }
   });

@@ -20,7 +20,9 @@
 #include <thread>
 #include <vector>
 
+#include "maxgrad/data/auto_augment.h"
 #include "maxgrad/data/dataset.h"
+#include "maxgrad/data/random_erasing.h"
 #include "maxgrad/data/transforms.h"
 
 namespace mg::data {
@@ -39,6 +41,14 @@ struct LoaderOptions {
   // global batch of g images (g = batch_size, or what is left at the end), all processes drawing
   // from the same seeded permutation: together they see exactly the batches one process would.
   int64_t num_shards = 1, shard = 0;
+  // Stronger augmentation, in torchvision's recipe order: crop + flip (augment) -> auto_augment on the uint8
+  // image -> normalise -> random erasing. Each is independent of `augment` and draws from its own streams,
+  // so switching one on changes no other draw. All off by default.
+  AutoAugment auto_augment = AutoAugment::none;     // trivial_augment_wide, or rand_augment with the two below
+  int64_t rand_augment_ops = 2;                     // ops per image, [0, 16]
+  int64_t rand_augment_magnitude = 9;               // magnitude bin, [0, 30]
+  double erasing_prob = 0;                          // RandomErasing's p, [0, 1]; timm's re_prob (0.25 is usual)
+  ErasingValue erasing_value = ErasingValue::zero;  // zero (torchvision's value=0) or random (per pixel)
 };
 
 struct Batch {

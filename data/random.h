@@ -44,4 +44,11 @@ inline uint64_t stream_key(uint64_t seed, uint64_t a, uint64_t b = 0) {
   return SplitMix64(k ^ b).next();
 }
 
+// Each transform with random choices of its own draws from its own streams, stream_key(seed ^ salt, epoch,
+// index), never from the crop-and-flip stream: switching one on leaves every other draw as it was (random
+// erasing on, the crops are those of a run without it). Each salt spells its name in ASCII.
+constexpr uint64_t kAutoAugmentSalt = 0x6175746F61756721ull;   // "autoaug!"
+constexpr uint64_t kErasingSalt = 0x6572617365626F78ull;       // "erasebox"
+constexpr uint64_t kErasingValueSalt = 0x657261736576616Cull;  // "eraseval"
+
 }  // namespace mg::data

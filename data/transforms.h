@@ -2,6 +2,10 @@
 // random horizontal flip, then (x/255 - mean) / std per channel. Same order and padding as torchvision's
 // RandomCrop(32, padding=4) -> RandomHorizontalFlip() -> ToTensor() -> Normalize(mean, std): padding is
 // black in pixel space, so it normalises to -mean/std, not to 0.
+//
+// Stronger augmentation comes between and after these, as in torchvision's recipe: TrivialAugmentWide or
+// RandAugment on the uint8 image after the flip (auto_augment.h), random erasing on the normalised one
+// (random_erasing.h). DataLoader applies them all (LoaderOptions in loader.h).
 #pragma once
 
 #include <array>
