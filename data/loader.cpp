@@ -50,6 +50,7 @@ DataLoader::DataLoader(const Dataset& dataset, LoaderOptions options) : dataset_
     throw std::invalid_argument("DataLoader: rand_augment_magnitude must be in [0, " +
                                 std::to_string(kNumMagnitudeBins - 1) + "] (a magnitude bin), got " +
                                 std::to_string(options_.rand_augment_magnitude));
+  if (options_.mix.mixup_alpha > 0 || options_.mix.cutmix_alpha > 0) check_mixup_options(options_.mix);
   if (!(options_.erasing_prob >= 0 && options_.erasing_prob <= 1))
     throw std::invalid_argument("DataLoader: erasing_prob must be in [0, 1], got " +
                                 std::to_string(options_.erasing_prob));
@@ -124,6 +125,15 @@ void DataLoader::make_batch(int64_t batch_index, Batch& out) const {
       out.y[static_cast<size_t>(i)] = dataset_.label(index);
     }
   });
+  // Mixup / CutMix pair whole images of the batch, so they come after the per-image work. The draw
+  // is keyed by the global batch's index: every shard of a data-parallel run makes the same choice.
+  out.targets.clear(), out.num_classes = 0;
+  if (o.mix.mixup_alpha > 0 || o.mix.cutmix_alpha > 0) {
+    const MixDraw d = draw_mix(o.mix, o.seed, epoch_, batch_index, s.height, s.width);
+    out.num_classes = o.mix.num_classes;
+    out.targets.resize(static_cast<size_t>(n * o.mix.num_classes));
+    apply_mix(d, out.x.data(), n, s.channels, s.height, s.width, out.y.data(), o.mix, out.targets.data());
+  }
 }
 
 void DataLoader::produce(int64_t first, int64_t end) {

@@ -22,6 +22,7 @@
 
 #include "maxgrad/data/auto_augment.h"
 #include "maxgrad/data/dataset.h"
+#include "maxgrad/data/mixup.h"
 #include "maxgrad/data/random_erasing.h"
 #include "maxgrad/data/transforms.h"
 
@@ -49,6 +50,9 @@ struct LoaderOptions {
   int64_t rand_augment_magnitude = 9;               // magnitude bin, [0, 30]
   double erasing_prob = 0;                          // RandomErasing's p, [0, 1]; timm's re_prob (0.25 is usual)
   ErasingValue erasing_value = ErasingValue::zero;  // zero (torchvision's value=0) or random (per pixel)
+  // Mixup / CutMix of whole batches (timm's Mixup, mode 'batch'), after everything above; a batch then
+  // carries soft targets. Off when both alphas are 0 (the default).
+  MixupOptions mix{0, 0};
 };
 
 struct Batch {
@@ -57,6 +61,10 @@ struct Batch {
   std::vector<int64_t> y;        // (N) labels
   std::vector<int64_t> indices;  // (N) dataset index of each image
   int64_t epoch = 0, batch_index = 0;
+  // With mixup or CutMix on: (N, num_classes) target probabilities (label smoothing included), for
+  // cross_entropy's probability path; empty otherwise.
+  std::vector<float> targets;
+  int64_t num_classes = 0;
 };
 
 // The order an epoch visits a dataset of n items: a Fisher-Yates shuffle drawn from (seed, epoch).

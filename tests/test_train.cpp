@@ -249,9 +249,10 @@ TEST_CASE("a run stopped by --max-steps and resumed ends bitwise where an uninte
 
 TEST_CASE("every recipe ingredient on: a run stopped and resumed ends bitwise where an uninterrupted one does") {
   TempDir dir;
-  const std::vector<std::string> recipe = {"--val-split",    "5",   "--model-ema-decay", "0.99", "--tta",
-                                           "flip",           "--norm-bias-decay",          "off",  "--precise-bn",
-                                           "64"};
+  const std::vector<std::string> recipe = {
+      "--val-split",       "5",    "--model-ema-decay", "0.99", "--tta",          "flip",
+      "--norm-bias-decay", "off",  "--precise-bn",      "64",   "--auto-augment", "ta_wide",
+      "--random-erase",    "0.25", "--mixup-alpha",     "0.8",  "--cutmix-alpha", "1.0"};
   auto with_recipe = [&](std::vector<std::string> more) {
     more.insert(more.begin(), recipe.begin(), recipe.end());
     return with(more);
@@ -261,6 +262,8 @@ TEST_CASE("every recipe ingredient on: a run stopped and resumed ends bitwise wh
   CHECK(r.out.find("weight average (EMA) decay 0.99 with warm-up") != std::string::npos);
   CHECK(r.out.find("except on biases, norms and position-bias tables") != std::string::npos);
   CHECK(r.out.find("% (averaged weights)") != std::string::npos);
+  CHECK(r.out.find("TrivialAugmentWide, random erasing p 0.25, mixup alpha 0.8 or CutMix alpha 1") !=
+        std::string::npos);
   // predict uses the model the run evaluated best: here the averaged weights or the model's own.
   std::map<std::string, std::string> meta;
   mg::serialize::load_tensors(dir / "straight/last.safetensors", &meta);
@@ -475,15 +478,17 @@ TEST_CASE("--val-split: every epoch on the held-out images, the test set once at
 
 TEST_CASE("--recipe sets defaults that flags override, and a resumed run keeps them") {
   TempDir dir;
-  const Result r = run("train_cifar",
-                       tiny({"--synthetic", "--recipe", "fast", "--subset", "10", "--eval-subset", "2", "--epochs", "2",
-                             "--batch", "25", "--precise-bn", "0", "--max-steps", "3", "--out", "out"}),
-                       dir);
+  const Result r =
+      run("train_cifar",
+          tiny({"--synthetic", "--recipe", "fast", "--subset", "10", "--eval-subset", "2", "--epochs", "2", "--batch",
+                "25", "--precise-bn", "0", "--max-steps", "3", "--auto-augment", "ra", "--out", "out"}),
+          dir);
   REQUIRE_MESSAGE(r.status == 0, r.err);
   CHECK(r.out.find("fast recipe:") != std::string::npos);
   CHECK(r.out.find("stochastic depth 0,") != std::string::npos);  // the fast recipe's
   CHECK(r.out.find("test-time augmentation flip") != std::string::npos);
   CHECK(r.out.find(", 2 epochs") != std::string::npos);  // the flag's, over the recipe's 6
+  CHECK(r.out.find("RandAugment (2 ops, magnitude 9)") != std::string::npos);
   const Result again = run("train_cifar", {"--resume", "--out", "out"}, dir);
   REQUIRE_MESSAGE(again.status == 0, again.err);
   CHECK(again.out.find("fast recipe:") != std::string::npos);

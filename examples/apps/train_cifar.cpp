@@ -76,11 +76,31 @@ data::Batch mirrored(const data::Batch& b) {
 }
 
 // What the training loader does to each image (random crop and flip, the recipe's augmentation
-// policy and erasing), for the training loop and for the precise BatchNorm statistics alike.
-data::LoaderOptions training_augmentation([[maybe_unused]] const cli::Recipe& r) {
+// policy and erasing), for the training loop and for the precise BatchNorm statistics alike; and,
+// for the training loop only, mixup and CutMix of whole batches (see precise_bn_stats).
+data::LoaderOptions training_augmentation(const cli::Recipe& r) {
   data::LoaderOptions o;
   o.augment = true;
+  o.auto_augment = r.auto_augment == "ta_wide" ? data::AutoAugment::trivial_augment_wide
+                   : r.auto_augment == "ra"    ? data::AutoAugment::rand_augment
+                                               : data::AutoAugment::none;
+  o.rand_augment_magnitude = r.ra_magnitude;
+  o.erasing_prob = r.random_erase;
   return o;
+}
+
+data::MixupOptions training_mix(const cli::Recipe& r, int64_t num_classes) {
+  data::MixupOptions m;
+  m.mixup_alpha = r.mixup_alpha, m.cutmix_alpha = r.cutmix_alpha;
+  m.label_smoothing = r.label_smoothing, m.num_classes = num_classes;
+  return m;
+}
+
+// A batch's target probabilities (N, K), when it was mixed.
+Tensor targets_of(const data::Batch& b, DType dt) {
+  Tensor t = Tensor::empty({b.n, b.num_classes}, DType::Float32);
+  std::memcpy(t.data<float>(), b.targets.data(), b.targets.size() * sizeof(float));
+  return dt == DType::Float32 ? t : t.to(dt);
 }
 
 int64_t correct_count(const Tensor& logits, const Tensor& y, std::vector<int64_t>* confusion, int64_t k) {
@@ -147,7 +167,8 @@ std::vector<nn::BnPopulation> precise_bn_stats(models::MaxVit& model, const data
   // Augmented as in training, as pycls does: the weights were fitted to BatchNorm statistics of
   // augmented images, and statistics of plain ones (no black borders from the padded crops, ...)
   // shift every layer's input away from them (80.2% test accuracy with the running statistics after
-  // 12 reference epochs, 75.5% with precise ones of plain images, 80.1% of augmented ones).
+  // 12 reference epochs, 75.5% with precise ones of plain images, 80.1% of augmented ones). Images
+  // are not blended here (mixup, CutMix): evaluation never sees a blend.
   data::LoaderOptions o = training_augmentation(r);
   o.batch_size = batch, o.shuffle = true, o.drop_last = true;
   o.seed = seed ^ 0x9b05688c2b3e6c1fULL;  // not the training order's stream
@@ -200,13 +221,13 @@ std::string recipe_text(const cli::Recipe& r, const models::MaxVitConfig& c) {
   if (r.random_erase > 0) augment += cat(", random erasing p ", r.random_erase);
   if (r.mixup_alpha > 0) augment += cat(", mixup alpha ", r.mixup_alpha);
   if (r.cutmix_alpha > 0) augment += cat(r.mixup_alpha > 0 ? " or" : ",", " CutMix alpha ", r.cutmix_alpha);
-  std::string text = cat(r.name, " recipe: AdamW (lr ", r.lr, ", betas 0.9/0.999, eps 1e-8, weight decay ",
-                         r.weight_decay, r.norm_bias_decay ? " on all parameters" : " except on biases, norms and position-bias tables",
-                         "), batch ", r.batch, " (last partial batch dropped), linear warm-up ", r.warmup_epochs,
-                         " epoch(s) from lr/steps_per_epoch then cosine to 0 per step, label smoothing ",
-                         r.label_smoothing, ", ", augment, ", CIFAR-10 mean/std normalisation, stochastic depth ",
-                         c.stochastic_depth, ", BatchNorm eps ", c.bn.eps(), " momentum ", c.bn.momentum().value_or(-1),
-                         ", ", r.epochs, " epochs");
+  std::string text =
+      cat(r.name, " recipe: AdamW (lr ", r.lr, ", betas 0.9/0.999, eps 1e-8, weight decay ", r.weight_decay,
+          r.norm_bias_decay ? " on all parameters" : " except on biases, norms and position-bias tables", "), batch ",
+          r.batch, " (last partial batch dropped), linear warm-up ", r.warmup_epochs,
+          " epoch(s) from lr/steps_per_epoch then cosine to 0 per step, label smoothing ", r.label_smoothing, ", ",
+          augment, ", CIFAR-10 mean/std normalisation, stochastic depth ", c.stochastic_depth, ", BatchNorm eps ",
+          c.bn.eps(), " momentum ", c.bn.momentum().value_or(-1), ", ", r.epochs, " epochs");
   if (r.model_ema_decay > 0)
     text += cat(", weight average (EMA) decay ", r.model_ema_decay, r.model_ema_warmup ? " with warm-up" : "");
   if (r.tta != "none") text += cat(", test-time augmentation ", r.tta);
@@ -486,6 +507,7 @@ int run(int argc, char** argv) {
             << std::flush;
 
   data::LoaderOptions lo = training_augmentation(r);
+  lo.mix = training_mix(r, cfg.num_classes);
   lo.batch_size = r.batch, lo.shuffle = true, lo.drop_last = true, lo.seed = static_cast<uint64_t>(r.seed);
   lo.num_shards = ranks, lo.shard = group.rank();  // this rank's share of every global batch
   data::DataLoader loader(data.train, lo);
@@ -577,7 +599,9 @@ int run(int argc, char** argv) {
       ddp.sync_buffers();                            // rank 0's BatchNorm statistics everywhere, as DDP
       dist::sync_generator(group, *model.drop_gen);  // and a drop-path stream of each rank's own
       const Tensor logits = model(images_of(b, dt));
-      const Tensor loss = cross_entropy(logits, y, r.label_smoothing);
+      // A mixed batch's targets are probabilities, label smoothing included (timm's SoftTargetCrossEntropy).
+      const Tensor loss =
+          b.targets.empty() ? cross_entropy(logits, y, r.label_smoothing) : cross_entropy(logits, targets_of(b, dt));
       // The global batch's numbers: [sum of the losses, correct, images] added over the ranks. Every
       // rank sees the same loss, so a NaN stops them all at the same step.
       double batch_sums[3] = {loss.item() * static_cast<double>(b.n),
@@ -626,7 +650,7 @@ int run(int argc, char** argv) {
         bar.update(pos.batch, sums.loss / static_cast<double>(sums.seen),
                    static_cast<double>(sums.correct) / static_cast<double>(sums.seen), images);
     }
-    ddp.sync_buffers();  // every rank evaluates with rank 0's running statistics
+    ddp.sync_buffers();      // every rank evaluates with rank 0's running statistics
     if (r.precise_bn > 0) {  // BatchNorm statistics of the current weights, beside the running ones
       if (rank0) bar.note("precise BatchNorm statistics ...");
       precise = precise_bn_stats(model, data.train, r, dt, group);
@@ -683,7 +707,8 @@ int run(int argc, char** argv) {
     const cli::EpochRecord& h = history.back();
     std::string scores = cat("test accuracy ", 100 * h.test_acc, "% (running BatchNorm statistics)");
     if (!std::isnan(h.test_acc_precise))
-      scores += cat(", ", 100 * h.test_acc_precise, "% (precise statistics, over ", precise_images, " training images)");
+      scores +=
+          cat(", ", 100 * h.test_acc_precise, "% (precise statistics, over ", precise_images, " training images)");
     if (!std::isnan(h.test_acc_ema)) scores += cat(", ", 100 * h.test_acc_ema, "% (averaged weights)");
     if (!std::isnan(h.test_acc_tta)) scores += cat(", ", 100 * h.test_acc_tta, "% (with flips)");
     std::cout << "\ndone: " << history.size() << " epochs, " << (h.has_test() ? scores : "test set not evaluated")

@@ -63,12 +63,15 @@ void TrainFlags::add_config_to(Flags& f) {
                100.0);
   f.add_double("cutmix-alpha", "CutMix of image pairs, area ~ Beta(a, a); 0 = off (with mixup: either, p 0.5) [0]",
                &cutmix_alpha, 0.0, 100.0);
-  f.add_double("model-ema-decay", "also keep an exponential moving average of the weights (timm's ModelEma); 0 = off [0]",
+  f.add_double("model-ema-decay",
+               "also keep an exponential moving average of the weights (timm's ModelEma); 0 = off [0]",
                &model_ema_decay, 0.0, 1.0);
   f.add_string("model-ema-warmup", "warm the EMA decay up as 1 - (1 + step)^(-2/3), capped at the decay [on]",
                &model_ema_warmup, {"on", "off"});
-  f.add_string("tta", "test-time augmentation, reported beside the plain accuracy: flip averages the logits of the "
-               "image and its mirror [none]", &tta, {"none", "flip"});
+  f.add_string("tta",
+               "test-time augmentation, reported beside the plain accuracy: flip averages the logits of the "
+               "image and its mirror [none]",
+               &tta, {"none", "flip"});
   f.add_int("precise-bn",
             "also evaluate with BatchNorm statistics recomputed over N training images for the current "
             "weights (docs/batchnorm.md); 0 = off [8192]",

@@ -26,10 +26,10 @@ double EpochRecord::final_test_acc() const {
 Tensor history_tensor(const std::vector<EpochRecord>& records) {
   std::vector<double> v;
   for (const EpochRecord& r : records)
-    v.insert(v.end(), {static_cast<double>(r.epoch), static_cast<double>(r.step), r.lr, r.train_loss, r.train_acc,
-                       r.test_loss, r.test_acc, r.test_loss_precise, r.test_acc_precise, r.val_loss, r.val_acc,
-                       r.val_loss_precise, r.val_acc_precise, r.test_acc_ema, r.val_acc_ema, r.test_acc_tta,
-                       r.val_acc_tta});
+    v.insert(v.end(),
+             {static_cast<double>(r.epoch), static_cast<double>(r.step), r.lr, r.train_loss, r.train_acc, r.test_loss,
+              r.test_acc, r.test_loss_precise, r.test_acc_precise, r.val_loss, r.val_acc, r.val_loss_precise,
+              r.val_acc_precise, r.test_acc_ema, r.val_acc_ema, r.test_acc_tta, r.val_acc_tta});
   return Tensor::from_vector(v, {static_cast<int64_t>(records.size()), kColumns}, DType::Float64);
 }
 
@@ -40,12 +40,12 @@ Tensor history_seconds(const std::vector<EpochRecord>& records) {
 }
 
 std::vector<EpochRecord> history_from(const Tensor& history, const Tensor& seconds) {
-  MG_CHECK(history.dim() == 2 &&
-               (history.size(1) == kColumns || history.size(1) == kColumnsPrecise ||
-                history.size(1) == kColumnsBefore) &&
-               seconds.dim() == 1 && seconds.size(0) == history.size(0),
-           "training history", "expected 'history' (E, ", kColumns, ") and 'history_seconds' (E), got ", history.info(),
-           " and ", seconds.info());
+  MG_CHECK(
+      history.dim() == 2 &&
+          (history.size(1) == kColumns || history.size(1) == kColumnsPrecise || history.size(1) == kColumnsBefore) &&
+          seconds.dim() == 1 && seconds.size(0) == history.size(0),
+      "training history", "expected 'history' (E, ", kColumns, ") and 'history_seconds' (E), got ", history.info(),
+      " and ", seconds.info());
   const std::vector<double> h = history.to_vector(), s = seconds.to_vector();
   std::vector<EpochRecord> out;
   for (size_t i = 0; i < s.size(); ++i) {
@@ -100,9 +100,12 @@ std::string summary_line(const EpochRecord& r, int64_t epochs) {
     int n = std::snprintf(buf, sizeof buf, "  %s loss %.4f acc %.2f%%", name, loss, 100 * acc);
     std::string extra;
     char part[64];
-    if (!std::isnan(acc_p)) std::snprintf(part, sizeof part, "precise BN %.4f %.2f%%", loss_p, 100 * acc_p), extra += part;
-    if (!std::isnan(ema)) std::snprintf(part, sizeof part, "%sEMA %.2f%%", extra.empty() ? "" : ", ", 100 * ema), extra += part;
-    if (!std::isnan(tta)) std::snprintf(part, sizeof part, "%sTTA %.2f%%", extra.empty() ? "" : ", ", 100 * tta), extra += part;
+    if (!std::isnan(acc_p))
+      std::snprintf(part, sizeof part, "precise BN %.4f %.2f%%", loss_p, 100 * acc_p), extra += part;
+    if (!std::isnan(ema))
+      std::snprintf(part, sizeof part, "%sEMA %.2f%%", extra.empty() ? "" : ", ", 100 * ema), extra += part;
+    if (!std::isnan(tta))
+      std::snprintf(part, sizeof part, "%sTTA %.2f%%", extra.empty() ? "" : ", ", 100 * tta), extra += part;
     if (!extra.empty()) std::snprintf(buf + n, sizeof buf - static_cast<size_t>(n), " (%s)", extra.c_str());
     return std::string(buf);
   };
