@@ -152,7 +152,8 @@ std::vector<LogRow> read_log(const std::string& path) {
   while (std::getline(f, line)) {
     LogRow r;
     std::stringstream ss(line);
-    for (std::string x; std::getline(ss, x, ',');) r.v.push_back(std::stod(x));
+    // The first 10 columns (the held-out split's and others after them are empty here).
+    for (std::string x; r.v.size() < 10 && std::getline(ss, x, ',');) r.v.push_back(std::stod(x));
     rows.push_back(r);
   }
   return rows;
