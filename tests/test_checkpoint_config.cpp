@@ -14,6 +14,7 @@
 #include "examples/common/train_flags.h"
 #include "maxgrad/core/error.h"
 #include "maxgrad/core/generator.h"
+#include "maxgrad/models/maxvit.h"
 
 using namespace mg;
 
@@ -79,4 +80,39 @@ TEST_CASE("a checkpoint's normalisation numbers are whole, finite numbers, each 
     ck.info.metadata["normalize_std"] = bad;
     CHECK_THROWS_AS(cli::checkpoint_normalization(ck), Error);
   }
+}
+
+TEST_CASE("a checkpoint's configuration must describe the checkpoint's own tensors") {
+  models::MaxVitConfig cfg = models::MaxVitConfig::preset("cifar");
+  cfg.block_channels = {16, 32, 64}, cfg.block_layers = {1, 2, 1}, cfg.stem_channels = 16, cfg.head_dim = 16;
+  cfg.stem_stride = 2, cfg.partition_size = 2;
+  models::MaxVit model(cfg, 0);
+  serialize::Checkpoint ck;
+  ck.path = "runs/x/last.safetensors";
+  ck.model = model.state_dict();
+  CHECK_NOTHROW(cli::check_config_fits(cfg, ck));
+  auto refusal = [&](const models::MaxVitConfig& c) {
+    try {
+      cli::check_config_fits(c, ck);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  models::MaxVitConfig c = cfg;
+  c.block_layers = {100000, 2, 1};
+  CHECK(refusal(c).find("100000 layers in stage 0, but the tensors hold 1") != std::string::npos);
+  c = cfg, c.block_layers = {1, 2, 1, 1}, c.block_channels = {16, 32, 64, 64};
+  CHECK(refusal(c).find("4 stages, but the tensors hold 3") != std::string::npos);
+  c = cfg, c.input_h = c.input_w = 65536;
+  CHECK(refusal(c).find("an input of 65536x65536, more than the 1024") != std::string::npos);
+  c = cfg, c.stem_channels = 4096;
+  CHECK(refusal(c).find("a stem of 4096, but stem.0.0.weight has shape [16, 3, 3, 3]") != std::string::npos);
+  c = cfg, c.block_channels = {16, 32, 4096};
+  CHECK(refusal(c).find("stage width 4096") != std::string::npos);
+  c = cfg, c.partition_size = 1;
+  CHECK(refusal(c).find("partition size 1") != std::string::npos);
+  c = cfg, c.num_classes = 100000;
+  CHECK(refusal(c).find("classes: 100000") != std::string::npos);
+  CHECK(refusal(c).find("runs/x/last.safetensors") != std::string::npos);
 }

@@ -277,6 +277,22 @@ TEST_CASE("every recipe ingredient on: a run stopped and resumed ends bitwise wh
   CHECK(run("predict", {"--checkpoint", "straight/log.csv", "grey.png"}, dir).status == 2);
   CHECK(run("predict", {"--checkpoint", "straight/last.safetensors", "straight/log.csv"}, dir).status == 2);
 
+  // A checkpoint whose configuration asks for a model its tensors do not hold (here 100,000 layers
+  // in the first stage, the checksums made to match) is refused before the model is built.
+  for (const std::string& evil : {std::string("--block-layers 100000,1,1"), std::string("--input-size 65536")}) {
+    std::map<std::string, std::string> m;
+    const mg::nn::NamedTensors tensors = mg::serialize::load_tensors(dir / "straight/last.safetensors", &m);
+    m["config"] += " " + evil;
+    for (auto it = m.begin(); it != m.end();) it = it->first.rfind("checksum", 0) == 0 ? m.erase(it) : std::next(it);
+    fs::create_directories(dir / "evil");
+    mg::serialize::save_tensors(dir / "evil/last.safetensors", tensors, m);
+    const Result e = run("predict", {"--checkpoint", "evil/last.safetensors", "grey.png"}, dir);
+    CAPTURE(e.err);
+    CHECK(e.status == 2);
+    CHECK(e.err.find("does not describe its own tensors") != std::string::npos);
+    CHECK(run("train_cifar", {"--resume", "--out", "evil"}, dir).status == 2);
+  }
+
   r = run("train_cifar", with_recipe({"--out", "resumed", "--max-steps", "3"}), dir);
   REQUIRE_MESSAGE(r.status == 0, r.err);
   r = run("train_cifar", {"--out", "resumed", "--resume"}, dir);

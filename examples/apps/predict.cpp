@@ -117,16 +117,16 @@ void use_best_weights(const serialize::Checkpoint& ck, models::MaxVit& model) {
   const std::string prefix = ema ? "ema_precise_bn." : "precise_bn.";
   if (precise)
     for (auto& [name, bn] : nn::batch_norm_layers(model)) {
-      copies.push_back({bn->running_mean, entry(prefix + name + ".running_mean", bn->running_mean, "precise statistics")});
+      copies.push_back(
+          {bn->running_mean, entry(prefix + name + ".running_mean", bn->running_mean, "precise statistics")});
       copies.push_back({bn->running_var, entry(prefix + name + ".running_var", bn->running_var, "precise statistics")});
     }
   NoGradGuard no_grad;
   for (auto& [to, from] : copies) to.copy_(from);
   const std::string images = said("precise_bn_images");
-  std::cerr << "predict: " << (ema ? "the averaged weights (EMA), " : "")
-            << "BatchNorm statistics: "
-            << (precise ? "precise, recomputed for the final weights" + (images.empty() ? "" : " over " + images +
-                                                                            " training images")
+  std::cerr << "predict: " << (ema ? "the averaged weights (EMA), " : "") << "BatchNorm statistics: "
+            << (precise ? "precise, recomputed for the final weights" +
+                              (images.empty() ? "" : " over " + images + " training images")
                         : std::string("the running ones, as trained"))
             << (ema || precise ? " (they evaluated better)" : "") << "\n";
 }
@@ -166,6 +166,7 @@ int main(int argc, char** argv) {
     }
     mf.apply_threads();
     const DType dt = mf.tensor_dtype();
+    cli::check_config_fits(cfg, ck);
     models::MaxVit model(cfg, 0);
     model.to(dt);
     serialize::restore_weights(ck, model);

@@ -35,6 +35,7 @@
 #include <sstream>
 #include <thread>
 
+#include "examples/common/checkpoint_config.h"
 #include "examples/common/progress.h"
 #include "examples/common/train_data.h"
 #include "examples/common/train_flags.h"
@@ -339,12 +340,16 @@ int run(int argc, char** argv) {
       }
     }
     cfg = tf.model_config();
+    if (ck) cli::check_config_fits(cfg, *ck);  // before the model is built from it
     if (tf.recipe().batch % launch.world_size != 0)
       throw cli::UsageError(cat("--batch ", tf.recipe().batch, " does not split over ", launch.world_size,
                                 " ranks: each rank takes an equal share of every global batch of --batch images, so "
                                 "--batch must be a multiple of the number of ranks"));
   } catch (const cli::UsageError& e) {
     std::cerr << "train_cifar: " << e.what() << "\n\n" << flags.usage();
+    return kExitUsage;
+  } catch (const Error& e) {  // the checkpoint to resume from is malformed (shared/spec/cli.md: exit 2)
+    std::cerr << "train_cifar: " << e.what() << "\n";
     return kExitUsage;
   }
   quiet.restore_stderr();  // from here on, an error on any rank is reported by that rank

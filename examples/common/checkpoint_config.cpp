@@ -1,7 +1,11 @@
 #include "examples/common/checkpoint_config.h"
 
+#include <cinttypes>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
+#include <map>
+#include <set>
 #include <sstream>
 
 namespace mg::cli {
@@ -15,7 +19,64 @@ std::vector<std::string> split(const std::string& s, char sep) {
   return out;
 }
 
+std::string to_string_shape(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
 }  // namespace
+
+void check_config_fits(const models::MaxVitConfig& cfg, const serialize::Checkpoint& ck) {
+  std::map<std::string, std::vector<int64_t>> shapes;
+  for (const auto& [name, t] : ck.model) shapes[name] = t.shape();
+  // "blocks.S.layers.L." prefixes: how many stages, and layers in each.
+  std::map<int64_t, std::set<int64_t>> layers;
+  for (const auto& [name, shape] : shapes) {
+    int64_t s = -1, l = -1;
+    char dot = 0;
+    if (std::sscanf(name.c_str(), "blocks.%" SCNd64 ".layers.%" SCNd64 "%c", &s, &l, &dot) == 3 && dot == '.' &&
+        s >= 0 && l >= 0)
+      layers[s].insert(l);
+  }
+  std::ostringstream why;
+  auto dim0 = [&](const std::string& name, int64_t want, const char* what) {
+    const auto it = shapes.find(name);
+    if (it == shapes.end() || it->second.empty() || it->second[0] != want)
+      why << "\n  " << what << " " << want << ", but " << name
+          << (it == shapes.end() ? std::string(" is missing") : " has shape " + to_string_shape(it->second));
+  };
+  const auto stages = static_cast<int64_t>(cfg.block_layers.size());
+  if (static_cast<int64_t>(layers.size()) != stages)
+    why << "\n  " << stages << " stages, but the tensors hold " << layers.size();
+  if (cfg.input_h > kMaxCheckpointInputSide || cfg.input_w > kMaxCheckpointInputSide)
+    why << "\n  an input of " << cfg.input_h << "x" << cfg.input_w << ", more than the " << kMaxCheckpointInputSide
+        << " a side a checkpoint may ask for";
+  dim0("stem.0.0.weight", cfg.stem_channels, "a stem of");
+  dim0("classifier.5.weight", cfg.num_classes, "classes:");
+  for (int64_t s = 0; s < stages && why.str().empty(); ++s) {
+    const auto l = static_cast<size_t>(s);
+    const auto it = layers.find(s);
+    const size_t have = it == layers.end() ? 0 : it->second.size();
+    if (static_cast<int64_t>(have) != cfg.block_layers[l]) {
+      why << "\n  " << cfg.block_layers[l] << " layers in stage " << s << ", but the tensors hold " << have;
+      continue;
+    }
+    const std::string layer0 = "blocks." + std::to_string(s) + ".layers.0.layers.";
+    dim0(layer0 + "MBconv.layers.conv_c.weight", cfg.block_channels[l], "stage width");
+    // (2P-1)^2 relative positions by heads = channels / head_dim
+    const auto table = shapes.find(layer0 + "window_attention.attn_layer.1.relative_position_bias_table");
+    const int64_t side = 2 * cfg.partition_size - 1, heads = cfg.block_channels[l] / cfg.head_dim;
+    if (table == shapes.end() || table->second != std::vector<int64_t>{side * side, heads})
+      why << "\n  partition size " << cfg.partition_size << " and " << heads << " heads in stage " << s
+          << ", but its relative_position_bias_table "
+          << (table == shapes.end() ? std::string("is missing") : "has shape " + to_string_shape(table->second));
+  }
+  const std::string w = why.str();
+  if (!w.empty())
+    throw Error("checkpoint " + ck.path + ": its configuration does not describe its own tensors; the model is " +
+                "not built:\n  the configuration asks for" + w);
+}
 
 TrainFlags checkpoint_flags(const serialize::Checkpoint& ck, const std::vector<std::string>& args,
                             const std::string& program, const std::function<void(Flags&)>& add_own_flags) {

@@ -197,6 +197,11 @@ int run(int argc, char** argv) {
     } catch (const cli::UsageError& e) {
       throw BadInput(cat("checkpoint ", *in.checkpoint, " with these model flags: ", e.what()));
     }
+    try {
+      cli::check_config_fits(cfg, ck);
+    } catch (const Error& e) {
+      throw BadInput(e.what());
+    }
     dt = saved.model.tensor_dtype();
     batch = in.batch.value_or(saved.recipe().batch);
     batches = in.batches.value_or(32);
