@@ -74,8 +74,10 @@ void check_config_fits(const models::MaxVitConfig& cfg, const serialize::Checkpo
   }
   const std::string w = why.str();
   if (!w.empty())
-    throw Error("checkpoint " + ck.path + ": its configuration does not describe its own tensors; the model is " +
-                "not built:\n  the configuration asks for" + w);
+    throw Error("checkpoint " + ck.path +
+                ": the model flags do not describe its tensors (its saved configuration, with any model flags of "
+                "the command line over it); the model is not built:\n  they ask for" +
+                w);
 }
 
 TrainFlags checkpoint_flags(const serialize::Checkpoint& ck, const std::vector<std::string>& args,
