@@ -9,6 +9,7 @@
 #include <map>
 
 #include "maxgrad/core/error.h"
+#include "maxgrad/nn/serialize/atomic_file.h"
 
 // Only the writer of stb is used here; static, so it cannot clash with another copy in the program.
 #define STB_IMAGE_WRITE_STATIC
@@ -168,12 +169,13 @@ void write_curves_png(const std::string& path, const std::vector<Panel>& panels)
   Canvas cv(kPanelW * std::max<int>(1, static_cast<int>(panels.size())), kPanelH);
   cv.fill(0, 0, cv.w - 1, cv.h - 1, kWhite);
   for (size_t i = 0; i < panels.size(); ++i) draw_panel(cv, static_cast<int>(i) * kPanelW, kPanelW, kPanelH, panels[i]);
-  const std::string tmp = cat(path, ".tmp", getpid(), ".png");
-  if (!stbi_write_png(tmp.c_str(), cv.w, cv.h, 3, cv.px.data(), cv.w * 3) ||
-      std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw Error(cat("cannot write the plot ", path));
-  }
+  std::string png;
+  auto append = [](void* to, void* data, int size) {
+    static_cast<std::string*>(to)->append(static_cast<char*>(data), static_cast<size_t>(size));
+  };
+  if (!stbi_write_png_to_func(append, &png, cv.w, cv.h, 3, cv.px.data(), cv.w * 3))
+    throw Error(cat("cannot encode the plot ", path));
+  serialize::write_file_atomically(path, png);
 }
 
 }  // namespace mg::cli

@@ -6,8 +6,10 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 
 #include "examples/common/curves_png.h"
+#include "maxgrad/nn/serialize/atomic_file.h"
 
 namespace mg::cli {
 
@@ -64,9 +66,8 @@ std::vector<EpochRecord> history_from(const Tensor& history, const Tensor& secon
 }
 
 void write_log_csv(const std::string& path, const std::vector<EpochRecord>& records) {
-  const std::string tmp = cat(path, ".tmp", getpid());
   {
-    std::ofstream f(tmp);
+    std::ostringstream f;
     f << "epoch,step,lr,train_loss,train_acc,test_loss,test_acc,seconds,test_loss_precise_bn,test_acc_precise_bn,"
          "val_loss,val_acc,val_loss_precise_bn,val_acc_precise_bn,test_acc_ema,val_acc_ema,test_acc_tta,val_acc_tta\n";
     // A value that was not evaluated (NaN) is an empty field.
@@ -87,9 +88,8 @@ void write_log_csv(const std::string& path, const std::vector<EpochRecord>& reco
         f << "," << field(v);
       f << "\n";
     }
-    MG_CHECK(f.flush().good(), "train_cifar", "cannot write ", tmp);
+    serialize::write_file_atomically(path, f.str());  // never half a log, whatever happens
   }
-  MG_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, "train_cifar", "cannot write ", path);
 }
 
 std::string summary_line(const EpochRecord& r, int64_t epochs) {

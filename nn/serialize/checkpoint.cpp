@@ -6,9 +6,11 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <set>
 
 #include "maxgrad/core/runtime/crash_point.h"
+#include "maxgrad/nn/serialize/atomic_file.h"
 #include "maxgrad/nn/serialize/serialize.h"
 
 namespace mg::serialize {
@@ -46,17 +48,36 @@ void keep_previous(const std::string& path, const std::string& prev) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!fs::exists(path, ec)) return;
-  const std::string tmp = cat(prev, ".tmp", getpid());
-  fs::remove(tmp, ec);
-  if (::link(path.c_str(), tmp.c_str()) != 0) {
-    fs::copy_file(path, tmp, fs::copy_options::overwrite_existing, ec);
-    MG_CHECK(!ec, "checkpoint " + path, "cannot keep the previous checkpoint as ", prev, ": ", ec.message());
+  // A hard link needs a name that does not exist yet: the temporary file is made (exclusively, at an
+  // unpredictable name), then replaced by the link; where links fail, it receives a copy.
+  TempFile tmp = create_temp_beside(prev);
+  std::remove(tmp.path.c_str());
+  if (::link(path.c_str(), tmp.path.c_str()) == 0) {
+    ::close(tmp.fd), tmp.fd = -1;
+  } else {
+    // The copy goes into the file opened exclusively above; it was removed for the link, so
+    // recreate it the same way.
+    discard(tmp);
+    tmp = create_temp_beside(prev);
+    std::ifstream in(path, std::ios::binary);
+    char buf[1 << 16];
+    bool ok = static_cast<bool>(in);
+    while (ok && in) {
+      in.read(buf, sizeof buf);
+      for (const char* c = buf; ok && c < buf + in.gcount();) {
+        const ssize_t w = ::write(tmp.fd, c, static_cast<size_t>(buf + in.gcount() - c));
+        if (w < 0 && errno == EINTR) continue;
+        ok = w > 0;
+        c += ok ? w : 0;
+      }
+    }
+    if (!ok || in.bad()) {
+      discard(tmp);
+      throw Error(cat("checkpoint ", path, ": cannot keep the previous checkpoint as ", prev, ": copy failed"));
+    }
+    sync_and_close(tmp, prev);  // the copy's data on disk before it takes prev's name
   }
-  if (std::rename(tmp.c_str(), prev.c_str()) != 0) {
-    const int err = errno;
-    fs::remove(tmp, ec);
-    throw Error(cat("checkpoint ", path, ": cannot keep the previous checkpoint as ", prev, ": ", std::strerror(err)));
-  }
+  rename_over(tmp, prev);                   // and an fsync of the folder
   crash_point("checkpoint.previous_kept");  // the crash points: core/runtime/crash_point.h
 }
 
@@ -99,7 +120,9 @@ void save_checkpoint(const std::string& path, const Module& model, const Optimiz
   meta["step"] = std::to_string(info.step);
   meta["data_seed"] = std::to_string(info.data_seed);
 
-  if (!prev_path.empty()) keep_previous(path, prev_path);
+  // Temporary files of a writer that was killed (SIGKILL, power cut) are removed.
+  remove_stale_temporaries(path);
+  if (!prev_path.empty()) remove_stale_temporaries(prev_path), keep_previous(path, prev_path);
   save_tensors(path, tensors, meta);
 }
 

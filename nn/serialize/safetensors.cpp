@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "maxgrad/core/runtime/crash_point.h"
+#include "maxgrad/nn/serialize/atomic_file.h"
 #include "maxgrad/nn/serialize/xxh3.h"
 
 namespace mg::safetensors {
@@ -28,7 +29,7 @@ namespace {
 // reference implementation's 100 MB header of `[0,0,...]` would cost 5.6 GB of parsed values.
 constexpr uint64_t kMaxHeader = 16ull << 20;
 constexpr size_t kMaxValues = size_t{1} << 19;
-constexpr int kMaxDepth = 64;  // bounds the parser's recursion; real headers nest 3 deep
+constexpr int kMaxDepth = 64;    // bounds the parser's recursion; real headers nest 3 deep
 constexpr size_t kMaxDims = 16;  // a tensor's dimensions (PyTorch's own tensors stop at 25)
 constexpr const char* kSupported = "F64, F32, F16, BF16, I64, I32, I16, I8, U64, U32, U16, U8, BOOL";
 
@@ -626,26 +627,33 @@ std::vector<unsigned char> serialize(const File& f, Checksums sums) {
 void write(const std::string& path, const File& f) {
   std::vector<const Entry*> order;
   std::string h = make_header(f, path, order, Checksums::Write);
-  std::string tmp = cat(path, ".tmp", getpid());  // same directory, so rename() cannot cross filesystems
-  FILE* fp = std::fopen(tmp.c_str(), "wb");
-  if (!fp) throw Error(cat(path, ": cannot create ", tmp, ": ", std::strerror(errno)));
-  bool ok = std::fwrite(h.data(), 1, h.size(), fp) == h.size();
+  // Beside path, so the rename cannot cross file systems (nn/serialize/atomic_file.h).
+  serialize::TempFile tmp = serialize::create_temp_beside(path);
+  auto put = [&](const void* p, size_t n) {
+    for (auto* c = static_cast<const char*>(p); n > 0;) {
+      const ssize_t w = ::write(tmp.fd, c, n);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) return false;
+      c += w, n -= static_cast<size_t>(w);
+    }
+    return true;
+  };
+  bool ok = put(h.data(), h.size());
   crash_point("safetensors.header_written");  // the crash points: core/runtime/crash_point.h
   for (size_t i = 0; i < order.size(); ++i) {
     const Entry* e = order[i];
     if (i == order.size() / 2) crash_point("safetensors.half_written");
-    ok = ok && (e->bytes.empty() || std::fwrite(e->bytes.data(), 1, e->bytes.size(), fp) == e->bytes.size());
+    ok = ok && put(e->bytes.data(), e->bytes.size());
   }
-  ok = ok && std::fflush(fp) == 0 && fsync(fileno(fp)) == 0;  // on disk before the rename publishes it
-  crash_point("safetensors.synced");
-  int err = errno;
-  if (std::fclose(fp) != 0 && ok) ok = false, err = errno;
-  if (ok && std::rename(tmp.c_str(), path.c_str()) != 0) ok = false, err = errno;
-  if (ok) crash_point("safetensors.renamed");
   if (!ok) {
-    std::remove(tmp.c_str());
+    const int err = errno;
+    serialize::discard(tmp);
     throw Error(cat(path, ": writing failed: ", std::strerror(err)));
   }
+  serialize::sync_and_close(tmp, path);
+  crash_point("safetensors.synced");
+  serialize::rename_over(tmp, path);  // and an fsync of the folder
+  crash_point("safetensors.renamed");
 }
 
 float f16_to_float(uint16_t h) {
