@@ -11,6 +11,7 @@
 #include "maxgrad/data/cifar_binary.h"
 #include "maxgrad/data/class_name.h"
 #include "maxgrad/data/image_folder.h"
+#include "maxgrad/nn/serialize/serialize.h"
 #include "temp_dir.h"
 
 namespace fs = std::filesystem;
@@ -88,4 +89,15 @@ TEST_CASE("ImageFolder: a class folder whose name is not a usable class name is 
   std::ofstream(dir / "root/bad,name/x.png") << "not read";
   const std::string e = error_of([&] { ImageFolder folder(dir / "root"); });
   CHECK(e.find("class name 'bad,name' holds a comma") != std::string::npos);
+}
+
+TEST_CASE("a FIFO given as a safetensors file is refused at once, not waited on") {
+  TempDir dir;
+  REQUIRE(mkfifo((dir / "weights.safetensors").c_str(), 0600) == 0);
+  try {
+    mg::serialize::load_tensors(dir / "weights.safetensors");
+    FAIL("a FIFO was read");
+  } catch (const std::exception& e) {
+    CHECK(std::string(e.what()).find("weights.safetensors: not a regular file") != std::string::npos);
+  }
 }

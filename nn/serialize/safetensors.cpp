@@ -3,6 +3,7 @@
 // the other accepts, and their messages read alike.
 #include "maxgrad/nn/serialize/safetensors.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -591,10 +592,18 @@ File parse(const unsigned char* data, size_t size, const std::string& what) {
 }
 
 File read(const std::string& path) {
-  std::unique_ptr<FILE, int (*)(FILE*)> fp(std::fopen(path.c_str(), "rb"), &std::fclose);
-  if (!fp) throw Error(cat(path, ": cannot open for reading: ", std::strerror(errno)));
+  // Opened without blocking, then checked to be a regular file: opening a FIFO for reading would
+  // otherwise wait for a writer for ever.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) throw Error(cat(path, ": cannot open for reading: ", std::strerror(errno)));
+  std::unique_ptr<FILE, int (*)(FILE*)> fp(::fdopen(fd, "rb"), &std::fclose);
+  if (!fp) {
+    ::close(fd);
+    throw Error(cat(path, ": cannot open for reading: ", std::strerror(errno)));
+  }
   struct stat st;
-  if (fstat(fileno(fp.get()), &st) != 0 || !S_ISREG(st.st_mode)) throw Error(path + ": not a regular file");
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) throw Error(path + ": not a regular file");
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
   auto read_exact = [&](void* dst, size_t n) {
     if (n && std::fread(dst, 1, n, fp.get()) != n)
       throw Error(cat(path, ": read failed, or the file shrank while being read: ", std::strerror(errno)));
