@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -14,6 +16,22 @@
 #define STBI_NO_STDIO  // files are read here, with a size cap, then decoded from memory
 // stb_image's own hard cap, a second line behind DecodeLimits::max_side (checked on the header first).
 #define STBI_MAX_DIMENSIONS 16384
+
+// Every allocation of stb_image goes through these, held to a budget set per decode (AllocBudget
+// below). stb grows a PNG's inflate buffer by doubling for as long as the compressed data goes on,
+// and accepts data beyond the image's size: a 97 KB PNG of a 1x1 image inflating to 100 MB took
+// predict to 112 MB, and a 2 MB one would take 2 GB, in every decoding thread. A refused allocation
+// makes stb fail with "outofmem", reported as a corrupt image.
+namespace mg::data {
+namespace {
+thread_local size_t t_alloc_cap = SIZE_MAX;
+}  // namespace
+}  // namespace mg::data
+static void* budget_malloc(size_t n) { return n > mg::data::t_alloc_cap ? nullptr : std::malloc(n); }
+static void* budget_realloc(void* p, size_t n) { return n > mg::data::t_alloc_cap ? nullptr : std::realloc(p, n); }
+#define STBI_MALLOC(n) budget_malloc(n)
+#define STBI_REALLOC(p, n) budget_realloc(p, n)
+#define STBI_FREE(p) std::free(p)
 #define STB_IMAGE_IMPLEMENTATION
 #include <stb/stb_image.h>
 
@@ -79,6 +97,21 @@ const char* png_chunk_problem(const uint8_t* p, size_t n) {
   return nullptr;
 }
 
+// The largest single allocation a decode of a width x height image from a file of `size` bytes may
+// make: twice the file (stb gathers a PNG's IDAT chunks into one buffer, grown by doubling), twice the
+// largest raw PNG data of that size (16-bit RGBA with a filter byte per row, interlacing's extra
+// rows included, and the inflate buffer's doubling), plus 1 MB for the fixed tables of JPEG.
+size_t decode_alloc_cap(size_t size, int64_t height, int64_t width) {
+  const auto h = static_cast<size_t>(height), w = static_cast<size_t>(width);
+  const size_t raw = (h + 7) * (1 + w * 8) + 7 * h;
+  return 2 * std::max(size, raw) + (size_t{1} << 20);
+}
+
+struct AllocBudget {
+  explicit AllocBudget(size_t cap) { t_alloc_cap = cap; }
+  ~AllocBudget() { t_alloc_cap = SIZE_MAX; }
+};
+
 std::vector<uint8_t> read_bytes(const std::string& path, const DecodeLimits& limits) {
   std::error_code ec;
   const auto size = std::filesystem::file_size(path, ec);
@@ -129,6 +162,7 @@ void decode_image_rgb_from_memory(const uint8_t* bytes, size_t size, const std::
   if (const char* problem = png_chunk_problem(bytes, size))
     throw DataError("image " + what + ": corrupt PNG (" + problem + ")");
   int w = 0, hh = 0, c = 0;
+  AllocBudget budget(decode_alloc_cap(size, h.height, h.width));
   // Forcing 3 channels makes stb_image expand grey and drop alpha, so every image is RGB.
   std::unique_ptr<stbi_uc, void (*)(void*)> hwc(stbi_load_from_memory(bytes, static_cast<int>(size), &w, &hh, &c, 3),
                                                 stbi_image_free);

@@ -4,12 +4,14 @@
 #include <doctest/doctest.h>
 #include <sys/stat.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <string>
 
 #include "maxgrad/data/cifar_binary.h"
 #include "maxgrad/data/class_name.h"
+#include "maxgrad/data/image_decode.h"
 #include "maxgrad/data/image_folder.h"
 #include "maxgrad/nn/serialize/serialize.h"
 #include "temp_dir.h"
@@ -100,4 +102,16 @@ TEST_CASE("a FIFO given as a safetensors file is refused at once, not waited on"
   } catch (const std::exception& e) {
     CHECK(std::string(e.what()).find("weights.safetensors: not a regular file") != std::string::npos);
   }
+}
+
+TEST_CASE("a PNG whose data inflates far beyond its size is refused, not decoded") {
+  // tests/golden/hostile/make_png_bomb.py: a 97 KB 1x1 PNG inflating to 100 MB; before the budget,
+  // decoding it took 112 MB and succeeded.
+  const char* src = std::getenv("MAXGRAD_SOURCE");
+  const std::string bomb = std::string(src ? src : ".") + "/tests/golden/hostile/png_inflate_bomb.png";
+  REQUIRE(fs::exists(bomb));
+  CHECK(read_image_header(bomb).width == 1);
+  std::vector<uint8_t> rgb(3);
+  const std::string e = error_of([&] { decode_image_rgb(bomb, 1, 1, rgb.data()); });
+  CHECK(e.find("png_inflate_bomb.png: corrupt (outofmem)") != std::string::npos);
 }
