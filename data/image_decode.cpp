@@ -72,6 +72,19 @@ bool jpeg_huffman_tables_fit(const uint8_t* p, size_t n) {
   return true;
 }
 
+// A progressive JPEG codes the image in scans, and stb_image walks every block of the image in
+// each, even an empty one: a file of tens of thousands of empty scans would take minutes per MB,
+// hours at the file-size cap. Real files have about 10 (libjpeg's default script); every FF DA
+// (start of scan) byte pair is counted, so none stb could act on escapes the count.
+constexpr int kMaxJpegScans = 256;
+
+int jpeg_scan_count(const uint8_t* p, size_t n) {
+  if (n < 2 || p[0] != 0xFF) return 0;  // not a JPEG
+  int scans = 0;
+  for (size_t m = 0; m + 1 < n && scans <= kMaxJpegScans; ++m) scans += p[m] == 0xFF && p[m + 1] == 0xDA;
+  return scans;
+}
+
 // Two PNG chunk headers stb_image 2.27 acts on before it has checked the data is there (found by
 // tests/fuzz/fuzz_image.cpp), so the chunks are walked here first, as stb walks them:
 // - an IDAT chunk's length is allocated before it is read: a 100-byte file claiming a 2 GB chunk
@@ -131,6 +144,9 @@ ImageHeader image_header_from_memory(const uint8_t* bytes, size_t size, const st
   check_file_size(what, size, limits);
   if (!jpeg_huffman_tables_fit(bytes, size))
     throw DataError("image " + what + ": corrupt JPEG (a Huffman table lists more than 256 symbols)");
+  if (jpeg_scan_count(bytes, size) > kMaxJpegScans)
+    throw DataError("image " + what + ": JPEG of more than " + std::to_string(kMaxJpegScans) +
+                    " scans (real ones have about 10; each costs a pass over the whole image)");
   ImageHeader h;
   if (size == 0 || !stbi_info_from_memory(bytes, static_cast<int>(size), &h.width, &h.height, &h.channels))
     throw DataError("image " + what + ": not a readable JPEG/PNG/BMP (" +

@@ -115,3 +115,11 @@ TEST_CASE("a PNG whose data inflates far beyond its size is refused, not decoded
   const std::string e = error_of([&] { decode_image_rgb(bomb, 1, 1, rgb.data()); });
   CHECK(e.find("png_inflate_bomb.png: corrupt (outofmem)") != std::string::npos);
 }
+
+TEST_CASE("a JPEG of thousands of scans is refused before decoding") {
+  // SOI, then 10,000 start-of-scan markers: each would cost stb a pass over every block.
+  std::vector<uint8_t> jpeg = {0xFF, 0xD8};
+  for (int i = 0; i < 10000; ++i) jpeg.insert(jpeg.end(), {0xFF, 0xDA, 0x00, 0x08, 0x01, 0x01, 0x00, 0x00, 0x3F, 0x00});
+  const std::string e = error_of([&] { image_header_from_memory(jpeg.data(), jpeg.size(), "scans.jpg"); });
+  CHECK(e.find("scans.jpg: JPEG of more than 256 scans") != std::string::npos);
+}
