@@ -9,6 +9,7 @@
 #include <functional>
 #include <string>
 
+#include "examples/common/archive.h"
 #include "maxgrad/data/cifar_binary.h"
 #include "maxgrad/data/class_name.h"
 #include "maxgrad/data/image_decode.h"
@@ -122,4 +123,40 @@ TEST_CASE("a JPEG of thousands of scans is refused before decoding") {
   for (int i = 0; i < 10000; ++i) jpeg.insert(jpeg.end(), {0xFF, 0xDA, 0x00, 0x08, 0x01, 0x01, 0x00, 0x00, 0x3F, 0x00});
   const std::string e = error_of([&] { image_header_from_memory(jpeg.data(), jpeg.size(), "scans.jpg"); });
   CHECK(e.find("scans.jpg: JPEG of more than 256 scans") != std::string::npos);
+}
+
+namespace {
+// tar run as a test's fixture maker (the archives are made here, not committed).
+void tar(const TempDir& dir, const std::string& args) {
+  REQUIRE(std::system(("cd '" + dir.path.string() + "' && tar " + args + " 2>/dev/null").c_str()) == 0);
+}
+}  // namespace
+
+TEST_CASE("archives: only files and folders at relative paths, within a budget, are extracted") {
+  TempDir dir;
+  fs::create_directories(dir / "src/test/cat");
+  std::ofstream(dir / "src/test/cat/0000.png") << std::string(1000, 'x');
+  fs::create_symlink("/etc", dir / "src/test/link");
+  fs::create_directories(dir / "out");
+  auto refusal = [&](const std::string& archive, const mg::cli::ArchiveBudget& budget = {}) {
+    return error_of([&] { mg::cli::extract_archive(dir / archive, dir / "out", budget); });
+  };
+
+  tar(dir, "-czf good.tar.gz -C src test/cat");
+  CHECK(refusal("good.tar.gz").empty());
+  CHECK(fs::file_size(dir / "out/test/cat/0000.png") == 1000);
+  CHECK(refusal("good.tar.gz", {999, 100}).find("more than 100 members or 999 bytes") != std::string::npos);
+  CHECK(refusal("good.tar.gz", {1 << 20, 1}).find("more than 1 members") != std::string::npos);
+
+  tar(dir, "-czf link.tar.gz -C src test");  // holds test/link -> /etc
+  CHECK(refusal("link.tar.gz").find("member 'test/link -> /etc' is not a file or a folder (a symbolic link)") !=
+        std::string::npos);
+
+  tar(dir, "-czf up.tar.gz -C src/test -P ../test/cat/0000.png");
+  CHECK(refusal("up.tar.gz").find("would be written outside the folder") != std::string::npos);
+  tar(dir, "-czf abs.tar.gz -P '" + (dir / "src/test/cat/0000.png") + "'");
+  CHECK(refusal("abs.tar.gz").find("would be written outside the folder") != std::string::npos);
+
+  std::ofstream(dir / "junk.tar.gz") << "not an archive";
+  CHECK(refusal("junk.tar.gz").find("tar could not list") != std::string::npos);
 }

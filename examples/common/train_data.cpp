@@ -1,12 +1,12 @@
 #include "examples/common/train_data.h"
 
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 
+#include "examples/common/archive.h"
 #include "maxgrad/data/cifar_binary.h"
 #include "maxgrad/data/image_folder.h"
 #include "maxgrad/data/subset.h"
@@ -55,21 +55,6 @@ void take_train(const data::Dataset& set, int64_t per_class, int64_t val_split, 
   out.val = data::to_memory(split.held_out);
 }
 
-// tar -xzf archive -C dir, run directly (no shell, so no quoting problems with odd paths).
-void untar(const std::string& archive, const std::string& dir) {
-  const pid_t pid = fork();
-  if (pid < 0) throw DataError("cannot start tar to extract " + archive);
-  if (pid == 0) {
-    execlp("tar", "tar", "-xzf", archive.c_str(), "-C", dir.c_str(), static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    throw DataError("extracting " + archive + " failed" +
-                    (WIFEXITED(status) && WEXITSTATUS(status) == 127 ? std::string(" (is tar installed?)") : ""));
-}
-
 // A temporary folder, removed with everything in it when this goes out of scope.
 struct ScratchDir {
   std::string path;
@@ -106,8 +91,8 @@ void load_cifar(const std::string& dir, DataFormat format, int64_t subset, int64
     case DataFormat::tarballs: {
       out.description = "CIFAR-10 image archives in " + dir;
       ScratchDir scratch;
-      untar((fs::path(dir) / "train.tar.gz").string(), scratch.path);
-      untar((fs::path(dir) / "test.tar.gz").string(), scratch.path);
+      extract_archive((fs::path(dir) / "train.tar.gz").string(), scratch.path);
+      extract_archive((fs::path(dir) / "test.tar.gz").string(), scratch.path);
       load_folders(scratch.path, subset, eval_subset, val_split, out);
       return;
     }
