@@ -12,6 +12,7 @@
 
 #include "examples/common/checkpoint_config.h"
 #include "examples/common/train_flags.h"
+#include "examples/common/train_report.h"
 #include "maxgrad/core/error.h"
 #include "maxgrad/core/generator.h"
 #include "maxgrad/models/maxvit.h"
@@ -115,4 +116,17 @@ TEST_CASE("a checkpoint's configuration must describe the checkpoint's own tenso
   c = cfg, c.num_classes = 100000;
   CHECK(refusal(c).find("classes: 100000") != std::string::npos);
   CHECK(refusal(c).find("runs/x/last.safetensors") != std::string::npos);
+}
+
+TEST_CASE("a checkpoint's training history holds whole epoch and step numbers") {
+  std::vector<cli::EpochRecord> records(2);
+  records[0].epoch = 1, records[0].step = 390, records[1].epoch = 2, records[1].step = 780;
+  const Tensor seconds = cli::history_seconds(records);
+  CHECK(cli::history_from(cli::history_tensor(records), seconds).back().step == 780);
+  for (double bad : {std::nan(""), -1.0, 1e300, 2.5}) {
+    INFO(bad);
+    std::vector<double> h = cli::history_tensor(records).to_vector();
+    h[17 + 1] = bad;  // row 1's step
+    CHECK_THROWS_AS(cli::history_from(Tensor::from_vector(h, {2, 17}, DType::Float64), seconds), Error);
+  }
 }

@@ -416,13 +416,18 @@ int run(int argc, char** argv) {
     const Tensor *h = find_extra(pos, "history"), *hs = find_extra(pos, "history_seconds"),
                  *s = find_extra(pos, "epoch_sums");
     MG_CHECK(h && hs && s && s->numel() == 3, who, "lacks the training history or the epoch's running sums");
-    MG_CHECK(pos.step == pos.epoch * steps_per_epoch + pos.batch && pos.batch < steps_per_epoch, who, "position epoch ",
-             pos.epoch, ", batch ", pos.batch, ", step ", pos.step, " does not fit ", steps_per_epoch,
-             " steps per epoch");
+    // pos.epoch is checked first: epoch * steps_per_epoch of a hostile epoch near 2^62 would overflow.
+    MG_CHECK(
+        pos.epoch <= r.epochs && pos.step == pos.epoch * steps_per_epoch + pos.batch && pos.batch < steps_per_epoch,
+        who, "position epoch ", pos.epoch, ", batch ", pos.batch, ", step ", pos.step, " does not fit ",
+        steps_per_epoch, " steps per epoch");
     history = cli::history_from(*h, *hs);
     MG_CHECK(static_cast<int64_t>(history.size()) == pos.epoch, who, "holds the history of ", history.size(),
              " epochs but is at epoch ", pos.epoch);
     const std::vector<double> v = s->to_vector();
+    auto count = [](double x) { return x >= 0 && x <= 0x1p53 && x == std::floor(x); };  // NaN fails too
+    MG_CHECK(std::isfinite(v[0]) && count(v[1]) && count(v[2]) && v[1] <= v[2], who,
+             "holds impossible running sums of the epoch (loss ", v[0], ", correct ", v[1], ", seen ", v[2], ")");
     sums.loss = v[0], sums.correct = static_cast<int64_t>(v[1]), sums.seen = static_cast<int64_t>(v[2]);
     serialize::restore_checkpoint(*ck, model, &opt, rngs);  // checks everything first; the error names the file
     const auto& m = ck->info.metadata;

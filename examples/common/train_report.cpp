@@ -53,6 +53,10 @@ std::vector<EpochRecord> history_from(const Tensor& history, const Tensor& secon
   for (size_t i = 0; i < s.size(); ++i) {
     const int64_t cols = history.size(1);
     const double* row = h.data() + static_cast<int64_t>(i) * cols;
+    // Cast to integers only once known to be whole numbers in range (a NaN cast is undefined).
+    for (int c : {0, 1})
+      MG_CHECK(row[c] >= 0 && row[c] <= 0x1p53 && row[c] == std::floor(row[c]), "training history", "row ", i,
+               " holds ", row[c], " where a whole ", c == 0 ? "epoch" : "step", " number belongs");
     EpochRecord r{
         static_cast<int64_t>(row[0]), static_cast<int64_t>(row[1]), row[2], row[3], row[4], row[5], row[6], s[i]};
     if (cols >= kColumnsPrecise) r.test_loss_precise = row[7], r.test_acc_precise = row[8];

@@ -69,9 +69,10 @@ void check_known(const NamedTensors& s, const std::vector<std::string>& prefixes
     for (const std::string& p : prefixes)
       if (!ok && key.size() > p.size() + 1 && key.compare(0, p.size() + 1, p + ".") == 0) {
         const std::string idx = key.substr(p.size() + 1);
-        // At most 18 digits, so stoull cannot throw out_of_range on a hostile file's key.
-        ok =
-            idx.size() <= 18 && idx.find_first_not_of("0123456789") == std::string::npos && std::stoull(idx) < n_params;
+        // At most 18 digits, so stoull cannot throw out_of_range on a hostile file's key; and written
+        // as state() writes it ("7", not "07", which would be accepted here yet never loaded).
+        ok = idx.size() <= 18 && idx.find_first_not_of("0123456789") == std::string::npos &&
+             std::stoull(idx) < n_params && std::to_string(std::stoull(idx)) == idx;
       }
     if (!ok) unknown += (unknown.empty() ? "'" : ", '") + key + "'";
   }
