@@ -14,7 +14,9 @@
 #include "maxgrad/data/class_name.h"
 #include "maxgrad/data/image_decode.h"
 #include "maxgrad/data/image_folder.h"
+#include "maxgrad/models/maxvit.h"
 #include "maxgrad/nn/serialize/serialize.h"
+#include "run_program.h"
 #include "temp_dir.h"
 
 namespace fs = std::filesystem;
@@ -159,4 +161,44 @@ TEST_CASE("archives: only files and folders at relative paths, within a budget, 
 
   std::ofstream(dir / "junk.tar.gz") << "not an archive";
   CHECK(refusal("junk.tar.gz").find("tar could not list") != std::string::npos);
+}
+
+TEST_CASE("step_dump: input files that are not what the flags describe exit 2, writing nothing") {
+  TempDir dir;
+  const std::vector<std::string> tiny = {"--block-channels", "16,32,64", "--block-layers",   "1,1,1",
+                                         "--stem-channels",  "16",       "--head-dim",       "16",
+                                         "--stem-stride",    "2",        "--partition-size", "2"};
+  mg::models::MaxVitConfig cfg = mg::models::MaxVitConfig::preset("cifar");
+  cfg.block_channels = {16, 32, 64}, cfg.block_layers = {1, 1, 1}, cfg.stem_channels = 16, cfg.head_dim = 16;
+  cfg.stem_stride = 2, cfg.partition_size = 2;
+  mg::models::MaxVit model(cfg, 0);
+  mg::serialize::save_state_dict(model, dir / "w.safetensors");
+  auto batch = [&](const std::string& name, std::vector<int64_t> x_shape, int64_t label) {
+    mg::serialize::save_tensors(dir / name, {{"x", mg::zeros(x_shape, mg::DType::Float32)},
+                                             {"y", mg::Tensor::from_vector_i64({label, 0}, {2})}});
+  };
+  batch("ok.safetensors", {2, 3, 32, 32}, 1);
+  batch("wrong_size.safetensors", {2, 3, 16, 16}, 1);
+  batch("wrong_label.safetensors", {2, 3, 32, 32}, 10);
+  std::ofstream(dir / "junk.safetensors") << "junk";
+  auto step = [&](const std::string& weights, const std::string& b) {
+    std::vector<std::string> args = tiny;
+    args.insert(args.end(), {"--weights", weights, "--batch", b, "--out", "o.safetensors"});
+    return mg::testing::run_command(mg::testing::program_command("step_dump", args), dir.path.string(), dir / "run");
+  };
+  const mg::testing::Result ok = step("w.safetensors", "ok.safetensors");
+  REQUIRE_MESSAGE(ok.status == 0, ok.err);
+  fs::remove(dir / "o.safetensors");
+  const std::pair<std::pair<const char*, const char*>, const char*> bad[] = {
+      {{"junk.safetensors", "ok.safetensors"}, "junk.safetensors"},
+      {{"w.safetensors", "junk.safetensors"}, "junk.safetensors"},
+      {{"w.safetensors", "wrong_size.safetensors"}, "these model flags take float (N, 3, 32, 32)"},
+      {{"w.safetensors", "wrong_label.safetensors"}, "is not a class of 10"}};
+  for (const auto& [files, says] : bad) {
+    const mg::testing::Result r = step(files.first, files.second);
+    CAPTURE(r.err);
+    CHECK(r.status == 2);
+    CHECK(r.err.find(says) != std::string::npos);
+    CHECK(!fs::exists(dir / "o.safetensors"));
+  }
 }

@@ -29,6 +29,9 @@ int main(int argc, char** argv) {
   }
   sf.model.apply_threads();
 
+  // Reading the inputs: every failure is the files' (shared/spec/cli.md: exit 2); the step itself
+  // can then only fail as a program does (exit 1).
+  bool loading = true;
   try {
     const DType dt = sf.model.tensor_dtype();
     models::MaxVit model(cfg, 0);
@@ -41,13 +44,21 @@ int main(int argc, char** argv) {
       if (n == "y") y = t;
     }
     MG_CHECK(x.defined() && y.defined(), "step_dump", "batch file ", *sf.batch, " must hold tensors 'x' and 'y'");
+    MG_CHECK(x.dim() == 4 && x.size(0) > 0 && x.size(1) == 3 && x.size(2) == cfg.input_h && x.size(3) == cfg.input_w &&
+                 (x.dtype() == DType::Float32 || x.dtype() == DType::Float64),
+             "step_dump", "batch file ", *sf.batch, ": x is ", x.info(), "; these model flags take float (N, 3, ",
+             cfg.input_h, ", ", cfg.input_w, ")");
+    MG_CHECK(y.dim() == 1 && y.size(0) == x.size(0) && y.dtype() == DType::Int64, "step_dump", "batch file ", *sf.batch,
+             ": y is ", y.info(), "; expected int64 (", x.size(0), ") class indices");
+    const std::vector<double> labels = y.to_vector();
+    for (size_t i = 0; i < labels.size(); ++i)
+      MG_CHECK(labels[i] >= 0 && labels[i] < static_cast<double>(cfg.num_classes), "step_dump", "batch file ",
+               *sf.batch, ": y[", i, "] = ", labels[i], " is not a class of ", cfg.num_classes);
+    loading = false;
     serialize::save_tensors(*sf.out, cli::run_step(model, dt, x, y, sf.options()));
-  } catch (const safetensors::ChecksumError& e) {  // a damaged input file (shared/spec/cli.md)
-    std::cerr << "step_dump: " << e.what() << "\n";
-    return 2;
   } catch (const std::exception& e) {
-    std::cerr << "step_dump: " << e.what() << "\n";
-    return 1;
+    std::cerr << "step_dump: " << e.what() << "\n";  // the errors name the file
+    return loading ? 2 : 1;
   }
   return 0;
 }
