@@ -20,6 +20,21 @@ inline std::string shape_str(const std::vector<int64_t>& s) {
   return o.str();
 }
 
+// A string from a file, made fit for a message: control characters shown as \xHH (no terminal
+// escape sequence reaches the terminal) and at most `max` bytes kept (no 100 MB message).
+inline std::string printable(const std::string& s, size_t max = 200) {
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < s.size() && i < max; ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == 0x7f)
+      out += std::string("\\x") + hex[c >> 4] + hex[c & 15];
+    else
+      out += s[i];
+  }
+  return s.size() > max ? out + "..." : out;
+}
+
 namespace detail {
 inline void cat_into(std::ostringstream&) {}
 template <typename A, typename... R> void cat_into(std::ostringstream& o, const A& a, const R&... r) {

@@ -94,10 +94,12 @@ void Module::load_state_dict(const NamedTensors& state, bool strict) {
     if (!known.count(n)) unexpected.push_back(n);
 
   std::ostringstream err;
+  // The names come from a file: escaped, cut short, and at most 20 of each kind listed.
   auto list = [&](const char* what, const std::vector<std::string>& v) {
     if (v.empty()) return;
     err << "\n  " << v.size() << " " << what << ":";
-    for (const auto& s : v) err << "\n    " << s;
+    for (size_t i = 0; i < v.size() && i < 20; ++i) err << "\n    " << printable(v[i]);
+    if (v.size() > 20) err << "\n    ... and " << v.size() - 20 << " more";
   };
   list("mis-shaped or wrongly typed", misshaped);
   list("duplicated", duplicate);

@@ -130,3 +130,11 @@ TEST_CASE("a checkpoint's training history holds whole epoch and step numbers") 
     CHECK_THROWS_AS(cli::history_from(Tensor::from_vector(h, {2, 17}, DType::Float64), seconds), Error);
   }
 }
+
+TEST_CASE("strings from a checkpoint reach messages escaped and cut short") {
+  CHECK(printable("a\x1b[2Jb") == "a\\x1b[2Jb");
+  CHECK(printable(std::string(1000, 'x')).size() == 203);
+  const std::string r = refusal("--epochs 3 --\x1b[2J" + std::string(100000, 'z'));
+  CHECK(r.find('\x1b') == std::string::npos);
+  CHECK(r.size() < 2000);
+}

@@ -388,8 +388,9 @@ int run(int argc, char** argv) {
     auto size = m.find("train_size");
     if (kind == m.end() || kind->second != data_kind || size == m.end() ||
         size->second != std::to_string(data.train.size())) {
-      std::cerr << "train_cifar: --resume: " << resumed << " was trained on " << (kind == m.end() ? "?" : kind->second)
-                << " data of " << (size == m.end() ? "?" : size->second) << " images, but this run found "
+      std::cerr << "train_cifar: --resume: " << resumed << " was trained on "
+                << (kind == m.end() ? "?" : printable(kind->second)) << " data of "
+                << (size == m.end() ? "?" : printable(size->second)) << " images, but this run found "
                 << data.description << " with " << data.train.size() << " training images\n";
       return kExitUsage;
     }
@@ -434,7 +435,7 @@ int run(int argc, char** argv) {
     const auto was_ranks = m.find("ranks"), was_sync = m.find("sync_bn");
     if (was_ranks != m.end() && was_sync != m.end() &&
         (was_ranks->second != std::to_string(ranks) || (was_sync->second == "1") != tf.sync_bn))
-      std::cout << "note: " << resumed << " was trained with " << was_ranks->second << " rank(s)"
+      std::cout << "note: " << resumed << " was trained with " << printable(was_ranks->second) << " rank(s)"
                 << (was_sync->second == "1" ? " and --sync-bn" : "") << "; this run goes on with " << ranks
                 << " rank(s)" << (tf.sync_bn ? " and --sync-bn" : "") << "\n";
     ck.reset();

@@ -89,7 +89,11 @@ TrainFlags checkpoint_flags(const serialize::Checkpoint& ck, const std::vector<s
     std::vector<std::string> tokens;
     std::istringstream in(it->second);
     for (std::string t; in >> t;) tokens.push_back(t);
-    from_ck.parse(tokens);
+    try {
+      from_ck.parse(tokens);
+    } catch (const UsageError& e) {  // the tokens are the file's: escaped and cut short
+      throw UsageError("checkpoint " + ck.path + " has an unreadable 'config' (" + printable(e.what(), 500) + ")");
+    }
   }
   Flags over(program, "");
   saved.model.add_to(over);

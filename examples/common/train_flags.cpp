@@ -215,7 +215,7 @@ TrainFlags merge_for_resume(const std::string& saved_config, const std::vector<s
     fb.parse(saved);
     fc.parse(saved);
   } catch (const UsageError& e) {
-    throw UsageError("checkpoint " + checkpoint_path + " has an unreadable 'config' (" + e.what() +
+    throw UsageError("checkpoint " + checkpoint_path + " has an unreadable 'config' (" + printable(e.what(), 500) +
                      "); a checkpoint's configuration holds only model and recipe flags");
   }
   fm.parse(command_line);  // errors here are the command line's own

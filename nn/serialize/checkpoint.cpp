@@ -189,7 +189,8 @@ void restore_checkpoint(const Checkpoint& ck, Module& model, Optimizer* opt, con
     wanted.insert(n);
     MG_CHECK(ck.rngs.count(n), who, "has no state for generator '", n, "'");
   }
-  for (const auto& [n, words] : ck.rngs) MG_CHECK(wanted.count(n), who, "holds an unexpected generator '", n, "'");
+  for (const auto& [n, words] : ck.rngs)
+    MG_CHECK(wanted.count(n), who, "holds an unexpected generator '", printable(n), "'");
 
   // Module::load_state_dict and Optimizer::load_state each change nothing when they fail, but the
   // second can fail after the first succeeded: the model is snapshotted and put back in that case.
