@@ -440,6 +440,20 @@ TEST_CASE("train_cifar reads CIFAR-10 binary batches") {
   CHECK(r.out.find("airplane") != std::string::npos);  // CIFAR-10's class names label the matrix
   CHECK(r.out.find("[synthetic") == std::string::npos);
   CHECK(r.err.find("No CIFAR-10 found") == std::string::npos);
+
+  // --resume finds its data as any run does, never at a path the checkpoint names: here none is
+  // found, so the synthetic set would be trained on instead, and the run refuses, naming the folder.
+  fs::create_directories(dir / "more");
+  fs::rename(dir / "out", dir / "more/out");
+  const Result moved =
+      mg::testing::run_command(mg::testing::program_command("train_cifar", {"--resume", "--out", "out"}),
+                               (dir.path / "more").string(), dir / "moved", "");
+  CHECK(moved.status == 2);
+  CHECK(moved.err.find("it was trained on the data in " + (dir / "bin")) != std::string::npos);
+  const Result with_data = mg::testing::run_command(
+      mg::testing::program_command("train_cifar", {"--resume", "--out", "out", "--data", "../bin"}),
+      (dir.path / "more").string(), dir / "with_data", "");
+  CHECK_MESSAGE(with_data.status == 0, with_data.err);
 }
 
 TEST_CASE("train_cifar learns from a slice of the real CIFAR-10 (archives, as in shared/data)") {

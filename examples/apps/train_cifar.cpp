@@ -330,14 +330,12 @@ int run(int argc, char** argv) {
       auto saved = ck->info.metadata.find("config");
       MG_CHECK(saved != ck->info.metadata.end(), "checkpoint " + resumed, "has no 'config' metadata");
       tf = cli::merge_for_resume(saved->second, args, resumed);
-      // The data comes from where it came from before, unless the command line says otherwise.
-      auto source = ck->info.metadata.find("data_dir");
-      if (!tf.data && !tf.synthetic && source != ck->info.metadata.end()) {
-        if (source->second.empty())
-          tf.synthetic = true;
-        else
-          tf.data = source->second;
-      }
+      // The data is found as for any run (--data, $MAXGRAD_DATA, ./data/cifar10): a file never
+      // decides what is read. Only its kind is taken from the checkpoint (synthetic or CIFAR-10), and
+      // the data found must be what the checkpoint was trained on (checked below).
+      auto kind = ck->info.metadata.find("data");
+      if (!tf.data && !tf.synthetic && kind != ck->info.metadata.end() && kind->second == "synthetic")
+        tf.synthetic = true;
     }
     cfg = tf.model_config();
     if (ck) cli::check_config_fits(cfg, *ck);  // before the model is built from it
@@ -391,7 +389,10 @@ int run(int argc, char** argv) {
       std::cerr << "train_cifar: --resume: " << resumed << " was trained on "
                 << (kind == m.end() ? "?" : printable(kind->second)) << " data of "
                 << (size == m.end() ? "?" : printable(size->second)) << " images, but this run found "
-                << data.description << " with " << data.train.size() << " training images\n";
+                << data.description << " with " << data.train.size() << " training images";
+      if (auto dir = m.find("data_dir"); dir != m.end() && !dir->second.empty())
+        std::cerr << " (it was trained on the data in " << printable(dir->second) << ": pass --data with it)";
+      std::cerr << "\n";
       return kExitUsage;
     }
   }
