@@ -27,10 +27,20 @@ namespace {
 thread_local size_t t_alloc_cap = SIZE_MAX;
 }  // namespace
 }  // namespace mg::data
-static void* budget_malloc(size_t n) { return n > mg::data::t_alloc_cap ? nullptr : std::malloc(n); }
-static void* budget_realloc(void* p, size_t n) { return n > mg::data::t_alloc_cap ? nullptr : std::realloc(p, n); }
+//
+// And every byte they hand out is zeroed: stb_image 2.27 decodes a JPEG scan with a Huffman table the
+// file never defined from whatever its allocation held before (uninitialised memory; under the
+// fuzzer's ASan, a symbol index of 16,711,935 read from a 256-entry table). Zeroed, such a table
+// decodes every code as symbol 0 without consuming bits: a well-defined, wrong image.
+static void* budget_malloc(size_t n) { return n > mg::data::t_alloc_cap ? nullptr : std::calloc(1, n); }
+static void* budget_realloc(void* p, size_t old_n, size_t n) {
+  if (n > mg::data::t_alloc_cap) return nullptr;
+  auto* q = static_cast<unsigned char*>(std::realloc(p, n));
+  if (q && n > old_n) std::memset(q + old_n, 0, n - old_n);
+  return q;
+}
 #define STBI_MALLOC(n) budget_malloc(n)
-#define STBI_REALLOC(p, n) budget_realloc(p, n)
+#define STBI_REALLOC_SIZED(p, old_n, n) budget_realloc(p, old_n, n)
 #define STBI_FREE(p) std::free(p)
 #define STB_IMAGE_IMPLEMENTATION
 #include <stb/stb_image.h>

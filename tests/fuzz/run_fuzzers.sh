@@ -12,16 +12,19 @@ cd "$(dirname "$0")/../.."
 seconds=${1:-600}
 [ $# -gt 0 ] && shift
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(safetensors cifar_binary image checkpoint flags)
+[ ${#targets[@]} -eq 0 ] && targets=(safetensors cifar_binary image checkpoint flags config)
 bin=build/fuzz/tests/fuzz
-declare -A max_len=([cifar_binary]=16384 [checkpoint]=65536)
+# Images up to 1 MB, with every allocation above 512 MB a finding: decoding is held to a budget of
+# about twice the file or the image's raw size (docs/reliability.md), far below that.
+declare -A max_len=([cifar_binary]=16384 [checkpoint]=65536 [image]=1048576)
+declare -A malloc_limit=([image]=512)
 
 run_one() {
   local t=$1
   mkdir -p "build/fuzz/work/$t" "build/fuzz/artifacts/$t" build/fuzz/logs
   local start=$SECONDS
   "$bin/fuzz_$t" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
-    ${max_len[$t]:+-max_len=${max_len[$t]}} -artifact_prefix="build/fuzz/artifacts/$t/" \
+    ${max_len[$t]:+-max_len=${max_len[$t]}} ${malloc_limit[$t]:+-malloc_limit_mb=${malloc_limit[$t]}} -artifact_prefix="build/fuzz/artifacts/$t/" \
     "build/fuzz/work/$t" "tests/fuzz/corpus/$t" >"build/fuzz/logs/$t.log" 2>&1
   local rc=$?
   local execs
