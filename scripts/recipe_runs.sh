@@ -16,12 +16,12 @@ declare -A RUN=(
   # Ablation of the fast recipe on the validation split: each ingredient off (or on) in turn.
   [fast-val]="--recipe fast --val-split 500"
   [fast-val-reference]="--recipe reference --epochs 6 --val-split 500"
-  [fast-val-no-ema]="--recipe fast --val-split 500 --model-ema-decay 0"
+  [fast-val-ema]="--recipe fast --val-split 500 --model-ema-decay 0.999"
   [fast-val-ta-wide]="--recipe fast --val-split 500 --auto-augment ta_wide"
   [fast-val-erase]="--recipe fast --val-split 500 --random-erase 0.25"
   [fast-val-mix]="--recipe fast --val-split 500 --mixup-alpha 0.8 --cutmix-alpha 1.0"
   [fast-val-no-smoothing]="--recipe fast --val-split 500 --label-smoothing 0"
-  [fast-val-decay-all]="--recipe fast --val-split 500 --norm-bias-decay on"
+  [fast-val-wd-exclusion]="--recipe fast --val-split 500 --norm-bias-decay off"
   [fast-val-depth]="--recipe fast --val-split 500 --stochastic-depth 0.1"
   # The fast recipe's final figures: all 50,000 training images, three seeds.
   [fast-seed0]="--recipe fast --seed 0"

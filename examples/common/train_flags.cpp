@@ -82,20 +82,18 @@ Recipe recipe_defaults(const std::string& name) {
   Recipe r;  // reference: PyTorch's reference recipe (shared/refs.md), as the struct's initialisers
   r.name = name;
   if (name == "reference") return r;
-  // Both: timm's weight-decay exclusion, an average of the weights, and mirrored test images.
-  r.norm_bias_decay = false;
-  r.tta = "flip";
+  r.tta = "flip";  // both: mirrored test images (docs/recipes.md)
   if (name == "fast") {  // 6 epochs: no regulariser that needs a long run to pay off
     r.epochs = 6;
     r.stochastic_depth = 0;
-    r.model_ema_decay = 0.999;
     return r;
   }
-  if (name == "long") {  // 30 epochs: stronger augmentation
+  if (name == "long") {  // 30 epochs: stronger augmentation, timm's weight-decay exclusion, EMA
     r.epochs = 30;
     r.warmup_epochs = 2;
     r.auto_augment = "ta_wide";
     r.random_erase = 0.25;
+    r.norm_bias_decay = false;
     r.model_ema_decay = 0.9998;
     return r;
   }
