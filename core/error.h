@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "maxgrad/core/utf8.h"
+
 namespace mg {
 
 struct Error : std::runtime_error {
@@ -20,17 +22,22 @@ inline std::string shape_str(const std::vector<int64_t>& s) {
   return o.str();
 }
 
-// A string from a file, made fit for a message: control characters shown as \xHH (no terminal
-// escape sequence reaches the terminal) and at most `max` bytes kept (no 100 MB message).
+// A string from a file, made fit for a message: control characters and bytes that are not valid
+// UTF-8 shown as \xHH (no terminal escape sequence reaches the terminal), at most `max` bytes kept
+// (no 100 MB message).
 inline std::string printable(const std::string& s, size_t max = 200) {
   static const char* hex = "0123456789abcdef";
   std::string out;
-  for (size_t i = 0; i < s.size() && i < max; ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x20 || c == 0x7f)
+  for (size_t i = 0; i < s.size() && i < max;) {
+    const size_t start = i;
+    const int32_t cp = next_utf8(s, i);
+    if (cp >= 0x20 && cp != 0x7f) {
+      out.append(s, start, i - start);
+    } else {
+      const auto c = static_cast<unsigned char>(s[start]);
       out += std::string("\\x") + hex[c >> 4] + hex[c & 15];
-    else
-      out += s[i];
+      i = start + 1;
+    }
   }
   return s.size() > max ? out + "..." : out;
 }

@@ -4,13 +4,16 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <initializer_list>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "maxgrad/core/factory.h"
 #include "maxgrad/core/ops.h"
+#include "maxgrad/nn/serialize/serialize.h"
 
 namespace mg::testing {
 
@@ -75,6 +78,15 @@ struct Inputs {
     return randn(big, dt).narrow(0, 1, s[0]).select(-1, 1);
   }
 };
+
+// A committed fixture of tests/golden/recipe/ (written by make_recipe.py there), by tensor name;
+// MAXGRAD_SOURCE (set by CTest) is the clone's root.
+inline std::map<std::string, Tensor> recipe_fixture(const std::string& file) {
+  const char* src = std::getenv("MAXGRAD_SOURCE");
+  std::map<std::string, Tensor> t;
+  for (auto& [n, v] : serialize::load_tensors(std::string(src ? src : ".") + "/tests/golden/recipe/" + file)) t[n] = v;
+  return t;
+}
 
 }  // namespace mg::testing
 

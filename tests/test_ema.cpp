@@ -26,12 +26,7 @@ using nn::NamedTensors;
 
 namespace {
 
-std::map<std::string, Tensor> fixture(const std::string& file) {
-  const char* src = std::getenv("MAXGRAD_SOURCE");
-  std::map<std::string, Tensor> t;
-  for (auto& [n, v] : serialize::load_tensors(std::string(src ? src : ".") + "/tests/golden/recipe/" + file)) t[n] = v;
-  return t;
-}
+std::map<std::string, Tensor> fixture(const std::string& file) { return testing::recipe_fixture(file); }
 
 // The state of make_recipe.py's Tiny: conv.{weight,bias}, bn.{weight,bias,running_mean,running_var,
 // num_batches_tracked}, fc.{weight,bias}. Only the state matters; forward is the identity.

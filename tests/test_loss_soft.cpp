@@ -20,12 +20,7 @@ using namespace mg;
 
 namespace {
 
-std::map<std::string, Tensor> fixture(const std::string& file) {
-  const char* src = std::getenv("MAXGRAD_SOURCE");
-  std::map<std::string, Tensor> t;
-  for (auto& [n, v] : serialize::load_tensors(std::string(src ? src : ".") + "/tests/golden/recipe/" + file)) t[n] = v;
-  return t;
-}
+std::map<std::string, Tensor> fixture(const std::string& file) { return testing::recipe_fixture(file); }
 
 double max_abs_diff(const Tensor& a, const Tensor& b) {
   REQUIRE_MESSAGE(a.shape() == b.shape(), a.info(), " vs ", b.info());

@@ -21,12 +21,7 @@ using data::MixupOptions;
 
 namespace {
 
-std::map<std::string, Tensor> fixture(const std::string& file) {
-  const char* src = std::getenv("MAXGRAD_SOURCE");
-  std::map<std::string, Tensor> t;
-  for (auto& [n, v] : serialize::load_tensors(std::string(src ? src : ".") + "/tests/golden/recipe/" + file)) t[n] = v;
-  return t;
-}
+std::map<std::string, Tensor> fixture(const std::string& file) { return testing::recipe_fixture(file); }
 
 template <typename T> std::vector<T> as(const Tensor& t) {
   std::vector<T> out;

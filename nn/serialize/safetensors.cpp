@@ -18,6 +18,7 @@
 #include <sstream>
 
 #include "maxgrad/core/runtime/crash_point.h"
+#include "maxgrad/core/utf8.h"
 #include "maxgrad/nn/serialize/atomic_file.h"
 #include "maxgrad/nn/serialize/xxh3.h"
 
@@ -96,34 +97,6 @@ template <typename F, typename Bits> F from_bits(Bits b) {
   F v;
   std::memcpy(&v, &b, sizeof v);
   return v;
-}
-
-// Decodes one code point strictly (no overlong forms, no surrogates, at most U+10FFFF); -1 if invalid.
-int32_t next_utf8(const unsigned char*& p, const unsigned char* end) {
-  uint32_t c = *p++, cp, min;
-  int n;
-  if (c < 0x80) return static_cast<int32_t>(c);
-  if ((c & 0xE0) == 0xC0)
-    n = 1, cp = c & 0x1F, min = 0x80;
-  else if ((c & 0xF0) == 0xE0)
-    n = 2, cp = c & 0x0F, min = 0x800;
-  else if ((c & 0xF8) == 0xF0)
-    n = 3, cp = c & 0x07, min = 0x10000;
-  else
-    return -1;
-  if (end - p < n) return -1;
-  for (int i = 0; i < n; ++i, ++p) {
-    if ((*p & 0xC0) != 0x80) return -1;
-    cp = (cp << 6) | (*p & 0x3F);
-  }
-  return cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF) ? -1 : static_cast<int32_t>(cp);
-}
-
-bool valid_utf8(const std::string& s) {
-  auto p = reinterpret_cast<const unsigned char*>(s.data()), end = p + s.size();
-  while (p < end)
-    if (next_utf8(p, end) < 0) return false;
-  return true;
 }
 
 void append_utf8(std::string& out, uint32_t cp) {
@@ -479,9 +452,8 @@ void put_string(std::string& out, const std::string& s, const std::string& what,
     out += buf;
   };
   out += '"';
-  auto p = reinterpret_cast<const unsigned char*>(s.data()), end = p + s.size();
-  while (p < end) {
-    uint32_t cp = static_cast<uint32_t>(next_utf8(p, end));
+  for (size_t i = 0; i < s.size();) {
+    const auto cp = static_cast<uint32_t>(next_utf8(s, i));  // valid: checked above
     size_t k = cp < 0x80 ? plain.find(static_cast<char>(cp)) : std::string::npos;
     if (k != std::string::npos) {
       out += {'\\', escaped[k]};
