@@ -10,7 +10,8 @@
 //
 // s_i is 1 for a probability target, so the gradient is the familiar (p - q) / N. PyTorch also accepts
 // targets that do not sum to 1; then s_i = (1 - e) T_i + e with T_i = sum_k t_ik, and the gradient gains
-// p (1 - e)(T_i - 1) / N, which is exactly 0 for one-hot rows: they give the class-index numbers bit for bit.
+// p (1 - e)(T_i - 1) / N, which is exactly 0 for one-hot rows. Class indices are computed as just
+// that: each becomes a one-hot row, and both kinds of target take the one code path below.
 #include <cmath>
 
 #include "maxgrad/core/autograd.h"
@@ -25,51 +26,6 @@ void check_logits(const Tensor& logits, double label_smoothing) {
   MG_CHECK(label_smoothing >= 0 && label_smoothing <= 1, "cross_entropy", "label_smoothing must be in [0, 1], got ",
            label_smoothing);
   MG_CHECK(logits.size(0) > 0, "cross_entropy", "empty batch");
-}
-
-// logits (N, K), target (N) int64 -> mean loss, shape []
-Tensor cross_entropy_classes(const Tensor& logits, const Tensor& target, double label_smoothing) {
-  MG_CHECK(target.dim() == 1 && target.size(0) == logits.size(0), "cross_entropy", "target ", target.info(),
-           " does not match logits ", logits.info(), " (expected [", logits.size(0), "])");
-  const int64_t n = logits.size(0), k = logits.size(1);
-  Tensor t = target.contiguous();
-  const int64_t* y = t.data<int64_t>();
-  for (int64_t i = 0; i < n; ++i)
-    MG_CHECK(y[i] >= 0 && y[i] < k, "cross_entropy", "target[", i, "] = ", y[i], " is out of range for ", k,
-             " classes (expected 0..", k - 1, ")");
-
-  Tensor logp = log_softmax(logits.detach(), 1).contiguous();
-  const double e = label_smoothing;
-  Tensor loss = MG_DISPATCH_FLOAT(logits.dtype(), "cross_entropy", [&] {
-    const scalar_t* lp = logp.data<scalar_t>();
-    double total = 0;
-    for (int64_t i = 0; i < n; ++i) {
-      const scalar_t* row = lp + i * k;
-      double smooth = 0;
-      if (e > 0)
-        for (int64_t c = 0; c < k; ++c) smooth += row[c];
-      total += -(1 - e) * row[y[i]] - e / static_cast<double>(k) * smooth;
-    }
-    return Tensor::scalar(total / static_cast<double>(n), logits.dtype());
-  });
-
-  record("cross_entropy", loss, {logits}, [logp, t, e, n, k](const Tensor& g) {
-    // d loss / d logits = (softmax - q) / N, times the incoming scalar gradient
-    Tensor gx = Tensor::empty(logp.shape(), logp.dtype());
-    MG_DISPATCH_FLOAT(logp.dtype(), "cross_entropy backward", [&] {
-      const scalar_t* lp = logp.data<scalar_t>();
-      const int64_t* y = t.data<int64_t>();
-      scalar_t* out = gx.data<scalar_t>();
-      const double scale = g.item() / static_cast<double>(n);
-      for (int64_t i = 0; i < n; ++i)
-        for (int64_t c = 0; c < k; ++c) {
-          double q = e / static_cast<double>(k) + (c == y[i] ? 1 - e : 0);
-          out[i * k + c] = static_cast<scalar_t>((std::exp(static_cast<double>(lp[i * k + c])) - q) * scale);
-        }
-    });
-    return std::vector<Tensor>{gx};
-  });
-  return loss;
 }
 
 // logits (N, K), target (N, K) float probabilities -> mean loss, shape []
@@ -122,6 +78,23 @@ Tensor cross_entropy_probs(const Tensor& logits, const Tensor& target, double la
     return std::vector<Tensor>{gx};
   });
   return loss;
+}
+
+// logits (N, K), target (N) int64 -> the same as probabilities: each class index becomes a one-hot row
+// (the arithmetic then gives exactly what a separate class-index formula would, bit for bit).
+Tensor cross_entropy_classes(const Tensor& logits, const Tensor& target, double label_smoothing) {
+  MG_CHECK(target.dim() == 1 && target.size(0) == logits.size(0), "cross_entropy", "target ", target.info(),
+           " does not match logits ", logits.info(), " (expected [", logits.size(0), "])");
+  const int64_t n = logits.size(0), k = logits.size(1);
+  Tensor t = target.contiguous();
+  const int64_t* y = t.data<int64_t>();
+  std::vector<double> one_hot(static_cast<size_t>(n * k), 0.0);
+  for (int64_t i = 0; i < n; ++i) {
+    MG_CHECK(y[i] >= 0 && y[i] < k, "cross_entropy", "target[", i, "] = ", y[i], " is out of range for ", k,
+             " classes (expected 0..", k - 1, ")");
+    one_hot[static_cast<size_t>(i * k + y[i])] = 1.0;
+  }
+  return cross_entropy_probs(logits, Tensor::from_vector(one_hot, {n, k}, logits.dtype()), label_smoothing);
 }
 
 }  // namespace
