@@ -158,9 +158,9 @@ Evaluation evaluate(models::MaxVit& model, const data::Dataset& test, int64_t ba
   return ev;
 }
 
-// Precise BatchNorm statistics of the current weights (nn/precise_bn.h) over `images` training
-// images, unaugmented, a fixed random sample (the same every epoch); each rank runs its share of
-// every batch, and the statistics pool all ranks' values.
+// Precise BatchNorm statistics of the current weights (nn/precise_bn.h) over --precise-bn training
+// images, a fixed random sample (the same every epoch) augmented as in training; each rank runs its
+// share of every batch, and the statistics pool all ranks' values.
 std::vector<nn::BnPopulation> precise_bn_stats(models::MaxVit& model, const data::Dataset& train, const cli::Recipe& r,
                                                DType dt, dist::ProcessGroup& group) {
   const int64_t images = std::min(r.precise_bn, train.size()), batch = std::min(r.batch, images);
@@ -525,7 +525,7 @@ int run(int argc, char** argv) {
   data::DataLoader loader(data.train, lo);
   cli::ProgressBar bar;
   // One split's accuracies: running statistics, precise ones, the averaged weights, and the final
-  // model with test-time augmentation; the confusion matrix is the final model's.
+  // model with test-time augmentation; the confusion matrix is the last model evaluated's.
   struct Scores {
     double loss = 0, acc = 0, loss_precise = std::nan(""), acc_precise = std::nan(""), acc_ema = std::nan(""),
            acc_tta = std::nan("");
@@ -535,29 +535,25 @@ int run(int argc, char** argv) {
     Scores s;
     const Evaluation plain = evaluate(model, set, r.batch, dt, r.label_smoothing, group);
     s.loss = plain.loss, s.acc = plain.accuracy, s.confusion = plain.confusion;
-    BnStatsSwap precise_stats(precise);  // no change when precise BatchNorm is off
     if (!precise.empty()) {
+      BnStatsSwap stats(precise);
       const Evaluation pe = evaluate(model, set, r.batch, dt, r.label_smoothing, group);
       s.loss_precise = pe.loss, s.acc_precise = pe.accuracy, s.confusion = pe.confusion;
     }
-    if (ema) return s;
+    // The final model: the averaged weights when kept, with precise statistics of their own
+    // (ema_precise; their averaged running ones when off), else the weights with theirs.
+    std::optional<nn::EmaSwap> weights;
+    if (ema) weights.emplace(model, *ema);
+    BnStatsSwap stats(ema ? ema_precise : precise);  // no change when precise BatchNorm is off
+    if (ema) {
+      const Evaluation ee = evaluate(model, set, r.batch, dt, r.label_smoothing, group);
+      s.acc_ema = ee.accuracy, s.confusion = ee.confusion;
+    }
     if (r.tta == "flip") {
       const Evaluation te = evaluate(model, set, r.batch, dt, r.label_smoothing, group, /*flip=*/true);
       s.acc_tta = te.accuracy, s.confusion = te.confusion;
     }
     return s;
-  };
-  // The averaged weights, with precise statistics of their own (ema_precise) when on, else their
-  // averaged running statistics; test-time augmentation then applies to them.
-  auto score_ema = [&](const data::Dataset& set, Scores& s) {
-    nn::EmaSwap weights(model, *ema);
-    BnStatsSwap stats(ema_precise);
-    const Evaluation ee = evaluate(model, set, r.batch, dt, r.label_smoothing, group);
-    s.acc_ema = ee.accuracy, s.confusion = ee.confusion;
-    if (r.tta == "flip") {
-      const Evaluation te = evaluate(model, set, r.batch, dt, r.label_smoothing, group, /*flip=*/true);
-      s.acc_tta = te.accuracy, s.confusion = te.confusion;
-    }
   };
   Scores last_eval;
   bool evaluated = false;
@@ -685,15 +681,13 @@ int run(int argc, char** argv) {
     // with --val-split the test set is evaluated once, after the last epoch.
     if (r.val_split > 0) {
       if (rank0) bar.note("evaluating on " + std::to_string(data.val.size()) + " held-out training images ...");
-      Scores v = score(data.val);
-      if (ema) score_ema(data.val, v);
+      const Scores v = score(data.val);
       rec.val_loss = v.loss, rec.val_acc = v.acc, rec.val_loss_precise = v.loss_precise;
       rec.val_acc_precise = v.acc_precise, rec.val_acc_ema = v.acc_ema, rec.val_acc_tta = v.acc_tta;
     }
     if (r.val_split == 0 || pos.epoch + 1 == r.epochs) {
       if (rank0) bar.note("evaluating on " + std::to_string(data.test.size()) + " test images ...");
       last_eval = score(data.test);
-      if (ema) score_ema(data.test, last_eval);
       evaluated = true;
       rec.test_loss = last_eval.loss, rec.test_acc = last_eval.acc, rec.test_loss_precise = last_eval.loss_precise;
       rec.test_acc_precise = last_eval.acc_precise, rec.test_acc_ema = last_eval.acc_ema;
