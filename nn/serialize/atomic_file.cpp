@@ -69,18 +69,22 @@ void publish(TempFile& t, const std::string& path) {
   rename_over(t, path);
 }
 
-void write_file_atomically(const std::string& path, const std::string& bytes) {
-  TempFile t = create_temp_beside(path);
-  for (const char* c = bytes.data(); c < bytes.data() + bytes.size();) {
-    const ssize_t w = ::write(t.fd, c, static_cast<size_t>(bytes.data() + bytes.size() - c));
+void write_all(TempFile& t, const void* data, size_t n, const std::string& path) {
+  for (auto* c = static_cast<const char*>(data); n > 0;) {
+    const ssize_t w = ::write(t.fd, c, n);
     if (w < 0 && errno == EINTR) continue;
     if (w <= 0) {
-      const int err = errno;
+      const int err = w < 0 ? errno : EIO;
       discard(t);
       throw Error(cat(path, ": writing failed: ", std::strerror(err)));
     }
-    c += w;
+    c += w, n -= static_cast<size_t>(w);
   }
+}
+
+void write_file_atomically(const std::string& path, const std::string& bytes) {
+  TempFile t = create_temp_beside(path);
+  write_all(t, bytes.data(), bytes.size(), path);
   publish(t, path);
 }
 

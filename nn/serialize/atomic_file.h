@@ -8,6 +8,7 @@
 //   write(t.fd, ...);
 //   publish(t, path);                        // fsync, rename over path, fsync the folder
 #pragma once
+#include <cstddef>
 #include <string>
 
 namespace mg::serialize {
@@ -19,6 +20,9 @@ struct TempFile {
 
 // Throws mg::Error naming `path` if the temporary file cannot be created.
 TempFile create_temp_beside(const std::string& path);
+// Writes n bytes to t (short writes and EINTR retried); on failure the temporary file is removed and
+// mg::Error thrown naming path.
+void write_all(TempFile& t, const void* data, size_t n, const std::string& path);
 // fsync(t.fd), close it, rename t.path to path, fsync path's folder. On failure the temporary file
 // is removed and mg::Error thrown naming path; path is then untouched. publish is the two below.
 void publish(TempFile& t, const std::string& path);

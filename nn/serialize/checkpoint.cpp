@@ -61,19 +61,11 @@ void keep_previous(const std::string& path, const std::string& prev) {
     tmp = create_temp_beside(prev);
     std::ifstream in(path, std::ios::binary);
     char buf[1 << 16];
-    bool ok = static_cast<bool>(in);
-    while (ok && in) {
-      in.read(buf, sizeof buf);
-      for (const char* c = buf; ok && c < buf + in.gcount();) {
-        const ssize_t w = ::write(tmp.fd, c, static_cast<size_t>(buf + in.gcount() - c));
-        if (w < 0 && errno == EINTR) continue;
-        ok = w > 0;
-        c += ok ? w : 0;
-      }
-    }
-    if (!ok || in.bad()) {
+    while (in && (in.read(buf, sizeof buf) || in.gcount() > 0))
+      write_all(tmp, buf, static_cast<size_t>(in.gcount()), prev);
+    if (!in.eof() || in.bad()) {  // opening or reading failed before the end of the file
       discard(tmp);
-      throw Error(cat("checkpoint ", path, ": cannot keep the previous checkpoint as ", prev, ": copy failed"));
+      throw Error(cat("checkpoint ", path, ": cannot keep the previous checkpoint as ", prev, ": reading it failed"));
     }
     sync_and_close(tmp, prev);  // the copy's data on disk before it takes prev's name
   }

@@ -610,26 +610,11 @@ void write(const std::string& path, const File& f) {
   std::string h = make_header(f, path, order, Checksums::Write);
   // Beside path, so the rename cannot cross file systems (nn/serialize/atomic_file.h).
   serialize::TempFile tmp = serialize::create_temp_beside(path);
-  auto put = [&](const void* p, size_t n) {
-    for (auto* c = static_cast<const char*>(p); n > 0;) {
-      const ssize_t w = ::write(tmp.fd, c, n);
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) return false;
-      c += w, n -= static_cast<size_t>(w);
-    }
-    return true;
-  };
-  bool ok = put(h.data(), h.size());
+  serialize::write_all(tmp, h.data(), h.size(), path);
   crash_point("safetensors.header_written");  // the crash points: core/runtime/crash_point.h
   for (size_t i = 0; i < order.size(); ++i) {
-    const Entry* e = order[i];
     if (i == order.size() / 2) crash_point("safetensors.half_written");
-    ok = ok && put(e->bytes.data(), e->bytes.size());
-  }
-  if (!ok) {
-    const int err = errno;
-    serialize::discard(tmp);
-    throw Error(cat(path, ": writing failed: ", std::strerror(err)));
+    serialize::write_all(tmp, order[i]->bytes.data(), order[i]->bytes.size(), path);
   }
   serialize::sync_and_close(tmp, path);
   crash_point("safetensors.synced");
