@@ -250,9 +250,9 @@ TEST_CASE("a run stopped by --max-steps and resumed ends bitwise where an uninte
 TEST_CASE("every recipe ingredient on: a run stopped and resumed ends bitwise where an uninterrupted one does") {
   TempDir dir;
   const std::vector<std::string> recipe = {
-      "--val-split",       "5",    "--model-ema-decay", "0.99", "--tta",          "flip",
-      "--norm-bias-decay", "off",  "--precise-bn",      "64",   "--auto-augment", "ta_wide",
-      "--random-erase",    "0.25", "--mixup-alpha",     "0.8",  "--cutmix-alpha", "1.0"};
+      "--val-split",    "5",   "--model-ema-decay", "0.99",    "--tta",          "flip", "--norm-bias-decay", "off",
+      "--precise-bn",   "64",  "--auto-augment",    "ta_wide", "--random-erase", "0.25", "--mixup-alpha",     "0.8",
+      "--cutmix-alpha", "1.0", "--crop-padding",    "2"};
   auto with_recipe = [&](std::vector<std::string> more) {
     more.insert(more.begin(), recipe.begin(), recipe.end());
     return with(more);
@@ -262,8 +262,8 @@ TEST_CASE("every recipe ingredient on: a run stopped and resumed ends bitwise wh
   CHECK(r.out.find("weight average (EMA) decay 0.99 with warm-up") != std::string::npos);
   CHECK(r.out.find("except on biases, norms and position-bias tables") != std::string::npos);
   CHECK(r.out.find("% (averaged weights)") != std::string::npos);
-  CHECK(r.out.find("TrivialAugmentWide, random erasing p 0.25, mixup alpha 0.8 or CutMix alpha 1") !=
-        std::string::npos);
+  CHECK(r.out.find("random crop 32 from 2-pixel zero padding + horizontal flip per image, TrivialAugmentWide, "
+                   "random erasing p 0.25, mixup alpha 0.8 or CutMix alpha 1") != std::string::npos);
   // predict uses the model the run evaluated best: here the averaged weights or the model's own.
   std::map<std::string, std::string> meta;
   mg::serialize::load_tensors(dir / "straight/last.safetensors", &meta);

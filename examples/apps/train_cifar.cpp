@@ -82,6 +82,7 @@ data::Batch mirrored(const data::Batch& b) {
 data::LoaderOptions training_augmentation(const cli::Recipe& r) {
   data::LoaderOptions o;
   o.augment = true;
+  o.pad = r.crop_padding;
   o.auto_augment = r.auto_augment == "ta_wide" ? data::AutoAugment::trivial_augment_wide
                    : r.auto_augment == "ra"    ? data::AutoAugment::rand_augment
                                                : data::AutoAugment::none;
@@ -216,7 +217,8 @@ class BnStatsSwap {
 };
 
 std::string recipe_text(const cli::Recipe& r, const models::MaxVitConfig& c) {
-  std::string augment = "random crop 32 from 4-pixel zero padding + horizontal flip per image";
+  std::string augment =
+      cat("random crop ", c.input_h, " from ", r.crop_padding, "-pixel zero padding + horizontal flip per image");
   if (r.auto_augment == "ta_wide") augment += ", TrivialAugmentWide";
   if (r.auto_augment == "ra") augment += cat(", RandAugment (2 ops, magnitude ", r.ra_magnitude, ")");
   if (r.random_erase > 0) augment += cat(", random erasing p ", r.random_erase);

@@ -55,6 +55,10 @@ void TrainFlags::add_config_to(Flags& f) {
                "weight decay also on biases, norm weights and relative-position-bias tables (off: timm's exclusion) "
                "[on]",
                &norm_bias_decay, {"on", "off"});
+  f.add_int("crop-padding",
+            "random crop of the input size from the image zero-padded by N pixels a side (torchvision's "
+            "RandomCrop padding); 0 = no shift [4]",
+            &crop_padding, 0, 64);
   f.add_string("auto-augment", "per-image augmentation policy: TrivialAugmentWide (ta_wide), RandAugment (ra) [none]",
                &auto_augment, {"none", "ta_wide", "ra"});
   f.add_int("ra-magnitude", "RandAugment's magnitude, of 31 bins [9]", &ra_magnitude, 0, 30);
@@ -66,7 +70,7 @@ void TrainFlags::add_config_to(Flags& f) {
   f.add_double("model-ema-decay",
                "also keep an exponential moving average of the weights (timm's ModelEma); 0 = off [0]",
                &model_ema_decay, 0.0, 1.0);
-  f.add_string("model-ema-warmup", "warm the EMA decay up as 1 - (1 + step)^(-2/3), capped at the decay [on]",
+  f.add_string("model-ema-warmup", "warm the EMA decay up as 1 - (1 + step)^(-3/4), capped at the decay [on]",
                &model_ema_warmup, {"on", "off"});
   f.add_string("tta",
                "test-time augmentation, reported beside the plain accuracy: flip averages the logits of the "
@@ -82,7 +86,7 @@ Recipe recipe_defaults(const std::string& name) {
   Recipe r;  // reference: PyTorch's reference recipe (shared/refs.md), as the struct's initialisers
   r.name = name;
   if (name == "reference") return r;
-  r.tta = "flip";  // both: mirrored test images (docs/recipes.md)
+  r.tta = "flip";        // both: mirrored test images (docs/recipes.md)
   if (name == "fast") {  // 6 epochs: no regulariser that needs a long run to pay off
     r.epochs = 6;
     r.stochastic_depth = 0;
@@ -114,6 +118,7 @@ Recipe TrainFlags::recipe() const {
   r.warmup_epochs = warmup_epochs.value_or(r.warmup_epochs);
   r.val_split = val_split.value_or(r.val_split);
   if (norm_bias_decay) r.norm_bias_decay = *norm_bias_decay == "on";
+  r.crop_padding = crop_padding.value_or(r.crop_padding);
   r.auto_augment = auto_augment.value_or(r.auto_augment);
   r.ra_magnitude = ra_magnitude.value_or(r.ra_magnitude);
   r.random_erase = random_erase.value_or(r.random_erase);
@@ -182,6 +187,7 @@ std::vector<std::string> TrainFlags::canonical_args() const {
       "--recipe", r.name,
       "--val-split", std::to_string(r.val_split),
       "--norm-bias-decay", r.norm_bias_decay ? "on" : "off",
+      "--crop-padding", std::to_string(r.crop_padding),
       "--auto-augment", r.auto_augment,
       "--ra-magnitude", std::to_string(r.ra_magnitude),
       "--random-erase", exact_decimal(r.random_erase),

@@ -25,12 +25,13 @@ struct Recipe {
   // Training images over which every evaluation also recomputes the BatchNorm statistics for the
   // current weights (nn/precise_bn.h), beside the running ones; 0: off. pycls uses 8192.
   int64_t precise_bn = 8192;
+  int64_t crop_padding = 4;           // random crop 32 from a zero-padded image: pixels added per side
   std::string auto_augment = "none";  // none | ta_wide (TrivialAugmentWide) | ra (RandAugment)
   int64_t ra_magnitude = 9;
   double random_erase = 0;                   // probability of RandomErasing per image
   double mixup_alpha = 0, cutmix_alpha = 0;  // Beta(alpha, alpha); 0: off
   double model_ema_decay = 0;                // 0: no weight average
-  bool model_ema_warmup = true;              // timm's decay warm-up 1 - (1 + step)^(-2/3)
+  bool model_ema_warmup = true;              // timm's decay warm-up 1 - (1 + step)^(-3/4)
   std::string tta = "none";                  // none | flip: test-time augmentation, reported beside
 };
 
@@ -41,8 +42,9 @@ struct TrainFlags {
   static constexpr const char* kSynopsis =
       "[model flags] [--data DIR] [--recipe reference|fast|long] [--epochs 12] [--batch 128] [--lr 2e-3]\n"
       "       [--weight-decay 0.05] [--label-smoothing 0.1] [--warmup-epochs 1] [--seed 0] [--subset N]\n"
-      "       [--eval-subset N] [--val-split N] [--precise-bn 8192] [--auto-augment none|ta_wide|ra]\n"
-      "       [--random-erase P] [--mixup-alpha A] [--cutmix-alpha A] [--model-ema-decay D] [--tta none|flip]\n"
+      "       [--eval-subset N] [--val-split N] [--precise-bn 8192] [--crop-padding 4]\n"
+      "       [--auto-augment none|ta_wide|ra] [--random-erase P] [--mixup-alpha A] [--cutmix-alpha A]\n"
+      "       [--model-ema-decay D] [--tta none|flip]\n"
       "       [--out DIR] [--resume] [--max-steps N] [--sync-bn]\n"
       "  several processes: mpirun -np K train_cifar ... (docs/distributed.md)";
 
@@ -51,7 +53,7 @@ struct TrainFlags {
   std::optional<int64_t> epochs, batch, seed, subset, eval_subset, val_split, precise_bn, max_steps, nan_at_step;
   std::optional<double> lr, weight_decay, label_smoothing, warmup_epochs;
   std::optional<std::string> recipe_name, auto_augment, norm_bias_decay, model_ema_warmup, tta;
-  std::optional<int64_t> ra_magnitude;
+  std::optional<int64_t> ra_magnitude, crop_padding;
   std::optional<double> random_erase, mixup_alpha, cutmix_alpha, model_ema_decay;
   bool resume = false, synthetic = false;
   // Launch options, like mpirun's -np: not part of the configuration record, given again on --resume.
