@@ -14,6 +14,7 @@
 #include "maxgrad/core/generator.h"
 #include "maxgrad/core/kernel_path.h"
 #include "maxgrad/core/ops.h"
+#include "maxgrad/core/runtime/isa.h"
 #include "maxgrad/core/runtime/parallel.h"
 #include "maxgrad/core/tensor.h"
 #include "maxgrad/data/cifar_binary.h"

@@ -12,6 +12,7 @@
 #include <limits>
 #include <numeric>
 
+#include "helpers.h"
 #include "maxgrad/core/factory.h"
 #include "maxgrad/core/kernel_path.h"
 #include "maxgrad/core/kernels/batch_norm.h"
@@ -29,7 +30,6 @@
 #include "maxgrad/core/reference/conv.h"
 #include "maxgrad/core/reference/gemm.h"
 #include "maxgrad/core/reference/layer_norm.h"
-#include "helpers.h"
 
 using namespace mg;
 using mg::testing::check_values;
@@ -690,7 +690,7 @@ TEST_CASE("depthwise phase-plane kernels match the reference loops") {
 template <typename T> void check_pool_3s2(Generator& gen) {
   for (auto [h, w] : std::vector<std::pair<int64_t, int64_t>>{
            {32, 32}, {16, 16}, {8, 8}, {4, 64}, {6, 32}, {8, 4}, {16, 2}, {2, 32}, {10, 10}, {7, 8}}) {
-    INFO("h ", h, " w ", w, " lanes ", kernels::kVecLanes<T>);
+    INFO("h ", h, " w ", w, " lanes ", kernels::loaded_vec_lanes<T>());
     const kernels::PoolGeom geo{h, w, 3, 2, 1, (h - 1) / 2 + 1, (w - 1) / 2 + 1, true};
     const kernels::AxisWindows rows(geo.ho, geo.h, geo), cols(geo.wo, geo.w, geo);
     // MaxViT's planes take the vector passes with any vector width; the others only where they fit
@@ -731,11 +731,11 @@ template <typename T> void check_dw3x3(Generator& gen, double tol) {
     for (auto [h, w] : std::vector<std::pair<int64_t, int64_t>>{
              {32, 32}, {16, 16}, {8, 8}, {4, 64}, {8, 32}, {16, 4}, {64, 2}, {4, 4}, {10, 10}, {2, 8}, {32, 1}}) {
       const kernels::ConvGeom geo{1, h, w, 3, 3, stride, 1, stride == 1 ? h : h / 2, stride == 1 ? w : w / 2};
-      INFO("stride ", stride, " h ", h, " w ", w, " lanes ", kernels::kVecLanes<T>);
+      INFO("stride ", stride, " h ", h, " w ", w, " lanes ", kernels::loaded_vec_lanes<T>());
       // MaxViT's planes, on every target
       if (h == w && h % 4 == 0 && h * h / (stride * stride) >= 16) CHECK(kernels::dw3x3_fits<T>(geo));
       if (!kernels::dw3x3_fits<T>(geo)) continue;
-      const int64_t n = geo.ho * geo.wo, lanes = kernels::kVecLanes<T>;
+      const int64_t n = geo.ho * geo.wo, lanes = kernels::loaded_vec_lanes<T>();
       std::vector<T> x = random_vec<T>(gen, h * w), wt = random_vec<T>(gen, 9), gy = random_vec<T>(gen, n);
       const T bias = static_cast<T>(gen.normal());
       std::vector<T> y(n), y_ref(n), gx(x.size()), gx_ref(x.size()), acc(9 * lanes, T(0)), gw_ref(9);

@@ -31,6 +31,11 @@ template <> struct VecOf<uint32_t> {  // bit masks of the same width as float an
 template <> struct VecOf<uint64_t> { typedef uint64_t type __attribute__((vector_size(kVecBytes))); };
 template <typename T> using Vec = typename VecOf<T>::type;
 template <typename T> constexpr int64_t kVecLanes = sizeof(Vec<T>) / sizeof(T);
+// kVecLanes of the kernels loaded at run time. In a portable build the dynamic loader may load
+// maxgrad_core compiled for a wider vector than the code calling it (CMakeLists.txt, "instruction
+// sets"), so code outside core/ that sizes a kernel's buffer by lanes asks the library, never
+// kVecLanes (core/runtime/isa.cpp).
+template <typename T> int64_t loaded_vec_lanes();
 
 // unaligned load and store (memcpy: no alignment or aliasing assumptions; compiled to one move)
 template <typename T> inline Vec<T> vload(const T* p) {

@@ -16,6 +16,11 @@ void select_blas_kernels(int /*argc*/, char** argv) {
   // valgrind re-executing itself through /proc/self/exe would not be valgrind any more.
   const char* preload = std::getenv("LD_PRELOAD");
   if (preload && std::strstr(preload, "vgpreload")) return;
+  // Nor would a program started through the dynamic loader by hand (ld.so --glibc-hwcaps-mask ...,
+  // tests/isa_level.sh): /proc/self/exe is then the loader, not the program.
+  char exe[4096];
+  const ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (len > 0 && std::string(exe, static_cast<size_t>(len)).find("/ld-linux") != std::string::npos) return;
   const std::string core = openblas_get_corename();
   if (core != "Prescott" && core != "Core2" && core != "Nehalem" && core != "Unknown") return;
   const char* better = nullptr;

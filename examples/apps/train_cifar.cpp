@@ -41,6 +41,7 @@
 #include "examples/common/train_flags.h"
 #include "examples/common/train_report.h"
 #include "maxgrad/core/runtime/blas_select.h"
+#include "maxgrad/core/runtime/isa.h"
 #include "maxgrad/core/runtime/parallel.h"
 #include "maxgrad/data/loader.h"
 #include "maxgrad/nn/dist/data_parallel.h"
@@ -516,6 +517,7 @@ int run(int argc, char** argv) {
             << (ranks > 1 ? cat(ranks, " ranks (", group.backend(), ") x ", get_num_threads(), " threads, BatchNorm ",
                                 tf.sync_bn ? "statistics over the global batch (--sync-bn)" : "statistics per rank")
                           : cat(get_num_threads(), " threads"))
+            << ", kernels " << kernel_isa_description()
             << (pos.step ? cat(", resuming at epoch ", pos.epoch + 1, " step ", pos.step) : "") << "\n"
             << "recipe: " << recipe_text(r, cfg) << "\n"
             << std::flush;

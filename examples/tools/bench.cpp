@@ -9,10 +9,11 @@
 #include <ctime>
 #include <iostream>
 
+#include "examples/common/model_flags.h"
 #include "maxgrad/core/runtime/blas_select.h"
+#include "maxgrad/core/runtime/isa.h"
 #include "maxgrad/core/runtime/parallel.h"
 #include "maxgrad/core/runtime/profiler.h"
-#include "examples/common/model_flags.h"
 #include "maxgrad/nn/optim/optim.h"
 
 using namespace mg;
@@ -42,6 +43,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   mf.apply_threads();
+  std::fprintf(stderr, "bench: kernels %s, %d threads\n", kernel_isa_description().c_str(), get_num_threads());
   const bool train = mode.value_or("train") == "train";
   const int64_t n = batch.value_or(128);
   try {
@@ -101,9 +103,9 @@ int main(int argc, char** argv) {
     const double med = median(ms);
     std::printf(
         "{\"preset\":\"%s\",\"mode\":\"%s\",\"batch\":%lld,\"threads\":%d,\"ms_per_step\":%.3f,"
-        "\"img_per_s\":%.3f,\"gflop_per_img\":%.4f,\"cpu_ms_per_step\":%.3f}\n",
+        "\"img_per_s\":%.3f,\"gflop_per_img\":%.4f,\"cpu_ms_per_step\":%.3f,\"isa\":\"%s\"}\n",
         mf.preset.value_or("cifar").c_str(), train ? "train" : "eval", static_cast<long long>(n), get_num_threads(),
-        med, 1000.0 * static_cast<double>(n) / med, model.flops_per_image() / 1e9, median(cpu));
+        med, 1000.0 * static_cast<double>(n) / med, model.flops_per_image() / 1e9, median(cpu), kernel_isa().c_str());
   } catch (const std::exception& e) {
     std::cerr << "bench: " << e.what() << "\n";
     return 1;
