@@ -81,17 +81,17 @@ Tensor sync_batch_norm(const Tensor& x_in, const Tensor& running_mean, const Ten
       const double spread = all[2 * uc + ch] - m_count * mean[ch] * mean[ch];
       var[ch] = std::max(0.0, (all[uc + ch] + spread) / m_count);  // biased
     }
-    // 3. y = x * scale + shift, with scale = w * rstd, shift = b - mean * scale (as batch_norm).
+    // 3. y = x * scale + shift, with scale = w * rstd, shift = b - mean * scale, by batch_norm's own
+    //    function: compiled with the kernels' flags, which may fuse the multiply-add (a portable
+    //    build's library for AVX2 or AVX-512, CMakeLists.txt), as batch_norm's are.
     const T* pw = w.defined() ? w.data<T>() : nullptr;
     const T* pb = b.defined() ? b.data<T>() : nullptr;
     T *pm = mean_t.data<T>(), *pv = var_t.data<T>(), *pr = rstd_t.data<T>();
     std::vector<T> scale(static_cast<size_t>(c)), shift(static_cast<size_t>(c));
     for (size_t ch = 0; ch < static_cast<size_t>(c); ++ch) {
       pm[ch] = static_cast<T>(mean[ch]), pv[ch] = static_cast<T>(var[ch]);
-      const T rs = static_cast<T>(1.0 / std::sqrt(var[ch] + eps));
-      pr[ch] = rs;
-      scale[ch] = pw ? pw[ch] * rs : rs;
-      shift[ch] = (pb ? pb[ch] : T(0)) - static_cast<T>(mean[ch]) * scale[ch];
+      const kernels::BnAffine<T> a = kernels::bn_affine(mean[ch], var[ch], eps, pw, pb, static_cast<int64_t>(ch));
+      pr[ch] = a.rstd, scale[ch] = a.scale, shift[ch] = a.shift;
     }
     kernels::bn_normalize(px, geom, scale.data(), shift.data(), y.data<T>());
   });
