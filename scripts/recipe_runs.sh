@@ -23,8 +23,8 @@ declare -A RUN=(
   [fast-val-no-smoothing]="--recipe fast --val-split 500 --label-smoothing 0"
   [fast-val-wd-exclusion]="--recipe fast --val-split 500 --norm-bias-decay off"
   [fast-val-depth]="--recipe fast --val-split 500 --stochastic-depth 0.1"
-  [fast-val-lr3e-3]="--recipe fast --val-split 500 --lr 3e-3"
-  [fast-val-crop2]="--recipe fast --val-split 500 --crop-padding 2"
+  [fast-val-lr3e-3]="--recipe fast --val-split 500 --crop-padding 4 --lr 3e-3"
+  [fast-val-crop4]="--recipe fast --val-split 500 --crop-padding 4"
   # The fast recipe's final figures: all 50,000 training images, three seeds.
   [fast-seed0]="--recipe fast --seed 0"
   [fast-seed1]="--recipe fast --seed 1"

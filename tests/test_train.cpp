@@ -516,6 +516,7 @@ TEST_CASE("--recipe sets defaults that flags override, and a resumed run keeps t
   REQUIRE_MESSAGE(r.status == 0, r.err);
   CHECK(r.out.find("fast recipe:") != std::string::npos);
   CHECK(r.out.find("stochastic depth 0,") != std::string::npos);  // the fast recipe's
+  CHECK(r.out.find("random crop 32 from 2-pixel zero padding") != std::string::npos);
   CHECK(r.out.find("test-time augmentation flip") != std::string::npos);
   CHECK(r.out.find(", 2 epochs") != std::string::npos);  // the flag's, over the recipe's 6
   CHECK(r.out.find("RandAugment (2 ops, magnitude 9)") != std::string::npos);
