@@ -86,7 +86,8 @@ Recipe recipe_defaults(const std::string& name) {
   Recipe r;  // reference: PyTorch's reference recipe (shared/refs.md), as the struct's initialisers
   r.name = name;
   if (name == "reference") return r;
-  r.tta = "flip";        // both: mirrored test images (docs/recipes.md)
+  // fast and long both: mirrored test images (docs/recipes.md)
+  r.tta = "flip";
   if (name == "fast") {  // 6 epochs: no regulariser that needs a long run to pay off
     r.epochs = 6;
     r.stochastic_depth = 0;

@@ -81,9 +81,9 @@ Tensor sync_batch_norm(const Tensor& x_in, const Tensor& running_mean, const Ten
       const double spread = all[2 * uc + ch] - m_count * mean[ch] * mean[ch];
       var[ch] = std::max(0.0, (all[uc + ch] + spread) / m_count);  // biased
     }
-    // 3. y = x * scale + shift, with scale = w * rstd, shift = b - mean * scale, by batch_norm's own
-    //    function: compiled with the kernels' flags, which may fuse the multiply-add (a portable
-    //    build's library for AVX2 or AVX-512, CMakeLists.txt), as batch_norm's are.
+    // 3. y = x * scale + shift, with scale = w * rstd, shift = b - mean * scale from batch_norm's own
+    //    kernels::bn_affine: the kernel library may be compiled with FMA and this file not, so the
+    //    same formula written here could round differently.
     const T* pw = w.defined() ? w.data<T>() : nullptr;
     const T* pb = b.defined() ? b.data<T>() : nullptr;
     T *pm = mean_t.data<T>(), *pv = var_t.data<T>(), *pr = rstd_t.data<T>();
