@@ -3,6 +3,7 @@
 #
 #   scripts/bench_compare.sh [--build DIR] [--rounds 3] [--batches "32 128 256"] [--threads "1 2"]
 #                            [--modes "train eval"] [--sizes "32"] [--steps 5] [--warmup 2] [--out FILE]
+#                            [--preset cifar|maxvit_t]
 #
 # For every configuration (mode, threads, batch, image size) it runs maxgrad's bench and then
 # scripts/torch_bench.py (torchvision's MaxVit, same widths, same step), --rounds times, alternating
@@ -13,6 +14,8 @@
 #   img/s of each (PyTorch: the faster of its two OpenMP wait policies), the ratio, GFLOP/s = passes x forward GFLOP/img x img/s (passes 3 for a train step:
 #   forward + backward ~ 2x forward; 1 for eval), % of the 2-thread sgemm rate, peak RSS of each.
 # The image size 64 runs use partition 4 as well (feature maps 32/16/8), for the scaling table.
+# --preset maxvit_t compares torchvision's maxvit_t (224x224, 1000 classes; --sizes is ignored), e.g.
+#   --preset maxvit_t --modes eval --batches "1 4"   and   --preset maxvit_t --modes train --batches 4
 # Needs: a Release build of bench and sgemm_rate (default build/release), /usr/bin/python3 with
 # torch and torchvision (Debian's python3-torch, python3-torchvision), /usr/bin/time.
 set -euo pipefail
@@ -23,6 +26,7 @@ batches="32 128 256"
 threads_list="1 2"
 modes="train eval"
 sizes="32"
+preset=cifar
 steps=5
 warmup=2
 out=bench_compare.jsonl
@@ -37,9 +41,15 @@ while [ $# -gt 0 ]; do
     --steps) steps=$2; shift 2 ;;
     --warmup) warmup=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
+    --preset) preset=$2; shift 2 ;;
     *) echo "bench_compare.sh: unknown argument '$1' (see the comment at the top of the script)" >&2; exit 2 ;;
   esac
 done
+case $preset in
+  cifar) ;;
+  maxvit_t) sizes=224 ;;
+  *) echo "bench_compare.sh: --preset is cifar or maxvit_t, not '$preset'" >&2; exit 2 ;;
+esac
 for prog in bench sgemm_rate; do
   [ -x "$build/$prog" ] || { echo "bench_compare.sh: $build/$prog is missing: cmake --preset release && cmake --build --preset release" >&2; exit 1; }
 done
@@ -80,7 +90,8 @@ for r in $(seq 1 "$rounds"); do
       for size in $sizes; do
         for b in $batches; do
           label="{\"impl\":\"maxgrad\",\"round\":$r,\"size\":$size}"
-          run "$label" "$build/bench" --mode "$mode" --threads "$t" --batch "$b" --input-size "$size" \
+          if [ "$preset" = cifar ]; then model=(--input-size "$size"); else model=(--preset "$preset"); fi
+          run "$label" "$build/bench" "${model[@]}" --mode "$mode" --threads "$t" --batch "$b" \
             --steps "$steps" --warmup "$warmup"
           # PyTorch's OpenMP threads spin at their barriers; on a machine with other work on its cores that
           # can cost it several times its speed, so with 2+ threads it also runs with passive waiting,
@@ -88,7 +99,8 @@ for r in $(seq 1 "$rounds"); do
           for omp in ACTIVE PASSIVE; do
             [ "$t" -eq 1 ] && [ "$omp" = PASSIVE ] && continue
             OMP_WAIT_POLICY=$omp run "{\"round\":$r,\"omp\":\"$omp\"}" /usr/bin/python3 "$root/scripts/torch_bench.py" \
-              --mode "$mode" --threads "$t" --batch "$b" --size "$size" --steps "$steps" --warmup "$warmup"
+              --preset "$preset" --mode "$mode" --threads "$t" --batch "$b" --size "$size" --steps "$steps" \
+              --warmup "$warmup"
           done
         done
       done

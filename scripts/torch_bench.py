@@ -3,10 +3,12 @@
 `bench` runs, timed the same way (median ms per step after warm-up steps), one JSON line per run.
 
     /usr/bin/python3 scripts/torch_bench.py --batch 128 --threads 2 --mode train [--steps 5] [--size 32]
+    /usr/bin/python3 scripts/torch_bench.py --preset maxvit_t --batch 4 --threads 2 --mode eval
 
-The model is built by ../shared/tools/torch_ref_bench.py's make() (stride-1 stem for 32x32), with the
-cifar preset's widths by default. A train step is forward, cross-entropy, backward and an AdamW step,
-as in maxgrad's bench; cpu_ms_per_step is the process's CPU time (all threads) per step, as in
+The cifar preset (the default) is built by ../shared/tools/torch_ref_bench.py's make() (stride-1 stem
+for 32x32) with the cifar preset's widths; maxvit_t is torchvision's maxvit_t() (224x224, 1000
+classes), as maxgrad's `bench --preset maxvit_t` builds it. A train step is forward, cross-entropy,
+backward and an AdamW step, as in maxgrad's bench; cpu_ms_per_step is the process's CPU time (all threads) per step, as in
 maxgrad's bench. Peak RSS is this process's (ru_maxrss) after the run.
 """
 import argparse, json, os, resource, statistics, sys, time
@@ -28,12 +30,17 @@ def main():
     ap.add_argument("--size", type=int, default=32)
     ap.add_argument("--channels", default="32,64,128")
     ap.add_argument("--stem", type=int, default=32)
+    ap.add_argument("--preset", choices=["cifar", "maxvit_t"], default="cifar")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    m = make(1, input_size=a.size, ch=tuple(int(c) for c in a.channels.split(",")), stem=a.stem)
+    if a.preset == "maxvit_t":
+        import torchvision
+        m, a.size, classes = torchvision.models.maxvit_t(), 224, 1000
+    else:
+        m, classes = make(1, input_size=a.size, ch=tuple(int(c) for c in a.channels.split(",")), stem=a.stem), 10
     x = torch.randn(a.batch, 3, a.size, a.size)
-    y = torch.randint(0, 10, (a.batch,))
+    y = torch.randint(0, classes, (a.batch,))
     opt = torch.optim.AdamW(m.parameters(), lr=1e-4, weight_decay=0.05)
     m.train(a.mode == "train")
 
@@ -55,7 +62,7 @@ def main():
         ms.append((time.perf_counter() - t) * 1e3)
         cpu.append((time.process_time() - c) * 1e3)
     med = statistics.median(ms)
-    print(json.dumps({"impl": "pytorch", "torch": torch.__version__, "mode": a.mode, "batch": a.batch,
+    print(json.dumps({"impl": "pytorch", "torch": torch.__version__, "preset": a.preset, "mode": a.mode, "batch": a.batch,
                       "threads": a.threads, "size": a.size, "ms_per_step": round(med, 1),
                       "img_per_s": round(1e3 * a.batch / med, 2), "cpu_ms_per_step": round(statistics.median(cpu), 1),
                       "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
