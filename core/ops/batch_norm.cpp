@@ -59,7 +59,7 @@ Tensor batch_norm_impl(const char* name, const Tensor& x_in, const Tensor& runni
   for (const Tensor* p : {&running_mean, &running_var, &weight, &bias})
     MG_CHECK(!p->defined() || (p->dim() == 1 && p->size(0) == c), name, "per-channel tensor ", p->info(), " must be [",
              c, "] for input ", x_in.info());
-  for (const Tensor* p : {&weight, &bias})  // read as raw arrays below (the running stats go through at())
+  for (const Tensor* p : {&weight, &bias})  // read as raw arrays below (the running stats go through to_vector())
     MG_CHECK(!p->defined() || p->dtype() == x_in.dtype(), name, "dtype mismatch: input ", x_in.info(), ", weight/bias ",
              p->info());
   MG_CHECK(training || (running_mean.defined() && running_var.defined()), name,
@@ -79,8 +79,7 @@ Tensor batch_norm_impl(const char* name, const Tensor& x_in, const Tensor& runni
   Tensor rstd_t = Tensor::empty({c}, x.dtype());
   Tensor scale_t = Tensor::empty({c}, x.dtype()), shift_t = Tensor::empty({c}, x.dtype());
   std::vector<double> run_mean, run_var;  // evaluation: the running statistics, in double
-  for (int64_t ch = 0; !training && ch < c; ++ch)
-    run_mean.push_back(running_mean.at({ch})), run_var.push_back(running_var.at({ch}));
+  if (!training) run_mean = running_mean.to_vector(), run_var = running_var.to_vector();
   const kernels::BnGeom geom{n, c, inner};
   MG_DISPATCH_FLOAT(x.dtype(), name, [&] {
     using T = scalar_t;
