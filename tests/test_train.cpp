@@ -506,6 +506,51 @@ TEST_CASE("--val-split: every epoch on the held-out images, the test set once at
   CHECK(r.out.find("(with flips)") != std::string::npos);
 }
 
+TEST_CASE("--eval-every: the epochs in between are not evaluated, and training is the same bits") {
+  TempDir dir;
+  auto args = [](std::vector<std::string> more) {
+    return tiny({"--synthetic", "--subset", "20", "--eval-subset", "5", "--epochs", "3", "--batch", "32",
+                 "--stochastic-depth", "0.1", "--precise-bn", "64", "--tta", "flip", "--out", more.at(0)});
+  };
+  std::vector<std::string> every2 = args({"every2"});
+  every2.insert(every2.end(), {"--eval-every", "2"});
+  const Result r = run("train_cifar", every2, dir);
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(r.out.find(", evaluated every 2 epochs and after the last") != std::string::npos);
+  const Result r1 = run("train_cifar", args({"every1"}), dir);
+  REQUIRE_MESSAGE(r1.status == 0, r1.err);
+
+  // Epoch 1 is not evaluated; epoch 2 is (every 2nd), and epoch 3 (the last).
+  const std::vector<LogRow> log = read_log(dir / "every2/log.csv"), log1 = read_log(dir / "every1/log.csv");
+  REQUIRE(log.size() == 3);
+  REQUIRE(log1.size() == 3);
+  CHECK(log[0].fields[kTestAcc].empty());
+  CHECK(log[0].fields[kTestAccPrecise].empty());
+  CHECK(log[0].fields[kTestAccTta].empty());
+  for (size_t e = 0; e < 3; ++e) {
+    CHECK(!log1[e].fields[kTestAcc].empty());
+    for (size_t c : {size_t{3}, size_t{4}}) CHECK(log[e].fields[c] == log1[e].fields[c]);  // train loss, accuracy
+    if (e == 0) continue;
+    for (size_t c : {kTestAcc, kTestAccPrecise, kTestAccTta}) CHECK(log[e].fields[c] == log1[e].fields[c]);
+  }
+  CHECK(is_png(dir / "every2/curves.png"));
+
+  // The same weights, buffers, optimiser state and generators: evaluation feeds nothing back.
+  const mg::nn::NamedTensors a = mg::serialize::load_tensors(dir / "every2/last.safetensors");
+  const mg::nn::NamedTensors b = mg::serialize::load_tensors(dir / "every1/last.safetensors");
+  REQUIRE(a.size() == b.size());
+  int compared = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    REQUIRE(a[i].first == b[i].first);
+    if (a[i].first.find("history") != std::string::npos || a[i].first.find("seconds") != std::string::npos) continue;
+    CHECK_MESSAGE(mg::serialize::entry_from_tensor("", a[i].second).bytes ==
+                      mg::serialize::entry_from_tensor("", b[i].second).bytes,
+                  a[i].first);
+    ++compared;
+  }
+  CHECK(compared > 50);
+}
+
 TEST_CASE("--recipe sets defaults that flags override, and a resumed run keeps them") {
   TempDir dir;
   const Result r =

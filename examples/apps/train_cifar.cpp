@@ -235,6 +235,7 @@ std::string recipe_text(const cli::Recipe& r, const models::MaxVitConfig& c) {
   if (r.model_ema_decay > 0)
     text += cat(", weight average (EMA) decay ", r.model_ema_decay, r.model_ema_warmup ? " with warm-up" : "");
   if (r.tta != "none") text += cat(", test-time augmentation ", r.tta);
+  if (r.eval_every > 1) text += cat(", evaluated every ", r.eval_every, " epochs and after the last");
   if (r.val_split > 0) text += cat(", ", r.val_split, " images per class held out for validation");
   return text;
 }
@@ -662,8 +663,11 @@ int run(int argc, char** argv) {
         bar.update(pos.batch, sums.loss / static_cast<double>(sums.seen),
                    static_cast<double>(sums.correct) / static_cast<double>(sums.seen), images);
     }
-    ddp.sync_buffers();      // every rank evaluates with rank 0's running statistics
-    if (r.precise_bn > 0) {  // BatchNorm statistics of the current weights, beside the running ones
+    ddp.sync_buffers();  // every rank evaluates with rank 0's running statistics
+    // --eval-every: an epoch in between is not evaluated (nothing of the evaluation feeds training)
+    const bool evaluate_now = (pos.epoch + 1) % r.eval_every == 0 || pos.epoch + 1 == r.epochs;
+    if (!evaluate_now) precise.clear(), ema_precise.clear();
+    if (evaluate_now && r.precise_bn > 0) {  // BatchNorm statistics of the current weights, beside the running ones
       if (rank0) bar.note("precise BatchNorm statistics ...");
       precise = precise_bn_stats(model, data.train, r, dt, group);
       const int64_t wanted = std::min(r.precise_bn, data.train.size()), pb = std::min(r.batch, wanted);
@@ -681,15 +685,15 @@ int run(int argc, char** argv) {
                          std::nan(""),
                          std::nan(""),
                          0};
-    // Every epoch evaluates one split: the held-out images with --val-split, else the test set;
-    // with --val-split the test set is evaluated once, after the last epoch.
-    if (r.val_split > 0) {
+    // An evaluation scores one split: the held-out images with --val-split, else the test set; with
+    // --val-split the test set is evaluated once, after the last epoch.
+    if (evaluate_now && r.val_split > 0) {
       if (rank0) bar.note("evaluating on " + std::to_string(data.val.size()) + " held-out training images ...");
       const Scores v = score(data.val);
       rec.val_loss = v.loss, rec.val_acc = v.acc, rec.val_loss_precise = v.loss_precise;
       rec.val_acc_precise = v.acc_precise, rec.val_acc_ema = v.acc_ema, rec.val_acc_tta = v.acc_tta;
     }
-    if (r.val_split == 0 || pos.epoch + 1 == r.epochs) {
+    if ((evaluate_now && r.val_split == 0) || pos.epoch + 1 == r.epochs) {
       if (rank0) bar.note("evaluating on " + std::to_string(data.test.size()) + " test images ...");
       last_eval = score(data.test);
       evaluated = true;

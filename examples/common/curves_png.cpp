@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <map>
 
@@ -153,12 +154,14 @@ void draw_panel(Canvas& cv, int ox, int pw, int ph, const Panel& p) {
     cv.line(legend_x, 17, legend_x + 16, 17, it->rgb, 3);
     cv.text(legend_x + 22, 12, it->name, kBlack);
   }
+  // Epochs without a value (not evaluated: --eval-every) are skipped; the line joins the values around them.
   for (const Series& s : p.series)
-    for (size_t i = 0; i < s.y.size(); ++i) {
+    for (size_t i = 0, prev = SIZE_MAX; i < s.y.size(); ++i) {
       if (!std::isfinite(s.y[i])) continue;
       const int x = X(static_cast<double>(i) + 1), y = Y(s.y[i]);
       cv.fill(x - 2, y - 2, x + 2, y + 2, s.rgb);  // a marker: one epoch alone is still visible
-      if (i > 0 && std::isfinite(s.y[i - 1])) cv.line(X(static_cast<double>(i)), Y(s.y[i - 1]), x, y, s.rgb, 2);
+      if (prev != SIZE_MAX) cv.line(X(static_cast<double>(prev) + 1), Y(s.y[prev]), x, y, s.rgb, 2);
+      prev = i;
     }
 }
 

@@ -47,9 +47,13 @@ void TrainFlags::add_config_to(Flags& f) {
   f.add_int("seed", "weight init, data order, augmentation and drop-path draws [0]", &seed, 0, (int64_t{1} << 62));
   f.add_int("subset", "train on the first N images of each class; 0 = all [0]", &subset, 0, 1 << 30);
   f.add_int("eval-subset", "evaluate on the first N test images of each class; 0 = all [0]", &eval_subset, 0, 1 << 30);
+  f.add_int("eval-every",
+            "evaluate (and recompute precise BatchNorm statistics) after every N-th epoch and after the last; "
+            "the training itself is the same either way [1]",
+            &eval_every, 1, 100000);
   f.add_int("val-split",
-            "hold out the last N training images of each class, never trained on; every epoch is evaluated on them "
-            "(log.csv's val_* columns) and the test set once, at the end; 0 = no split [0]",
+            "hold out the last N training images of each class, never trained on; every evaluation is on them "
+            "(log.csv's val_* columns) and the test set is evaluated once, at the end; 0 = no split [0]",
             &val_split, 0, 1 << 30);
   f.add_string("norm-bias-decay",
                "weight decay also on biases, norm weights and relative-position-bias tables (off: timm's exclusion) "
@@ -114,6 +118,7 @@ Recipe TrainFlags::recipe() const {
   r.subset = subset.value_or(r.subset);
   r.eval_subset = eval_subset.value_or(r.eval_subset);
   r.precise_bn = precise_bn.value_or(r.precise_bn);
+  r.eval_every = eval_every.value_or(r.eval_every);
   r.lr = lr.value_or(r.lr);
   r.weight_decay = weight_decay.value_or(r.weight_decay);
   r.label_smoothing = label_smoothing.value_or(r.label_smoothing);
@@ -185,6 +190,7 @@ std::vector<std::string> TrainFlags::canonical_args() const {
       "--seed", std::to_string(r.seed),
       "--subset", std::to_string(r.subset),
       "--eval-subset", std::to_string(r.eval_subset),
+      "--eval-every", std::to_string(r.eval_every),
       "--precise-bn", std::to_string(r.precise_bn),
       "--recipe", r.name,
       "--val-split", std::to_string(r.val_split),

@@ -25,6 +25,8 @@ struct Recipe {
   // Training images over which every evaluation also recomputes the BatchNorm statistics for the
   // current weights (nn/precise_bn.h), beside the running ones; 0: off. pycls uses 8192.
   int64_t precise_bn = 8192;
+  // Evaluate after every N-th epoch and after the last (training is the same bits either way).
+  int64_t eval_every = 1;
   int64_t crop_padding = 4;           // random crop 32 from a zero-padded image: pixels added per side
   std::string auto_augment = "none";  // none | ta_wide (TrivialAugmentWide) | ra (RandAugment)
   int64_t ra_magnitude = 9;
@@ -42,7 +44,7 @@ struct TrainFlags {
   static constexpr const char* kSynopsis =
       "[model flags] [--data DIR] [--recipe reference|fast|long] [--epochs 12] [--batch 128] [--lr 2e-3]\n"
       "       [--weight-decay 0.05] [--label-smoothing 0.1] [--warmup-epochs 1] [--seed 0] [--subset N]\n"
-      "       [--eval-subset N] [--val-split N] [--precise-bn 8192] [--crop-padding 4]\n"
+      "       [--eval-subset N] [--eval-every 1] [--val-split N] [--precise-bn 8192] [--crop-padding 4]\n"
       "       [--auto-augment none|ta_wide|ra] [--random-erase P] [--mixup-alpha A] [--cutmix-alpha A]\n"
       "       [--model-ema-decay D] [--tta none|flip]\n"
       "       [--out DIR] [--resume] [--max-steps N] [--sync-bn]\n"
@@ -53,7 +55,7 @@ struct TrainFlags {
   std::optional<int64_t> epochs, batch, seed, subset, eval_subset, val_split, precise_bn, max_steps, nan_at_step;
   std::optional<double> lr, weight_decay, label_smoothing, warmup_epochs;
   std::optional<std::string> recipe_name, auto_augment, norm_bias_decay, model_ema_warmup, tta;
-  std::optional<int64_t> ra_magnitude, crop_padding;
+  std::optional<int64_t> ra_magnitude, crop_padding, eval_every;
   std::optional<double> random_erase, mixup_alpha, cutmix_alpha, model_ema_decay;
   bool resume = false, synthetic = false;
   // Launch options, like mpirun's -np: not part of the configuration record, given again on --resume.

@@ -155,21 +155,23 @@ std::string bn_gap_note(const EpochRecord& r, double momentum) {
 void write_curves(const std::string& path, const std::vector<EpochRecord>& records) {
   const std::array<unsigned char, 3> blue{31, 119, 180}, orange{255, 127, 14};
   const std::array<unsigned char, 3> green{44, 160, 44}, red{214, 39, 40};
-  // With --val-split the held-out images are evaluated every epoch; the test set only at the end.
-  const bool val = !records.empty() && records.front().has_val();
+  // With --val-split the held-out images are what is evaluated; the test set only at the end. An
+  // epoch --eval-every skipped has no values (gaps in the series).
+  bool val = false;
+  for (const EpochRecord& r : records) val = val || r.has_val();
   const char* name = val ? "VAL" : "TEST";
   Series train_loss{"TRAIN", blue, {}}, eval_loss{name, orange, {}}, precise_loss{cat(name, " PRECISE BN"), green, {}};
   Series train_acc{"TRAIN", blue, {}}, eval_acc{name, orange, {}}, precise_acc{cat(name, " PRECISE BN"), green, {}};
   Series ema_acc{cat(name, " EMA"), red, {}};
-  bool precise = true, ema = true;
+  bool precise = false, ema = false;  // drawn when any evaluation had them
   for (const EpochRecord& r : records) {
     train_loss.y.push_back(r.train_loss), train_acc.y.push_back(100 * r.train_acc);
     eval_loss.y.push_back(val ? r.val_loss : r.test_loss), eval_acc.y.push_back(100 * (val ? r.val_acc : r.test_acc));
     precise_loss.y.push_back(val ? r.val_loss_precise : r.test_loss_precise);
     precise_acc.y.push_back(100 * (val ? r.val_acc_precise : r.test_acc_precise));
     ema_acc.y.push_back(100 * (val ? r.val_acc_ema : r.test_acc_ema));
-    precise = precise && !std::isnan(precise_acc.y.back());
-    ema = ema && !std::isnan(ema_acc.y.back());
+    precise = precise || !std::isnan(precise_acc.y.back());
+    ema = ema || !std::isnan(ema_acc.y.back());
   }
   Panel loss{"LOSS", {train_loss, eval_loss}, true, 0}, acc{"ACCURACY %", {train_acc, eval_acc}, true, 100};
   if (precise && !records.empty()) loss.series.push_back(precise_loss), acc.series.push_back(precise_acc);
