@@ -665,7 +665,8 @@ int run(int argc, char** argv) {
     }
     ddp.sync_buffers();  // every rank evaluates with rank 0's running statistics
     // --eval-every: an epoch in between is not evaluated (nothing of the evaluation feeds training)
-    const bool evaluate_now = (pos.epoch + 1) % r.eval_every == 0 || pos.epoch + 1 == r.epochs;
+    const bool last_epoch = pos.epoch + 1 == r.epochs;
+    const bool evaluate_now = (pos.epoch + 1) % r.eval_every == 0 || last_epoch;
     if (!evaluate_now) precise.clear(), ema_precise.clear();
     if (evaluate_now && r.precise_bn > 0) {  // BatchNorm statistics of the current weights, beside the running ones
       if (rank0) bar.note("precise BatchNorm statistics ...");
@@ -693,7 +694,7 @@ int run(int argc, char** argv) {
       rec.val_loss = v.loss, rec.val_acc = v.acc, rec.val_loss_precise = v.loss_precise;
       rec.val_acc_precise = v.acc_precise, rec.val_acc_ema = v.acc_ema, rec.val_acc_tta = v.acc_tta;
     }
-    if ((evaluate_now && r.val_split == 0) || pos.epoch + 1 == r.epochs) {
+    if (evaluate_now && (r.val_split == 0 || last_epoch)) {
       if (rank0) bar.note("evaluating on " + std::to_string(data.test.size()) + " test images ...");
       last_eval = score(data.test);
       evaluated = true;
