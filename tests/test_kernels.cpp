@@ -25,6 +25,7 @@
 #include "maxgrad/core/kernels/layer_norm.h"
 #include "maxgrad/core/kernels/pool.h"
 #include "maxgrad/core/kernels/simd.h"
+#include "maxgrad/core/kernels/transpose.h"
 #include "maxgrad/core/ops.h"
 #include "maxgrad/core/reference/batch_norm.h"
 #include "maxgrad/core/reference/conv.h"
@@ -425,6 +426,32 @@ TEST_CASE("gemm_small_k matches reference::gemm: every tile size at the edges of
   CHECK_FALSE(kernels::gemm_small_k_fits(false, false, 64, 64, 0));
   CHECK_FALSE(kernels::gemm_small_k_fits(false, false, 513, 528, 32));
   CHECK_FALSE(kernels::gemm_small_k_fits(false, false, 256, 256, kernels::kTinyK + 1));
+}
+
+template <typename T> void check_transpose(int64_t rows, int64_t cols) {
+  INFO("rows ", rows, " cols ", cols);
+  const int64_t ldi = cols + 3, ldo = rows + 5;  // strides padded past the rows
+  std::vector<T> in(static_cast<size_t>(std::max<int64_t>(1, rows * ldi)));
+  std::iota(in.begin(), in.end(), T(1));
+  std::vector<T> out(static_cast<size_t>(std::max<int64_t>(1, cols * ldo)), T(-1));
+  kernels::transpose(in.data(), ldi, rows, cols, out.data(), ldo);
+  for (int64_t p = 0; p < cols; ++p)
+    for (int64_t j = 0; j < ldo; ++j) {
+      const T want = j < rows ? in[static_cast<size_t>(j * ldi + p)] : T(-1);  // the padding is not written
+      if (out[static_cast<size_t>(p * ldo + j)] != want) {
+        FAIL_CHECK("out[", p, ", ", j, "] = ", out[static_cast<size_t>(p * ldo + j)], ", want ", want);
+        return;
+      }
+    }
+}
+
+TEST_CASE("transpose copies every value, whole vector blocks and ragged edges") {
+  // around one and two vectors' width (4, 8, 16 floats; 2, 4, 8 doubles) and a linear layer's weight
+  for (int64_t rows : {0, 1, 7, 16, 17, 33, 512})
+    for (int64_t cols : {0, 1, 5, 16, 31, 32, 128}) {
+      check_transpose<float>(rows, cols);
+      check_transpose<double>(rows, cols);
+    }
 }
 
 TEST_CASE("gemm_small_k_rows (B's rows at offsets into one buffer) matches reference::gemm on those rows") {

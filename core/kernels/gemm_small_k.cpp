@@ -9,6 +9,8 @@
 #include <immintrin.h>
 #endif
 
+#include "maxgrad/core/kernels/transpose.h"
+
 namespace mg::kernels {
 
 namespace {
@@ -129,11 +131,7 @@ void small_k(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, con
   const int64_t ars = ta ? 1 : lda, aps = ta ? lda : 1;  // A stored (k, m) when transposed: read in place
   if (tb) {                                              // B is stored (n, k): copy it to (k, n)
     b_buf.resize(static_cast<size_t>(k * n));
-    constexpr int64_t kT = 16;  // in 16 x 16 blocks: the lines read and written stay in L1 while used
-    for (int64_t j0 = 0; j0 < n; j0 += kT)
-      for (int64_t p0 = 0; p0 < k; p0 += kT)
-        for (int64_t j = j0; j < std::min(n, j0 + kT); ++j)
-          for (int64_t p = p0; p < std::min(k, p0 + kT); ++p) b_buf[static_cast<size_t>(p * n + j)] = b[j * ldb + p];
+    transpose(b, ldb, n, k, b_buf.data(), n);
     b = b_buf.data();
     ldb = n;
   }
