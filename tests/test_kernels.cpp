@@ -310,6 +310,25 @@ TEST_CASE("conv2d shifted-row path (float, stride 1, thin) matches the reference
   CHECK_FALSE(kernels::shifted_conv_fits(kernels::ConvGeom{8, 8, 8, 3, 3, 1, 1, 8, 8}, 0, 1));
 }
 
+TEST_CASE("conv2d forward on fewer than 4 samples (each product split across threads) keeps the bits") {
+  // A batch of 1 to 3 splits each sample's product; a batch of 4 runs samples whole, one per task.
+  // The stem's shifted 3x3 (32 -> 32 at 32x32), a 1x1 (32 -> 128) and an im2col conv (stride 2).
+  Generator g(5);
+  const ConvCase cases[] = {
+      {4, 32, 32, 32, 32, 3, 3, 1, 1, 1}, {4, 32, 32, 32, 128, 1, 1, 1, 0, 1}, {4, 16, 17, 17, 48, 3, 3, 2, 1, 1}};
+  for (const ConvCase& k : cases) {
+    INFO(describe(k));
+    Tensor x = randn({k.n, k.c, k.h, k.w}, g), w = randn({k.o, k.c, k.kh, k.kw}, g), b = randn({k.o}, g);
+    const std::vector<double> whole = conv2d(x, w, b, k.stride, k.pad, k.groups).to_vector();
+    for (int64_t first : {0, 3}) {  // the first sample alone, the last alone
+      Tensor xs = index_select(x, 0, full({1}, static_cast<double>(first), DType::Int64));
+      const std::vector<double> alone = conv2d(xs, w, b, k.stride, k.pad, k.groups).to_vector();
+      const size_t per = alone.size();
+      CHECK(std::equal(alone.begin(), alone.end(), whole.begin() + static_cast<std::ptrdiff_t>(first * per)));
+    }
+  }
+}
+
 TEST_CASE("conv2d with no input channels, no output channels or no samples, on every path") {
   // zeros out (a sum over nothing), empty gradients of the right shapes, no crash
   for (DType dt : {DType::Float32, DType::Float64})

@@ -12,8 +12,8 @@
 #include "maxgrad/core/kernels/depthwise.h"
 #include "maxgrad/core/kernels/gemm.h"
 #include "maxgrad/core/kernels/scratch.h"
-#include "maxgrad/core/runtime/parallel.h"
 #include "maxgrad/core/reference/conv.h"
+#include "maxgrad/core/runtime/parallel.h"
 
 namespace mg::kernels {
 
@@ -34,6 +34,9 @@ struct ConvArgs : Conv2dShape {
 };
 
 constexpr int64_t kSamplesPerGroup = 8;  // weight-gradient partial sums: fixed, for determinism
+// Below this many samples (batch-1 inference) a forward's samples leave threads idle, so each
+// sample's product is split across them instead; the bits are the same either way.
+constexpr int64_t kFewSamples = 4;
 
 // The 1x1 path on small maps. One GEMM per sample packs the whole weight for only h*w columns: in
 // the cifar preset's last stage a 512x128 weight for 16 columns, in squeeze-excitation for 1; and a
@@ -102,13 +105,14 @@ template <typename T> void forward(const ConvArgs& a, const T* x, const T* w, co
         Scratch<float> xp(sc.padded_size), yp(sc.o * sc.np);
         for (int64_t s = s0; s < s1; ++s) {
           shifted_pad(x + s * a.c * a.h * a.w, sc, xp.data());
-          shifted_forward(xp.data(), w, bias, sc, yp.data(), y + s * a.o * hw_out);
+          shifted_forward(xp.data(), w, bias, sc, yp.data(), y + s * a.o * hw_out, a.n < kFewSamples);
         }
       });
       return;
     }
   }
   const int64_t rb = a.col_rows();
+  const auto product = a.n < kFewSamples ? &gemm_parallel<T> : &gemm<T>;
   parallel_for(a.n, 1, [&](int64_t s0, int64_t s1) {
     Scratch<T> col(a.pointwise() ? 0 : ck * rb * a.wo);
     for (int64_t s = s0; s < s1; ++s) {
@@ -124,13 +128,13 @@ template <typename T> void forward(const ConvArgs& a, const T* x, const T* w, co
           beta = 1;
         }
         if (a.pointwise()) {
-          gemm<T>(false, false, og, hw_out, ck, T(1), wg, ck, src, hw_out, beta, yg, hw_out);
+          product(false, false, og, hw_out, ck, T(1), wg, ck, src, hw_out, beta, yg, hw_out);
           continue;
         }
         for (int64_t oh0 = 0; oh0 < a.ho; oh0 += rb) {  // y_g[:, block] = W_g (og, ck) @ col (ck, nb)
           const int64_t oh1 = std::min(a.ho, oh0 + rb), nb = (oh1 - oh0) * a.wo;
           im2col(src, g, col.data(), oh0, oh1);
-          gemm<T>(false, false, og, nb, ck, T(1), wg, ck, col.data(), nb, beta, yg + oh0 * a.wo, hw_out);
+          product(false, false, og, nb, ck, T(1), wg, ck, col.data(), nb, beta, yg + oh0 * a.wo, hw_out);
         }
       }
     }

@@ -6,11 +6,13 @@
 
 #include "maxgrad/core/kernels/gemm_small_k.h"
 #include "maxgrad/core/kernels/simd.h"
+#include "maxgrad/core/runtime/parallel.h"
 
 namespace mg::kernels {
 
 namespace {
 constexpr int64_t kL = kVecLanes<float>;  // np is a multiple of this (16 with AVX-512)
+constexpr int64_t kColumnBlock = 128;     // split_columns: the stem's 1088 columns in 9 tasks
 }  // namespace
 
 ShiftedConv::ShiftedConv(int64_t c_, int64_t h_, int64_t w_, int64_t o_, int64_t kh_, int64_t kw_, int64_t pad_)
@@ -61,10 +63,16 @@ void shifted_spread(const float* gy, const ShiftedConv& s, float* gyp) {
   }
 }
 
-void shifted_forward(const float* xp, const float* w, const float* bias, const ShiftedConv& s, float* scratch,
-                     float* y) {
-  // scratch (o, np) = W (o, taps) @ the shifted rows of xp
-  gemm_small_k_rows(s.o, s.np, s.taps(), w, s.taps(), xp, s.offsets.data(), scratch, s.np);
+void shifted_forward(const float* xp, const float* w, const float* bias, const ShiftedConv& s, float* scratch, float* y,
+                     bool split_columns) {
+  // scratch (o, np) = W (o, taps) @ the shifted rows of xp; columns [j0, j1) read xp from j0 on
+  auto columns = [&](int64_t j0, int64_t j1) {
+    gemm_small_k_rows(s.o, j1 - j0, s.taps(), w, s.taps(), xp + j0, s.offsets.data(), scratch + j0, s.np);
+  };
+  if (split_columns)  // whole vectors per task: every column is summed as in one call
+    parallel_for(s.np / kL, kColumnBlock / kL, [&](int64_t v0, int64_t v1) { columns(v0 * kL, v1 * kL); });
+  else
+    columns(0, s.np);
   for (int64_t oc = 0; oc < s.o; ++oc) {  // keep the wo real columns of each row
     const float b = bias ? bias[oc] : 0.0f;
     for (int64_t r = 0; r < s.ho; ++r) {

@@ -48,8 +48,10 @@ void shifted_pad(const float* x, const ShiftedConv& s, float* xp);
 // gyp (o, np) <- gy (o, ho, wo) in the padded-width layout: zeros in the extra columns and the tail.
 void shifted_spread(const float* gy, const ShiftedConv& s, float* gyp);
 // y (o, ho, wo) = W (o, c, kh, kw) * x [+ bias (o)], from xp = shifted_pad(x); scratch: o * np floats.
-void shifted_forward(const float* xp, const float* w, const float* bias, const ShiftedConv& s, float* scratch,
-                     float* y);
+// split_columns: the product's columns in blocks run as parallel tasks (a batch too small to give
+// every thread samples); the same bits either way.
+void shifted_forward(const float* xp, const float* w, const float* bias, const ShiftedConv& s, float* scratch, float* y,
+                     bool split_columns = false);
 // gw (o, c*kh*kw) += the weight gradient of one sample, from gyp = shifted_spread(gy) and xp = shifted_pad(x).
 // Each value is a fixed sum over p (by vector lanes, then the lanes in order): the bits depend on the shapes only.
 void shifted_weight_grad(const float* gyp, const float* xp, const ShiftedConv& s, float* gw);
