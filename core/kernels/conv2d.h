@@ -8,9 +8,9 @@
 //   thin, stride 1 (float):        shifted rows of the padded input as the GEMM's operand, no im2col
 //                                  (core/kernels/conv_shifted.h: the stem);
 //   anything else:                 im2col (core/kernels/conv.h), then a GEMM per sample and group.
-// Samples run in parallel; a forward on fewer than 4 samples (batch-1 inference) splits each sample's
-// product across the threads instead. Weight gradients are summed over fixed groups of samples, then over the
-// groups in order, so the result does not depend on the thread count.
+// Samples run in parallel; a forward on fewer than 4 samples (batch-1 inference) splits each
+// sample's product across the threads instead. Weight gradients are summed over fixed groups of
+// samples, then over the groups in order, so the result does not depend on the thread count.
 #pragma once
 #include <cstdint>
 

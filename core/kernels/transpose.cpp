@@ -1,7 +1,5 @@
 #include "maxgrad/core/kernels/transpose.h"
 
-#include <algorithm>
-
 #include "maxgrad/core/kernels/simd.h"
 
 namespace mg::kernels {
