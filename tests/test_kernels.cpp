@@ -447,6 +447,36 @@ TEST_CASE("gemm_small_k matches reference::gemm: every tile size at the edges of
   CHECK_FALSE(kernels::gemm_small_k_fits(false, false, 256, 256, kernels::kTinyK + 1));
 }
 
+TEST_CASE("gemm_small_k with a transposed B and few rows of A keeps the bits of B turned round first") {
+  // Batch-1 linears (m = 16 tokens against a (512, 128) weight) compute C^T = B op(A)^T with B read
+  // in place; the result must be the bits of the plain path, B copied to (k, n) and read by rows.
+  Generator g(37);
+  struct Size {
+    int64_t m, n, k;
+  };
+  for (const Size s : {Size{16, 512, 128}, Size{16, 384, 128}, Size{32, 128, 512}, Size{48, 256, 64}})
+    for (bool ta : {false, true}) {
+      INFO("m ", s.m, " n ", s.n, " k ", s.k, " trans_a ", ta);
+      const int64_t lda = (ta ? s.m : s.k) + 3, ldb = s.k + 2, ldc = s.n + 1;
+      std::vector<float> a = random_vec<float>(g, (ta ? s.k : s.m) * lda), b = random_vec<float>(g, s.n * ldb);
+      std::vector<float> bt(static_cast<size_t>(s.k * s.n)), bias = random_vec<float>(g, s.n);
+      kernels::transpose(b.data(), ldb, s.n, s.k, bt.data(), s.n);
+      const std::vector<float> c0 = random_vec<float>(g, s.m * ldc);
+      for (const auto& [alpha, beta] : {std::pair{1.0f, 0.0f}, std::pair{1.5f, 0.5f}, std::pair{-0.5f, 1.0f}}) {
+        std::vector<float> swapped = c0, plain = c0;
+        kernels::gemm_small_k(ta, true, s.m, s.n, s.k, alpha, a.data(), lda, b.data(), ldb, beta, swapped.data(), ldc);
+        kernels::gemm_small_k(ta, false, s.m, s.n, s.k, alpha, a.data(), lda, bt.data(), s.n, beta, plain.data(), ldc);
+        CHECK(std::memcmp(swapped.data(), plain.data(), swapped.size() * sizeof(float)) == 0);
+      }
+      std::vector<float> swapped = c0, plain = c0;
+      kernels::gemm_small_k_bias(ta, true, s.m, s.n, s.k, 1.0f, a.data(), lda, b.data(), ldb, bias.data(),
+                                 swapped.data(), ldc);
+      kernels::gemm_small_k_bias(ta, false, s.m, s.n, s.k, 1.0f, a.data(), lda, bt.data(), s.n, bias.data(),
+                                 plain.data(), ldc);
+      CHECK(std::memcmp(swapped.data(), plain.data(), swapped.size() * sizeof(float)) == 0);
+    }
+}
+
 template <typename T> void check_transpose(int64_t rows, int64_t cols) {
   INFO("rows ", rows, " cols ", cols);
   const int64_t ldi = cols + 3, ldo = rows + 5;  // strides padded past the rows

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <utility>
 #include <vector>
 
@@ -125,6 +126,23 @@ void small_k(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, con
   if (k == 0) {  // C = beta D (beta 0: zeros, D ignored, as BLAS does)
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * d[i * ldd + j];
+    return;
+  }
+  // A transposed B (a linear layer's weight, stored (n, k)) next to few rows of A (batch-1 inference):
+  // copying B the right way round moves n*k values for a product of m*n*k multiply-adds, as much time
+  // as the product itself at m = 16. So C^T (n, m) = B (n, k) @ op(A)^T is computed instead, with B
+  // read in place, and turned round into C: m*k + m*n values copied. Every value is the same sum in
+  // the same order (x*w is w*x), alpha and then beta D applied as in the tile: the same bits.
+  if (tb && !boff && k < kLongK && m % kLanes == 0 && m * (k + n) < n * k) {
+    thread_local std::vector<float> ct_buf;  // alpha C^T (n, m), then C's rows if D is added
+    ct_buf.resize(static_cast<size_t>(2 * n * m));
+    float* ct = ct_buf.data();
+    small_k(false, !ta, n, m, k, alpha, b, ldb, a, lda, nullptr, 0.0f, ct, m, ct, m);
+    if (beta == 0.0f) return transpose(ct, m, n, m, c, ldc);
+    float* t = ct + n * m;
+    transpose(ct, m, n, m, t, n);
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = std::fma(d[i * ldd + j], beta, t[i * n + j]);
     return;
   }
   thread_local std::vector<float> b_buf;
