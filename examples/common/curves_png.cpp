@@ -111,7 +111,23 @@ std::string tick_label(double v, double step) {
 }
 
 void draw_panel(Canvas& cv, int ox, int pw, int ph, const Panel& p) {
-  const int left = ox + 56, right = ox + pw - 16, top = 40, bottom = ph - 44;
+  const int left = ox + 56, right = ox + pw - 16, bottom = ph - 44;
+  // The legend, right-aligned: beside the title if it fits there, else in rows of its own under it
+  // (four series, as with averaged weights, are wider than the space the title leaves).
+  auto entry_width = [](const Series& s) { return Canvas::text_width(s.name) + 30; };
+  int legend_width = 0;
+  for (const Series& s : p.series) legend_width += entry_width(s);
+  const bool beside_title = legend_width <= right - (left + Canvas::text_width(p.title) + 16);
+  std::vector<std::vector<const Series*>> legend_rows(1);
+  int used = 0;
+  for (const Series& s : p.series) {
+    if (used + entry_width(s) > right - left && !legend_rows.back().empty()) legend_rows.emplace_back(), used = 0;
+    legend_rows.back().push_back(&s);
+    used += entry_width(s);
+  }
+  constexpr int kRow = 16;
+  const int legend_y = beside_title ? 12 : 12 + kRow;
+  const int top = 40 + (legend_y - 12) + kRow * (static_cast<int>(legend_rows.size()) - 1);
   int n = 0;
   double lo = INFINITY, hi = -INFINITY;
   for (const Series& s : p.series) {
@@ -148,11 +164,14 @@ void draw_panel(Canvas& cv, int ox, int pw, int ph, const Panel& p) {
   cv.line(left, top, left, bottom, kBlack);  // axes
   cv.line(left, bottom, right, bottom, kBlack);
 
-  int legend_x = right;
-  for (auto it = p.series.rbegin(); it != p.series.rend(); ++it) {  // legend, right-aligned in the title row
-    legend_x -= Canvas::text_width(it->name) + 30;
-    cv.line(legend_x, 17, legend_x + 16, 17, it->rgb, 3);
-    cv.text(legend_x + 22, 12, it->name, kBlack);
+  for (size_t r = 0; r < legend_rows.size(); ++r) {
+    const int y = legend_y + kRow * static_cast<int>(r);
+    int x = right;
+    for (auto it = legend_rows[r].rbegin(); it != legend_rows[r].rend(); ++it) {
+      x -= entry_width(**it);
+      cv.line(x, y + 5, x + 16, y + 5, (*it)->rgb, 3);
+      cv.text(x + 22, y, (*it)->name, kBlack);
+    }
   }
   // Epochs without a value (not evaluated: --eval-every) are skipped; the line joins the values around them.
   for (const Series& s : p.series)
