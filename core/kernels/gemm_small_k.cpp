@@ -141,15 +141,13 @@ void small_k(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, con
   // read in place, and turned round into C: m*k + m*n values copied. Every value is the same sum in
   // the same order (x*w is w*x), alpha and then beta D applied as in the tile: the same bits.
   if (tb && !boff && k < kLongK && m % kLanes == 0 && m * (k + n) < n * k) {
-    thread_local std::vector<float> ct_buf;  // alpha C^T (n, m), then C's rows if D is added
-    ct_buf.resize(static_cast<size_t>(2 * n * m));
-    float* ct = ct_buf.data();
-    small_k(false, !ta, n, m, k, alpha, b, ldb, a, lda, nullptr, 0.0f, ct, m, ct, m);
+    thread_local std::vector<float> ct_buf;  // alpha C^T (n, m)
+    ct_buf.resize(static_cast<size_t>(n * m));
+    const float* ct = ct_buf.data();
+    small_k(false, !ta, n, m, k, alpha, b, ldb, a, lda, nullptr, 0.0f, ct_buf.data(), m, ct_buf.data(), m);
     if (beta == 0.0f) return transpose(ct, m, n, m, c, ldc);
-    float* t = ct + n * m;
-    transpose(ct, m, n, m, t, n);
     for (int64_t i = 0; i < m; ++i)
-      for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = std::fma(d[i * ldd + j], beta, t[i * n + j]);
+      for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = std::fma(d[i * ldd + j], beta, ct[j * m + i]);
     return;
   }
   thread_local std::vector<float> b_buf;
@@ -189,6 +187,7 @@ void small_k(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, con
       for (int64_t j = j0; j < j1; j += kNR) {
         const int64_t nv = std::min(kNR, j1 - j) / kLanes;
         const float* pf = i0 == 0 && !boff && j + width < n ? b + j + width : nullptr;  // the same tile, next chunk
+        // the first tile of a row of tiles fetches the next row's A (the others read the same rows)
         const float* apf = j == j0 && aps == 1 && k >= 64 && i0 + kMR < m ? a + (i0 + kMR) * ars : nullptr;
         kTiles[boff != nullptr][static_cast<size_t>(mr - 1)][static_cast<size_t>(nv - 1)](
             k, alpha, a + i0 * ars, ars, aps, b + j, ldb, boff, beta, d + i0 * ldd + j, ldd, c + i0 * ldc + j, ldc, pf,

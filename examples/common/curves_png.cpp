@@ -127,7 +127,7 @@ void draw_panel(Canvas& cv, int ox, int pw, int ph, const Panel& p) {
   }
   constexpr int kRow = 16;
   const int legend_y = beside_title ? 12 : 12 + kRow;
-  const int top = 40 + (legend_y - 12) + kRow * (static_cast<int>(legend_rows.size()) - 1);
+  const int top = legend_y + kRow * static_cast<int>(legend_rows.size()) + 12;  // the plot, under the legend
   int n = 0;
   double lo = INFINITY, hi = -INFINITY;
   for (const Series& s : p.series) {
