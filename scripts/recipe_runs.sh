@@ -8,7 +8,7 @@
 #   scripts/recipe_runs.sh --list
 #
 # NAME is a row below. The ablation rows train on 45,000 images and are scored on the 5,000 held
-# out (--val-split 500); only the final rows (fast-seed*, long) look at the test set.
+# out (--val-split 500); only the final rows (fast-seed*, long, long-ta-wide) look at the test set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -572,16 +572,17 @@ TEST_CASE("--recipe sets defaults that flags override, and a resumed run keeps t
   CHECK(run("train_cifar", {"--resume", "--out", "out", "--recipe", "long"}, dir).status == 2);
 
   // long: crop and flip as the only per-image augmentation, with its own regularisers
-  const Result lr = run("train_cifar",
-                        tiny({"--synthetic", "--recipe", "long", "--subset", "10", "--eval-subset", "2", "--epochs",
-                              "1", "--batch", "25", "--precise-bn", "0", "--max-steps", "1", "--out", "long"}),
-                        dir);
-  REQUIRE_MESSAGE(lr.status == 0, lr.err);
-  CHECK(lr.out.find("long recipe:") != std::string::npos);
-  CHECK(lr.out.find("random crop 32 from 4-pixel zero padding + horizontal flip per image, CIFAR-10") !=
+  const Result long_run =
+      run("train_cifar",
+          tiny({"--synthetic", "--recipe", "long", "--subset", "10", "--eval-subset", "2", "--epochs", "1", "--batch",
+                "25", "--precise-bn", "0", "--max-steps", "1", "--out", "long"}),
+          dir);
+  REQUIRE_MESSAGE(long_run.status == 0, long_run.err);
+  CHECK(long_run.out.find("long recipe:") != std::string::npos);
+  CHECK(long_run.out.find("random crop 32 from 4-pixel zero padding + horizontal flip per image, CIFAR-10") !=
         std::string::npos);
-  CHECK(lr.out.find("TrivialAugmentWide") == std::string::npos);
-  CHECK(lr.out.find("erasing") == std::string::npos);
-  CHECK(lr.out.find("stochastic depth 0.1") != std::string::npos);
-  CHECK(lr.out.find("weight average (EMA) decay 0.9998") != std::string::npos);
+  CHECK(long_run.out.find("TrivialAugmentWide") == std::string::npos);
+  CHECK(long_run.out.find("erasing") == std::string::npos);
+  CHECK(long_run.out.find("stochastic depth 0.1") != std::string::npos);
+  CHECK(long_run.out.find("weight average (EMA) decay 0.9998") != std::string::npos);
 }
