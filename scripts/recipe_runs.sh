@@ -19,6 +19,7 @@ declare -A RUN=(
   [fast-val-ema]="--recipe fast --val-split 500 --model-ema-decay 0.999"
   [fast-val-ta-wide]="--recipe fast --val-split 500 --auto-augment ta_wide"
   [fast-val-erase]="--recipe fast --val-split 500 --random-erase 0.25"
+  [fast-val-ra]="--recipe fast --val-split 500 --auto-augment ra --ra-magnitude 9"
   [fast-val-mix]="--recipe fast --val-split 500 --mixup-alpha 0.8 --cutmix-alpha 1.0"
   [fast-val-no-smoothing]="--recipe fast --val-split 500 --label-smoothing 0"
   [fast-val-wd-exclusion]="--recipe fast --val-split 500 --norm-bias-decay off"
